@@ -1,0 +1,27 @@
+// Channel and server credentials: mutual TLS from PEM files, or plaintext.
+// gRPC's TLS runs on OpenSSL; BoringSSL stays inside common/crypto.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/rpc/server_options.h"
+#include "grpcpp/grpcpp.h"
+
+namespace vpn::rpc {
+
+// Server credentials: mTLS that requires and verifies a client certificate
+// when `tls` is enabled, plaintext otherwise.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const TlsFiles& tls);
+
+// A channel to another service at `target` (host:port), with a client
+// certificate when `tls` is enabled.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
+    const std::string& target, const TlsFiles& tls);
+
+// Reads a whole file (PEM, keys); the error names the path.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+}  // namespace vpn::rpc

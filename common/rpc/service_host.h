@@ -1,0 +1,43 @@
+// Runs one component's gRPC server with what every service must have:
+// grpc.health.v1, server reflection, request metrics and optional mTLS.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/log/log.h"
+#include "common/rpc/credentials.h"
+#include "common/rpc/metrics.h"
+#include "common/rpc/server_options.h"
+#include "grpcpp/grpcpp.h"
+
+namespace vpn::rpc {
+
+class ServiceHost {
+ public:
+  // Builds and starts the server. `services` must outlive the host.
+  static absl::StatusOr<std::unique_ptr<ServiceHost>> Start(
+      const std::string& component, const ServerOptions& options,
+      const std::vector<grpc::Service*>& services, MetricsEndpoint& metrics);
+
+  ~ServiceHost();
+
+  int port() const { return port_; }
+
+  // Reports NOT_SERVING, then lets in-flight RPCs finish for up to `grace`.
+  void Shutdown(absl::Duration grace = absl::Seconds(5));
+
+ private:
+  ServiceHost(std::unique_ptr<grpc::Server> server, int port, std::string component)
+      : server_(std::move(server)), port_(port), log_(std::move(component)) {}
+
+  std::unique_ptr<grpc::Server> server_;
+  int port_;
+  log::Logger log_;
+  bool shut_down_ = false;
+};
+
+}  // namespace vpn::rpc

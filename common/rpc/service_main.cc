@@ -1,0 +1,112 @@
+#include "common/rpc/service_main.h"
+
+#include <csignal>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "common/log/log.h"
+#include "common/rpc/metrics.h"
+#include "common/rpc/service_host.h"
+#include "common/rpc/signals.h"
+
+ABSL_FLAG(std::string, config, "", "Path of the YAML config file.");
+ABSL_FLAG(std::string, grpc_listen, "",
+          "Overrides server.grpc_listen (host:port).");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Overrides server.metrics_listen (host:port).");
+ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+
+namespace vpn::rpc {
+
+CommonFlags ParseCommonFlags(int argc, char** argv, const std::string& usage) {
+  absl::SetProgramUsageMessage(usage);
+  absl::ParseCommandLine(argc, argv);
+  return CommonFlags{absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_grpc_listen),
+                     absl::GetFlag(FLAGS_metrics_listen),
+                     absl::GetFlag(FLAGS_log_level)};
+}
+
+absl::Status ApplyLogLevel(const std::string& level) {
+  if (level == "debug") {
+    log::SetMinimumLevel(log::Level::kDebug);
+  } else if (level == "info") {
+    log::SetMinimumLevel(log::Level::kInfo);
+  } else if (level == "warning") {
+    log::SetMinimumLevel(log::Level::kWarning);
+  } else if (level == "error") {
+    log::SetMinimumLevel(log::Level::kError);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("flag --log_level: '", level,
+                     "' is not debug, info, warning or error"));
+  }
+  return absl::OkStatus();
+}
+
+int RunServiceMain(int argc, char** argv, const ServiceDefinition& service) {
+  BlockTerminationSignals();
+  std::signal(SIGPIPE, SIG_IGN);
+  const CommonFlags flags = ParseCommonFlags(
+      argc, argv, absl::StrCat(service.name, " [--config=FILE] [flags]"));
+  const log::Logger log(service.name);
+  if (absl::Status level = ApplyLogLevel(flags.log_level); !level.ok()) {
+    log.Error("invalid flag", {{"error", level.message()}});
+    return 2;
+  }
+
+  ServerOptions options;
+  options.grpc_listen = service.default_grpc_listen;
+  options.metrics_listen = service.default_metrics_listen;
+  absl::StatusOr<config::ConfigReader> reader =
+      config::ConfigReader::FromFile(flags.config_path);
+  if (!reader.ok()) {
+    log.Error("invalid config", {{"error", reader.status().message()}});
+    return 2;
+  }
+  ReadServerOptions(*reader, &options);
+  service.read_config(*reader);
+  if (absl::Status valid = reader->Finish(); !valid.ok()) {
+    log.Error("invalid config", {{"error", valid.message()}});
+    return 2;
+  }
+  for (const auto& [flag, value] :
+       {std::pair<const char*, const std::string&>{"--grpc_listen", flags.grpc_listen},
+        {"--metrics_listen", flags.metrics_listen}}) {
+    if (value.empty()) continue;
+    if (absl::Status valid = config::ValidateHostPort(value); !valid.ok()) {
+      log.Error("invalid flag",
+                {{"error", absl::StrCat("flag ", flag, ": ", valid.message())}});
+      return 2;
+    }
+  }
+  if (!flags.grpc_listen.empty()) options.grpc_listen = flags.grpc_listen;
+  if (!flags.metrics_listen.empty()) options.metrics_listen = flags.metrics_listen;
+
+  absl::StatusOr<std::unique_ptr<MetricsEndpoint>> metrics =
+      MetricsEndpoint::Start(options.metrics_listen);
+  if (!metrics.ok()) {
+    log.Error("start-up failed", {{"error", metrics.status().message()}});
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<Component>> component = service.create(options);
+  if (!component.ok()) {
+    log.Error("start-up failed", {{"error", component.status().message()}});
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<ServiceHost>> host = ServiceHost::Start(
+      service.name, options, (*component)->services(), **metrics);
+  if (!host.ok()) {
+    log.Error("start-up failed", {{"error", host.status().message()}});
+    return 1;
+  }
+
+  const int signal_number = WaitForTerminationSignal();
+  log.Info("stopping", {{"signal", signal_number}});
+  (*component)->Stop();
+  (*host)->Shutdown();
+  return 0;
+}
+
+}  // namespace vpn::rpc
