@@ -1,0 +1,125 @@
+#include "gateway/gateway.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace vpn::gateway {
+
+GatewayConfig DefaultGatewayConfig() {
+  GatewayConfig config;
+  config.ike.server.grpc_listen = "127.0.0.1:50051";
+  config.auth.server.grpc_listen = "127.0.0.1:50052";
+  config.mobility.server.grpc_listen = "127.0.0.1:50053";
+  config.forwarder.server.grpc_listen = "127.0.0.1:50054";
+  return config;
+}
+
+void ReadGatewayConfig(config::ConfigReader& reader, GatewayConfig* out) {
+  std::string metrics = out->metrics_listen;
+  reader.String("metrics_listen", &metrics);
+  if (!metrics.empty() && metrics != out->metrics_listen) {
+    absl::Status valid = config::ValidateHostPort(metrics);
+    if (!valid.ok()) reader.Fail("metrics_listen", valid.message());
+  }
+  out->metrics_listen = metrics;
+
+  reader.PushSection("auth_service");
+  rpc::ReadServerOptions(reader, &out->auth.server);
+  auth::ReadAuthServiceConfig(reader, &out->auth);
+  reader.PopSection();
+
+  reader.PushSection("mobility_service");
+  rpc::ReadServerOptions(reader, &out->mobility.server);
+  mobility::ReadMobilityServiceConfig(reader, &out->mobility);
+  reader.PopSection();
+
+  reader.PushSection("esp_forwarder");
+  rpc::ReadServerOptions(reader, &out->forwarder.server);
+  forwarder::ReadForwarderConfig(reader, &out->forwarder);
+  reader.PopSection();
+
+  reader.PushSection("ike_service");
+  rpc::ReadServerOptions(reader, &out->ike.server);
+  ike::ReadIkeServiceConfig(reader, &out->ike);
+  reader.PopSection();
+}
+
+absl::Status Gateway::StartOne(const std::string& name,
+                               const rpc::ServerOptions& options,
+                               std::unique_ptr<rpc::Component> component) {
+  absl::StatusOr<std::unique_ptr<rpc::ServiceHost>> host =
+      rpc::ServiceHost::Start(name, options, component->services(), *metrics_);
+  if (!host.ok()) return host.status();
+  running_.push_back({name, std::move(component), std::move(*host)});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
+  std::unique_ptr<Gateway> gateway(new Gateway());
+  absl::StatusOr<std::unique_ptr<rpc::MetricsEndpoint>> metrics =
+      rpc::MetricsEndpoint::Start(config.metrics_listen);
+  if (!metrics.ok()) return metrics.status();
+  gateway->metrics_ = std::move(*metrics);
+
+  absl::StatusOr<std::unique_ptr<auth::AuthComponent>> auth =
+      auth::AuthComponent::Create(config.auth);
+  if (!auth.ok()) return auth.status();
+  if (absl::Status s = gateway->StartOne("auth-service", config.auth.server,
+                                         std::move(*auth));
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<std::unique_ptr<mobility::MobilityComponent>> mobility =
+      mobility::MobilityComponent::Create(config.mobility);
+  if (!mobility.ok()) return mobility.status();
+  if (absl::Status s = gateway->StartOne("mobility-service",
+                                         config.mobility.server,
+                                         std::move(*mobility));
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<std::unique_ptr<forwarder::ForwarderComponent>> forwarder =
+      forwarder::ForwarderComponent::Create(config.forwarder);
+  if (!forwarder.ok()) return forwarder.status();
+  if (absl::Status s = gateway->StartOne("esp-forwarder", config.forwarder.server,
+                                         std::move(*forwarder));
+      !s.ok()) {
+    return s;
+  }
+
+  // ike-service reaches its peers on this host, on the ports they got.
+  config.ike.auth_service =
+      absl::StrCat("127.0.0.1:", gateway->running_[0].host->port());
+  config.ike.mobility_service =
+      absl::StrCat("127.0.0.1:", gateway->running_[1].host->port());
+  config.ike.forwarders = {
+      absl::StrCat("127.0.0.1:", gateway->running_[2].host->port())};
+  absl::StatusOr<std::unique_ptr<ike::IkeComponent>> ike =
+      ike::IkeComponent::Create(config.ike);
+  if (!ike.ok()) return ike.status();
+  if (absl::Status s =
+          gateway->StartOne("ike-service", config.ike.server, std::move(*ike));
+      !s.ok()) {
+    return s;
+  }
+  return gateway;
+}
+
+std::vector<std::pair<std::string, int>> Gateway::ports() const {
+  std::vector<std::pair<std::string, int>> ports;
+  for (const Running& running : running_) {
+    ports.emplace_back(running.name, running.host->port());
+  }
+  return ports;
+}
+
+void Gateway::Stop() {
+  for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
+    it->component->Stop();
+    it->host->Shutdown();
+  }
+  running_.clear();
+}
+
+Gateway::~Gateway() { Stop(); }
+
+}  // namespace vpn::gateway

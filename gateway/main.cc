@@ -1,0 +1,58 @@
+#include <csignal>
+
+#include "common/log/log.h"
+#include "common/rpc/service_main.h"
+#include "common/rpc/signals.h"
+#include "gateway/gateway.h"
+
+int main(int argc, char** argv) {
+  vpn::rpc::BlockTerminationSignals();
+  std::signal(SIGPIPE, SIG_IGN);
+  const vpn::rpc::CommonFlags flags = vpn::rpc::ParseCommonFlags(
+      argc, argv, "gateway [--config=FILE]: all four services in one process");
+  const vpn::log::Logger log("gateway");
+  if (absl::Status level = vpn::rpc::ApplyLogLevel(flags.log_level); !level.ok()) {
+    log.Error("invalid flag", {{"error", level.message()}});
+    return 2;
+  }
+  if (!flags.grpc_listen.empty()) {
+    log.Error("invalid flag",
+              {{"error",
+                "flag --grpc_listen: gateway runs four servers; set "
+                "<service>.server.grpc_listen in the config file"}});
+    return 2;
+  }
+  vpn::gateway::GatewayConfig config = vpn::gateway::DefaultGatewayConfig();
+  absl::StatusOr<vpn::config::ConfigReader> reader =
+      vpn::config::ConfigReader::FromFile(flags.config_path);
+  if (!reader.ok()) {
+    log.Error("invalid config", {{"error", reader.status().message()}});
+    return 2;
+  }
+  vpn::gateway::ReadGatewayConfig(*reader, &config);
+  if (absl::Status valid = reader->Finish(); !valid.ok()) {
+    log.Error("invalid config", {{"error", valid.message()}});
+    return 2;
+  }
+  if (!flags.metrics_listen.empty()) {
+    if (absl::Status valid = vpn::config::ValidateHostPort(flags.metrics_listen);
+        !valid.ok()) {
+      log.Error("invalid flag", {{"error", "flag --metrics_listen: " +
+                                               std::string(valid.message())}});
+      return 2;
+    }
+    config.metrics_listen = flags.metrics_listen;
+  }
+
+  absl::StatusOr<std::unique_ptr<vpn::gateway::Gateway>> gateway =
+      vpn::gateway::Gateway::Start(config);
+  if (!gateway.ok()) {
+    log.Error("start-up failed", {{"error", gateway.status().message()}});
+    return 1;
+  }
+  log.Info("gateway up", {{"metrics_port", (*gateway)->metrics_port()}});
+  const int signal_number = vpn::rpc::WaitForTerminationSignal();
+  log.Info("stopping", {{"signal", signal_number}});
+  (*gateway)->Stop();
+  return 0;
+}
