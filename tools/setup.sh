@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need from Debian 12's archive, then
+# returns. Idempotent: packages already present are not touched, and apt is
+# only called when something is missing. Run as root.
+set -euo pipefail
+
+PACKAGES=(
+  # Build
+  bazel-bootstrap build-essential default-jdk-headless
+  protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
+  libabsl-dev prometheus-cpp-dev libyaml-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # Crypto: BoringSSL for IKE/EAP/ESP; the openssl CLI cross-checks it in tests
+  android-libboringssl-dev openssl
+  # Store: a real etcd for the etcd backend's tests
+  etcd-server etcd-client
+  # Test hosts: network namespaces
+  iproute2 procps
+)
+
+say() { printf '[setup] %s\n' "$*"; }
+
+if [[ $(id -u) -ne 0 ]]; then
+  say "run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  say "all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+say "installing ${#missing[@]} missing packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+say "installed"
