@@ -10,7 +10,8 @@ void ReadAuthServiceConfig(config::ConfigReader& reader, AuthServiceConfig* out)
 }
 
 absl::StatusOr<std::unique_ptr<AuthComponent>> AuthComponent::Create(
-    const AuthServiceConfig& config) {
+    const AuthServiceConfig& config, prometheus::Registry& registry) {
+  (void)registry;
   return std::unique_ptr<AuthComponent>(new AuthComponent(config));
 }
 

@@ -9,6 +9,7 @@
 #include "common/config/config_reader.h"
 #include "common/rpc/component.h"
 #include "common/rpc/server_options.h"
+#include "prometheus/registry.h"
 
 namespace vpn::auth {
 
@@ -21,7 +22,7 @@ void ReadAuthServiceConfig(config::ConfigReader& reader, AuthServiceConfig* out)
 class AuthComponent : public rpc::Component {
  public:
   static absl::StatusOr<std::unique_ptr<AuthComponent>> Create(
-      const AuthServiceConfig& config);
+      const AuthServiceConfig& config, prometheus::Registry& registry);
 
   std::vector<grpc::Service*> services() override { return {}; }
 

@@ -10,10 +10,11 @@ int main(int argc, char** argv) {
   service.read_config = [&](vpn::config::ConfigReader& reader) {
     vpn::auth::ReadAuthServiceConfig(reader, &config);
   };
-  service.create = [&](const vpn::rpc::ServerOptions& server)
+  service.create = [&](const vpn::rpc::ServerOptions& server,
+                        prometheus::Registry& registry)
       -> absl::StatusOr<std::unique_ptr<vpn::rpc::Component>> {
     config.server = server;
-    return vpn::auth::AuthComponent::Create(config);
+    return vpn::auth::AuthComponent::Create(config, registry);
   };
   return vpn::rpc::RunServiceMain(argc, argv, service);
 }

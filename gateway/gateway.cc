@@ -61,7 +61,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
   gateway->metrics_ = std::move(*metrics);
 
   absl::StatusOr<std::unique_ptr<auth::AuthComponent>> auth =
-      auth::AuthComponent::Create(config.auth);
+      auth::AuthComponent::Create(config.auth, gateway->metrics_->registry());
   if (!auth.ok()) return auth.status();
   if (absl::Status s = gateway->StartOne("auth-service", config.auth.server,
                                          std::move(*auth));
@@ -69,7 +69,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
     return s;
   }
   absl::StatusOr<std::unique_ptr<mobility::MobilityComponent>> mobility =
-      mobility::MobilityComponent::Create(config.mobility);
+      mobility::MobilityComponent::Create(config.mobility, gateway->metrics_->registry());
   if (!mobility.ok()) return mobility.status();
   if (absl::Status s = gateway->StartOne("mobility-service",
                                          config.mobility.server,
@@ -78,7 +78,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
     return s;
   }
   absl::StatusOr<std::unique_ptr<forwarder::ForwarderComponent>> forwarder =
-      forwarder::ForwarderComponent::Create(config.forwarder);
+      forwarder::ForwarderComponent::Create(config.forwarder, gateway->metrics_->registry());
   if (!forwarder.ok()) return forwarder.status();
   if (absl::Status s = gateway->StartOne("esp-forwarder", config.forwarder.server,
                                          std::move(*forwarder));
@@ -94,7 +94,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
   config.ike.forwarders = {
       absl::StrCat("127.0.0.1:", gateway->running_[2].host->port())};
   absl::StatusOr<std::unique_ptr<ike::IkeComponent>> ike =
-      ike::IkeComponent::Create(config.ike);
+      ike::IkeComponent::Create(config.ike, gateway->metrics_->registry());
   if (!ike.ok()) return ike.status();
   if (absl::Status s =
           gateway->StartOne("ike-service", config.ike.server, std::move(*ike));

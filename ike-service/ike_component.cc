@@ -18,7 +18,8 @@ void ReadIkeServiceConfig(config::ConfigReader& reader, IkeServiceConfig* out) {
 }
 
 absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
-    const IkeServiceConfig& config) {
+    const IkeServiceConfig& config, prometheus::Registry& registry) {
+  (void)registry;
   return std::unique_ptr<IkeComponent>(new IkeComponent(config));
 }
 

@@ -10,6 +10,7 @@
 #include "common/config/config_reader.h"
 #include "common/rpc/component.h"
 #include "common/rpc/server_options.h"
+#include "prometheus/registry.h"
 
 namespace vpn::ike {
 
@@ -26,7 +27,7 @@ void ReadIkeServiceConfig(config::ConfigReader& reader, IkeServiceConfig* out);
 class IkeComponent : public rpc::Component {
  public:
   static absl::StatusOr<std::unique_ptr<IkeComponent>> Create(
-      const IkeServiceConfig& config);
+      const IkeServiceConfig& config, prometheus::Registry& registry);
 
   std::vector<grpc::Service*> services() override { return {}; }
 

@@ -10,10 +10,11 @@ int main(int argc, char** argv) {
   service.read_config = [&](vpn::config::ConfigReader& reader) {
     vpn::mobility::ReadMobilityServiceConfig(reader, &config);
   };
-  service.create = [&](const vpn::rpc::ServerOptions& server)
+  service.create = [&](const vpn::rpc::ServerOptions& server,
+                        prometheus::Registry& registry)
       -> absl::StatusOr<std::unique_ptr<vpn::rpc::Component>> {
     config.server = server;
-    return vpn::mobility::MobilityComponent::Create(config);
+    return vpn::mobility::MobilityComponent::Create(config, registry);
   };
   return vpn::rpc::RunServiceMain(argc, argv, service);
 }

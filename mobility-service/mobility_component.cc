@@ -11,7 +11,8 @@ void ReadMobilityServiceConfig(config::ConfigReader& reader,
 }
 
 absl::StatusOr<std::unique_ptr<MobilityComponent>> MobilityComponent::Create(
-    const MobilityServiceConfig& config) {
+    const MobilityServiceConfig& config, prometheus::Registry& registry) {
+  (void)registry;
   return std::unique_ptr<MobilityComponent>(new MobilityComponent(config));
 }
 

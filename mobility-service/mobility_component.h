@@ -10,6 +10,7 @@
 #include "common/config/config_reader.h"
 #include "common/rpc/component.h"
 #include "common/rpc/server_options.h"
+#include "prometheus/registry.h"
 
 namespace vpn::mobility {
 
@@ -25,7 +26,7 @@ void ReadMobilityServiceConfig(config::ConfigReader& reader,
 class MobilityComponent : public rpc::Component {
  public:
   static absl::StatusOr<std::unique_ptr<MobilityComponent>> Create(
-      const MobilityServiceConfig& config);
+      const MobilityServiceConfig& config, prometheus::Registry& registry);
 
   std::vector<grpc::Service*> services() override { return {}; }
 

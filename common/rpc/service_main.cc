@@ -90,7 +90,7 @@ int RunServiceMain(int argc, char** argv, const ServiceDefinition& service) {
     log.Error("start-up failed", {{"error", metrics.status().message()}});
     return 1;
   }
-  absl::StatusOr<std::unique_ptr<Component>> component = service.create(options);
+  absl::StatusOr<std::unique_ptr<Component>> component = service.create(options, (*metrics)->registry());
   if (!component.ok()) {
     log.Error("start-up failed", {{"error", component.status().message()}});
     return 1;

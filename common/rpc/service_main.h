@@ -10,6 +10,7 @@
 #include "common/config/config_reader.h"
 #include "common/rpc/component.h"
 #include "common/rpc/server_options.h"
+#include "prometheus/registry.h"
 
 namespace vpn::rpc {
 
@@ -20,7 +21,8 @@ struct ServiceDefinition {
   // Reads the service's own fields (the `server` section is read for it).
   std::function<void(config::ConfigReader&)> read_config;
   // Builds the component once the config is valid.
-  std::function<absl::StatusOr<std::unique_ptr<Component>>(const ServerOptions&)>
+  std::function<absl::StatusOr<std::unique_ptr<Component>>(
+      const ServerOptions&, prometheus::Registry&)>
       create;
 };
 

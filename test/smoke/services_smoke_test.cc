@@ -48,13 +48,20 @@ void ExpectJsonLines(const std::string& output) {
 struct ServiceBinary {
   const char* name;
   const char* path;
+  const char* config;        // YAML that keeps the test off privileged ports
+  const char* api_service;   // a service the binary must list, or ""
 };
+
+constexpr char kLoopbackForwarder[] =
+    "ike_listen: \"127.0.0.1:0\"\nnatt_listen: \"127.0.0.1:0\"\n";
 
 class ServiceSmokeTest : public ::testing::TestWithParam<ServiceBinary> {};
 
 TEST_P(ServiceSmokeTest, ServesHealthReflectionAndMetricsThenStopsOnSigterm) {
   const ServiceBinary& service = GetParam();
-  auto child = ChildProcess::Start({RunfilePath(service.path),
+  const std::string config =
+      WriteFile(testing::MakeTempDir("config"), "service.yaml", service.config);
+  auto child = ChildProcess::Start({RunfilePath(service.path), "--config=" + config,
                                     "--grpc_listen=127.0.0.1:0",
                                     "--metrics_listen=127.0.0.1:0"});
   ASSERT_TRUE(child.ok()) << child.status();
@@ -76,6 +83,9 @@ TEST_P(ServiceSmokeTest, ServesHealthReflectionAndMetricsThenStopsOnSigterm) {
   ASSERT_TRUE(services.ok()) << services.status();
   EXPECT_THAT(*services, Contains("grpc.health.v1.Health"));
   EXPECT_THAT(*services, Contains("grpc.reflection.v1alpha.ServerReflection"));
+  if (*service.api_service != '\0') {
+    EXPECT_THAT(*services, Contains(service.api_service));
+  }
 
   absl::StatusOr<std::string> metrics = rpc::FetchMetrics("127.0.0.1", metrics_port);
   ASSERT_TRUE(metrics.ok()) << metrics.status();
@@ -129,11 +139,13 @@ TEST_P(ServiceSmokeTest, RejectsIncompleteTlsNamingTheMissingFile) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllServices, ServiceSmokeTest,
-    ::testing::Values(ServiceBinary{"ike-service", "ike-service/ike-service"},
-                      ServiceBinary{"auth-service", "auth-service/auth-service"},
-                      ServiceBinary{"mobility-service",
-                                    "mobility-service/mobility-service"},
-                      ServiceBinary{"esp-forwarder", "esp-forwarder/esp-forwarder"}),
+    ::testing::Values(
+        ServiceBinary{"ike-service", "ike-service/ike-service", "", ""},
+        ServiceBinary{"auth-service", "auth-service/auth-service", "", ""},
+        ServiceBinary{"mobility-service", "mobility-service/mobility-service", "",
+                      ""},
+        ServiceBinary{"esp-forwarder", "esp-forwarder/esp-forwarder",
+                      kLoopbackForwarder, "vpn.v1.IkeTransport"}),
     [](const ::testing::TestParamInfo<ServiceBinary>& info) {
       std::string name = info.param.name;
       std::replace(name.begin(), name.end(), '-', '_');
@@ -208,7 +220,8 @@ TEST(GatewaySmokeTest, RunsAllFourServicesAndStopsOnSigterm) {
       "ike_service: {server: {grpc_listen: \"127.0.0.1:0\"}}\n"
       "auth_service: {server: {grpc_listen: \"127.0.0.1:0\"}}\n"
       "mobility_service: {server: {grpc_listen: \"127.0.0.1:0\"}}\n"
-      "esp_forwarder: {server: {grpc_listen: \"127.0.0.1:0\"}}\n");
+      "esp_forwarder: {server: {grpc_listen: \"127.0.0.1:0\"},\n"
+      "  ike_listen: \"127.0.0.1:0\", natt_listen: \"127.0.0.1:0\"}\n");
   auto child = ChildProcess::Start({RunfilePath("gateway/gateway"), "--config=" + config});
   ASSERT_TRUE(child.ok());
   absl::StatusOr<std::string> up =

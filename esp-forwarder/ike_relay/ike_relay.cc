@@ -1,0 +1,136 @@
+#include "esp-forwarder/ike_relay/ike_relay.h"
+
+#include "absl/hash/hash.h"
+#include "common/log/log.h"
+
+namespace vpn::forwarder {
+namespace {
+
+const log::Logger& Log() {
+  static const log::Logger* logger = new log::Logger("esp-forwarder");
+  return *logger;
+}
+
+prometheus::Family<prometheus::Counter>& DatagramFamily(
+    prometheus::Registry& registry) {
+  return prometheus::BuildCounter()
+      .Name("forwarder_ike_datagrams_total")
+      .Help("IKE datagrams relayed between clients and ike-service replicas.")
+      .Register(registry);
+}
+
+}  // namespace
+
+bool ReadIkeSpis(absl::Span<const uint8_t> message, uint64_t* initiator_spi,
+                 uint64_t* responder_spi) {
+  constexpr size_t kIkeHeaderSize = 28;
+  if (message.size() < kIkeHeaderSize) return false;
+  uint64_t i = 0, r = 0;
+  for (int k = 0; k < 8; ++k) {
+    i = (i << 8) | message[k];
+    r = (r << 8) | message[8 + k];
+  }
+  *initiator_spi = i;
+  *responder_spi = r;
+  return true;
+}
+
+IkeRelay::IkeRelay(SendFunction send, prometheus::Registry& registry)
+    : send_(std::move(send)),
+      to_replicas_(DatagramFamily(registry).Add({{"direction", "to_replica"}})),
+      from_replicas_(DatagramFamily(registry).Add({{"direction", "from_replica"}})),
+      dropped_no_replica_(
+          DatagramFamily(registry).Add({{"direction", "dropped_no_replica"}})),
+      send_failures_(DatagramFamily(registry).Add({{"direction", "send_failed"}})) {}
+
+size_t IkeRelay::replica_count() const {
+  absl::MutexLock lock(&mu_);
+  return replicas_.size();
+}
+
+void IkeRelay::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  shutting_down_ = true;
+  for (const std::shared_ptr<Replica>& replica : replicas_) {
+    replica->context->TryCancel();
+  }
+}
+
+std::shared_ptr<IkeRelay::Replica> IkeRelay::ChooseReplica(
+    uint64_t initiator_spi) const {
+  absl::MutexLock lock(&mu_);
+  std::shared_ptr<Replica> best;
+  size_t best_score = 0;
+  for (const std::shared_ptr<Replica>& replica : replicas_) {
+    const size_t score = absl::HashOf(replica->name, initiator_spi);
+    if (best == nullptr || score > best_score) {
+      best = replica;
+      best_score = score;
+    }
+  }
+  return best;
+}
+
+bool IkeRelay::Deliver(const v1::IkeDatagram& datagram) {
+  std::shared_ptr<Replica> replica = ChooseReplica(datagram.initiator_spi());
+  if (replica == nullptr) {
+    dropped_no_replica_.Increment();
+    return false;
+  }
+  absl::MutexLock lock(&replica->write_mu);
+  if (replica->closed || !replica->stream->Write(datagram)) {
+    dropped_no_replica_.Increment();
+    return false;
+  }
+  to_replicas_.Increment();
+  return true;
+}
+
+grpc::Status IkeRelay::Relay(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::IkeDatagram, v1::IkeTransportUp>* stream) {
+  v1::IkeTransportUp up;
+  if (!stream->Read(&up) || !up.has_hello() || up.hello().replica().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "the first message must be a hello naming the replica");
+  }
+  auto replica = std::make_shared<Replica>();
+  replica->name = up.hello().replica();
+  replica->context = context;
+  replica->stream = stream;
+  {
+    absl::MutexLock lock(&mu_);
+    // A replica that reconnects replaces its old stream.
+    replicas_.erase(std::remove_if(replicas_.begin(), replicas_.end(),
+                                   [&](const std::shared_ptr<Replica>& r) {
+                                     return r->name == replica->name;
+                                   }),
+                    replicas_.end());
+    replicas_.push_back(replica);
+    if (shutting_down_) context->TryCancel();
+  }
+  Log().Info("ike-service replica connected",
+             {{"replica", replica->name}, {"peer", context->peer()}});
+
+  while (stream->Read(&up)) {
+    if (!up.has_datagram()) continue;
+    from_replicas_.Increment();
+    if (absl::Status sent = send_(up.datagram()); !sent.ok()) {
+      send_failures_.Increment();
+      Log().Warning("cannot send IKE datagram", {{"error", sent.message()}});
+    }
+  }
+
+  {
+    absl::MutexLock lock(&mu_);
+    replicas_.erase(std::remove(replicas_.begin(), replicas_.end(), replica),
+                    replicas_.end());
+  }
+  // Wait for a Deliver() still writing to this stream; none may start after.
+  absl::MutexLock lock(&replica->write_mu);
+  replica->closed = true;
+  Log().Info("ike-service replica disconnected", {{"replica", replica->name}});
+  return grpc::Status::OK;
+}
+
+}  // namespace vpn::forwarder

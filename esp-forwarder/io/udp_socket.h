@@ -1,0 +1,44 @@
+// A UDP socket that learns the local address of each datagram it receives
+// (IP_PKTINFO) and can choose the source address of each one it sends, so a
+// multi-homed gateway answers from the address the client used.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "common/net/ip_endpoint.h"
+
+namespace vpn::forwarder {
+
+class UdpSocket {
+ public:
+  // Binds `local` (port 0 picks one). The socket is non-blocking.
+  static absl::StatusOr<std::unique_ptr<UdpSocket>> Bind(const net::IpEndpoint& local);
+  ~UdpSocket();
+
+  int fd() const { return fd_; }
+  const net::IpEndpoint& bound() const { return bound_; }
+
+  struct Received {
+    size_t size = 0;
+    net::IpEndpoint local;   // destination address of the datagram
+    net::IpEndpoint remote;  // its source
+  };
+  // kUnavailable when nothing is waiting. A datagram larger than `buffer`
+  // is reported as kOutOfRange and dropped.
+  absl::StatusOr<Received> Receive(absl::Span<uint8_t> buffer);
+
+  // Sends from `local`'s address (unless unspecified) to `remote`.
+  absl::Status Send(absl::Span<const uint8_t> data, const net::IpEndpoint& local,
+                    const net::IpEndpoint& remote);
+
+ private:
+  UdpSocket(int fd, net::IpEndpoint bound) : fd_(fd), bound_(bound) {}
+
+  const int fd_;
+  const net::IpEndpoint bound_;
+};
+
+}  // namespace vpn::forwarder
