@@ -1,0 +1,122 @@
+#include "ike-service/sa/keymat.h"
+
+namespace vpn::ike {
+namespace {
+
+void AppendSpi(uint64_t spi, crypto::Bytes* out) {
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    out->push_back(static_cast<uint8_t>(spi >> shift));
+  }
+}
+
+absl::StatusOr<IkeSaKeys> ExpandIkeSaKeys(const ipsec::TransformSet& transforms,
+                                          const crypto::SecretBytes& skeyseed,
+                                          crypto::ByteSpan nonce_i,
+                                          crypto::ByteSpan nonce_r, uint64_t spi_i,
+                                          uint64_t spi_r) {
+  absl::StatusOr<ipsec::KeySizes> sizes = ipsec::KeySizesFor(transforms);
+  if (!sizes.ok()) return sizes.status();
+  absl::StatusOr<crypto::PrfAlgorithm> prf_algorithm =
+      ipsec::PrfAlgorithmFor(transforms.prf);
+  if (!prf_algorithm.ok()) return prf_algorithm.status();
+  absl::StatusOr<std::unique_ptr<crypto::Prf>> prf =
+      crypto::GetProvider().NewPrf(*prf_algorithm, skeyseed.span());
+  if (!prf.ok()) return prf.status();
+
+  crypto::Bytes seed(nonce_i.begin(), nonce_i.end());
+  seed.insert(seed.end(), nonce_r.begin(), nonce_r.end());
+  AppendSpi(spi_i, &seed);
+  AppendSpi(spi_r, &seed);
+  const size_t total = 3 * sizes->prf_output + 2 * sizes->integrity_key +
+                       2 * sizes->encryption_key;
+  absl::StatusOr<crypto::SecretBytes> stream = (*prf)->PrfPlus(seed, total);
+  if (!stream.ok()) return stream.status();
+
+  IkeSaKeys keys;
+  size_t offset = 0;
+  auto take = [&](size_t length) {
+    crypto::SecretBytes part = stream->Slice(offset, length);
+    offset += length;
+    return part;
+  };
+  keys.sk_d = take(sizes->prf_output);
+  keys.sk_ai = take(sizes->integrity_key);
+  keys.sk_ar = take(sizes->integrity_key);
+  keys.sk_ei = take(sizes->encryption_key);
+  keys.sk_er = take(sizes->encryption_key);
+  keys.sk_pi = take(sizes->prf_output);
+  keys.sk_pr = take(sizes->prf_output);
+  return keys;
+}
+
+}  // namespace
+
+absl::StatusOr<IkeSaKeys> DeriveIkeSaKeys(const ipsec::TransformSet& transforms,
+                                          crypto::ByteSpan nonce_i,
+                                          crypto::ByteSpan nonce_r,
+                                          crypto::ByteSpan shared_secret,
+                                          uint64_t spi_i, uint64_t spi_r) {
+  absl::StatusOr<crypto::PrfAlgorithm> prf_algorithm =
+      ipsec::PrfAlgorithmFor(transforms.prf);
+  if (!prf_algorithm.ok()) return prf_algorithm.status();
+  // HMAC PRFs take Ni | Nr whole as the key (§2.14).
+  crypto::Bytes nonces(nonce_i.begin(), nonce_i.end());
+  nonces.insert(nonces.end(), nonce_r.begin(), nonce_r.end());
+  absl::StatusOr<std::unique_ptr<crypto::Prf>> prf =
+      crypto::GetProvider().NewPrf(*prf_algorithm, nonces);
+  if (!prf.ok()) return prf.status();
+  const crypto::SecretBytes skeyseed = (*prf)->Compute(shared_secret);
+  return ExpandIkeSaKeys(transforms, skeyseed, nonce_i, nonce_r, spi_i, spi_r);
+}
+
+absl::StatusOr<IkeSaKeys> DeriveRekeyedIkeSaKeys(
+    uint16_t old_prf, crypto::ByteSpan old_sk_d,
+    const ipsec::TransformSet& transforms, crypto::ByteSpan nonce_i,
+    crypto::ByteSpan nonce_r, crypto::ByteSpan shared_secret, uint64_t spi_i,
+    uint64_t spi_r) {
+  absl::StatusOr<crypto::PrfAlgorithm> prf_algorithm = ipsec::PrfAlgorithmFor(old_prf);
+  if (!prf_algorithm.ok()) return prf_algorithm.status();
+  absl::StatusOr<std::unique_ptr<crypto::Prf>> prf =
+      crypto::GetProvider().NewPrf(*prf_algorithm, old_sk_d);
+  if (!prf.ok()) return prf.status();
+  crypto::SecretBytes skeyseed((*prf)->output_size());
+  const crypto::ByteSpan parts[] = {shared_secret, nonce_i, nonce_r};
+  if (absl::Status s = (*prf)->Compute(parts, skeyseed.mutable_span()); !s.ok()) {
+    return s;
+  }
+  return ExpandIkeSaKeys(transforms, skeyseed, nonce_i, nonce_r, spi_i, spi_r);
+}
+
+absl::StatusOr<ChildSaKeys> DeriveChildSaKeys(
+    uint16_t ike_prf, crypto::ByteSpan sk_d, const ipsec::TransformSet& esp,
+    crypto::ByteSpan shared_secret, crypto::ByteSpan nonce_i,
+    crypto::ByteSpan nonce_r) {
+  absl::StatusOr<ipsec::KeySizes> sizes = ipsec::KeySizesFor(esp);
+  if (!sizes.ok()) return sizes.status();
+  absl::StatusOr<crypto::PrfAlgorithm> prf_algorithm = ipsec::PrfAlgorithmFor(ike_prf);
+  if (!prf_algorithm.ok()) return prf_algorithm.status();
+  absl::StatusOr<std::unique_ptr<crypto::Prf>> prf =
+      crypto::GetProvider().NewPrf(*prf_algorithm, sk_d);
+  if (!prf.ok()) return prf.status();
+  crypto::Bytes seed(shared_secret.begin(), shared_secret.end());
+  seed.insert(seed.end(), nonce_i.begin(), nonce_i.end());
+  seed.insert(seed.end(), nonce_r.begin(), nonce_r.end());
+  absl::StatusOr<crypto::SecretBytes> keymat = (*prf)->PrfPlus(
+      seed, 2 * (sizes->encryption_key + sizes->integrity_key));
+  crypto::SecureZero(seed.data(), seed.size());
+  if (!keymat.ok()) return keymat.status();
+  ChildSaKeys keys;
+  size_t offset = 0;
+  auto take = [&](size_t length) {
+    crypto::SecretBytes part = keymat->Slice(offset, length);
+    offset += length;
+    return part;
+  };
+  keys.encryption_i = take(sizes->encryption_key);
+  keys.integrity_i = take(sizes->integrity_key);
+  keys.encryption_r = take(sizes->encryption_key);
+  keys.integrity_r = take(sizes->integrity_key);
+  return keys;
+}
+
+}  // namespace vpn::ike
