@@ -14,8 +14,11 @@ PACKAGES=(
   android-libboringssl-dev openssl
   # Store: a real etcd for the etcd backend's tests
   etcd-server etcd-client
-  # Test hosts: network namespaces
-  iproute2 procps
+  # Test hosts: network namespaces, and strongSwan as the reference client
+  # (userspace ESP through kernel-libipsec, since this kernel has no ESP)
+  iproute2 procps iputils-ping python3 tcpdump nftables conntrack iperf3
+  strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
+  libstrongswan-extra-plugins libcharon-extra-plugins libcharon-extauth-plugins
 )
 
 say() { printf '[setup] %s\n' "$*"; }
