@@ -21,6 +21,7 @@ void ReadGatewayConfig(config::ConfigReader& reader, GatewayConfig* out) {
     if (!valid.ok()) reader.Fail("metrics_listen", valid.message());
   }
   out->metrics_listen = metrics;
+  store::ReadStoreConfig(reader, &out->store);
 
   reader.PushSection("auth_service");
   rpc::ReadServerOptions(reader, &out->auth.server);
@@ -59,6 +60,9 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
       rpc::MetricsEndpoint::Start(config.metrics_listen);
   if (!metrics.ok()) return metrics.status();
   gateway->metrics_ = std::move(*metrics);
+  absl::StatusOr<store::StoreHandle> store = store::OpenStoreHandle(config.store, "gateway");
+  if (!store.ok()) return store.status();
+  gateway->store_ = std::move(*store);
 
   absl::StatusOr<std::unique_ptr<auth::AuthComponent>> auth =
       auth::AuthComponent::Create(config.auth, gateway->metrics_->registry());
@@ -93,6 +97,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
       absl::StrCat("127.0.0.1:", gateway->running_[1].host->port());
   config.ike.forwarders = {
       absl::StrCat("127.0.0.1:", gateway->running_[2].host->port())};
+  config.ike.shared_store = gateway->store_;
   absl::StatusOr<std::unique_ptr<ike::IkeComponent>> ike =
       ike::IkeComponent::Create(config.ike, gateway->metrics_->registry());
   if (!ike.ok()) return ike.status();

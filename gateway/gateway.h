@@ -12,6 +12,7 @@
 #include "common/config/config_reader.h"
 #include "common/rpc/metrics.h"
 #include "common/rpc/service_host.h"
+#include "common/store/store_handle.h"
 #include "esp-forwarder/forwarder_component.h"
 #include "ike-service/ike_component.h"
 #include "mobility-service/mobility_component.h"
@@ -20,6 +21,7 @@ namespace vpn::gateway {
 
 struct GatewayConfig {
   std::string metrics_listen = "0.0.0.0:9100";
+  store::StoreConfig store;  // one store for all four components
   auth::AuthServiceConfig auth;
   mobility::MobilityServiceConfig mobility;
   forwarder::ForwarderConfig forwarder;
@@ -50,6 +52,7 @@ class Gateway {
                         std::unique_ptr<rpc::Component> component);
 
   std::unique_ptr<rpc::MetricsEndpoint> metrics_;
+  store::StoreHandle store_;
   struct Running {
     std::string name;
     std::unique_ptr<rpc::Component> component;

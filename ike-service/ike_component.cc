@@ -2,6 +2,10 @@
 
 #include <unistd.h>
 
+#include "absl/strings/str_cat.h"
+#include "common/net/ip_endpoint.h"
+#include "ike-service/exchange/traffic_selectors.h"
+
 namespace vpn::ike {
 
 void ReadIkeServiceConfig(config::ConfigReader& reader, IkeServiceConfig* out) {
@@ -15,12 +19,134 @@ void ReadIkeServiceConfig(config::ConfigReader& reader, IkeServiceConfig* out) {
   reader.HostPort("auth_service", &out->auth_service);
   reader.HostPort("mobility_service", &out->mobility_service);
   reader.HostPortList("forwarders", &out->forwarders);
+  store::ReadStoreConfig(reader, &out->store);
+
+  std::vector<std::string> ike = DefaultIkeProposals(), esp = DefaultEspProposals();
+  reader.StringList("ike_proposals", &ike);
+  reader.StringList("esp_proposals", &esp);
+  out->policy.ike_proposals.clear();
+  out->policy.esp_proposals.clear();
+  for (size_t i = 0; i < ike.size(); ++i) {
+    absl::StatusOr<ProposalPolicy> p = ParseProposalPolicy(ike[i], ProposalKind::kIke);
+    if (!p.ok()) return reader.Fail(absl::StrCat("ike_proposals[", i, "]"), p.status().message());
+    out->policy.ike_proposals.push_back(*p);
+  }
+  for (size_t i = 0; i < esp.size(); ++i) {
+    absl::StatusOr<ProposalPolicy> p = ParseProposalPolicy(esp[i], ProposalKind::kEsp);
+    if (!p.ok()) return reader.Fail(absl::StrCat("esp_proposals[", i, "]"), p.status().message());
+    out->policy.esp_proposals.push_back(*p);
+  }
+
+  std::vector<std::string> local_ts = {"0.0.0.0/0", "::/0"};
+  reader.StringList("local_ts", &local_ts);
+  out->policy.local_ts.clear();
+  for (size_t i = 0; i < local_ts.size(); ++i) {
+    absl::StatusOr<codec::TrafficSelector> ts = SelectorFromCidr(local_ts[i]);
+    if (!ts.ok()) return reader.Fail(absl::StrCat("local_ts[", i, "]"), ts.status().message());
+    out->policy.local_ts.push_back(*ts);
+  }
+  std::vector<std::string> dns;
+  reader.StringList("dns", &dns);
+  for (size_t i = 0; i < dns.size(); ++i) {
+    absl::StatusOr<net::IpEndpoint> address = net::IpEndpoint::Parse(dns[i]);
+    if (!address.ok() || address->port() != 0) {
+      return reader.Fail(absl::StrCat("dns[", i, "]"), "must be an IP address");
+    }
+    out->policy.dns_servers.emplace_back(
+        reinterpret_cast<const char*>(address->address_bytes().data()),
+        address->address_bytes().size());
+  }
+  std::string gateway_id;
+  reader.String("gateway_id", &gateway_id);
+  if (!gateway_id.empty()) {
+    absl::StatusOr<net::IpEndpoint> address = net::IpEndpoint::Parse(gateway_id);
+    if (address.ok() && address->port() == 0) {
+      out->policy.id_type = address->is_v6() ? codec::IdType::kIpv6Addr
+                                             : codec::IdType::kIpv4Addr;
+      out->policy.id_data.assign(address->address_bytes().begin(),
+                                 address->address_bytes().end());
+    } else {
+      out->policy.id_type = codec::IdType::kFqdn;
+      out->policy.id_data.assign(gateway_id.begin(), gateway_id.end());
+    }
+  }
+  reader.String("pool_v4", &out->pool_v4);
+  reader.String("pool_v6", &out->pool_v6);
+  uint64_t value = out->engine.half_open_limit;
+  reader.Uint("half_open_limit", 1, 10'000'000, &value);
+  out->engine.half_open_limit = value;
+  value = out->engine.cookie_threshold;
+  reader.Uint("cookie_threshold", 0, 10'000'000, &value);
+  out->engine.cookie_threshold = value;
+  reader.Duration("half_open_timeout", &out->engine.half_open_timeout);
+  value = out->engine.fragment_size;
+  reader.Uint("fragment_size", 576, 65535, &value);
+  out->engine.fragment_size = value;
+  value = out->engine.workers;
+  reader.Uint("workers", 1, 256, &value);
+  out->engine.workers = value;
 }
 
 absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
     const IkeServiceConfig& config, prometheus::Registry& registry) {
-  (void)registry;
-  return std::unique_ptr<IkeComponent>(new IkeComponent(config));
+  std::unique_ptr<IkeComponent> component(new IkeComponent());
+  component->policy_ = config.policy;
+  if (config.shared_store.has_value()) {
+    component->store_ = *config.shared_store;
+  } else {
+    absl::StatusOr<store::StoreHandle> handle =
+        store::OpenStoreHandle(config.store, "ike-service");
+    if (!handle.ok()) return handle.status();
+    component->store_ = std::move(*handle);
+  }
+  for (auto [cidr, pool] : {std::make_pair(&config.pool_v4, &component->pool_v4_),
+                            std::make_pair(&config.pool_v6, &component->pool_v6_)}) {
+    if (cidr->empty()) continue;
+    absl::StatusOr<std::unique_ptr<AddressPool>> created =
+        AddressPool::Create(*cidr, component->store_.store.get());
+    if (!created.ok()) return created.status();
+    *pool = std::move(*created);
+  }
+  absl::StatusOr<std::unique_ptr<Authenticator>> authenticator =
+      NewGrpcAuthenticator(config.auth_service, config.server.client_tls);
+  if (!authenticator.ok()) return authenticator.status();
+  component->authenticator_ = std::move(*authenticator);
+  component->recorder_ = std::make_unique<SaRecorder>(
+      component->store_.store.get(), component->store_.sealer.get(), config.replica,
+      &component->policy_);
+
+  AuthServices services;
+  services.authenticator = component->authenticator_.get();
+  services.pool_v4 = component->pool_v4_.get();
+  services.pool_v6 = component->pool_v6_.get();
+  IkeComponent* self = component.get();
+  component->engine_ = std::make_unique<IkeEngine>(
+      component->policy_, config.engine, services, component->recorder_.get(),
+      [self](size_t forwarder, const v1::IkeDatagram& datagram) {
+        self->transport_->Send(forwarder, datagram);
+      },
+      registry);
+  component->transport_ = std::make_unique<IkeTransportClient>(
+      config.replica, config.forwarders, config.server.client_tls,
+      [self](size_t forwarder, const v1::IkeDatagram& datagram) {
+        self->engine_->Submit(forwarder, datagram);
+      });
+  component->transport_->Start();
+  component->sweeper_ = std::thread([self] {
+    while (!self->stopping_.WaitForNotificationWithTimeout(absl::Seconds(5))) {
+      self->engine_->ExpireHalfOpen();
+    }
+  });
+  return component;
+}
+
+IkeComponent::~IkeComponent() { Stop(); }
+
+void IkeComponent::Stop() {
+  if (!stopping_.HasBeenNotified()) stopping_.Notify();
+  if (sweeper_.joinable()) sweeper_.join();
+  if (transport_ != nullptr) transport_->Stop();
+  if (engine_ != nullptr) engine_->Stop();
 }
 
 }  // namespace vpn::ike

@@ -1,15 +1,25 @@
 // ike-service: the IKEv2 responder (IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA,
-// INFORMATIONAL, MOBIKE). Unprivileged; runs as several replicas.
+// INFORMATIONAL, MOBIKE). Unprivileged; runs as several replicas. It reaches
+// clients through the forwarders' IkeTransport streams.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "common/config/config_reader.h"
 #include "common/rpc/component.h"
 #include "common/rpc/server_options.h"
+#include "common/store/store_handle.h"
+#include "ike-service/auth_client/authenticator.h"
+#include "ike-service/engine/ike_engine.h"
+#include "ike-service/exchange/responder_policy.h"
+#include "ike-service/pool/address_pool.h"
+#include "ike-service/sa/sa_recorder.h"
+#include "ike-service/transport/ike_transport_client.h"
 #include "prometheus/registry.h"
 
 namespace vpn::ike {
@@ -20,6 +30,13 @@ struct IkeServiceConfig {
   std::string auth_service = "auth-service:50052";
   std::string mobility_service = "mobility-service:50053";
   std::vector<std::string> forwarders = {"esp-forwarder:50054"};
+  store::StoreConfig store;
+  ResponderPolicy policy;                   // proposals, TS, DNS, IDr, lifetimes
+  std::string pool_v4 = "10.10.0.0/24";
+  std::string pool_v6;                      // empty: no IPv6 virtual addresses
+  EngineOptions engine;
+  // Set by `gateway` to share its store; otherwise `store` is opened.
+  absl::optional<store::StoreHandle> shared_store;
 };
 
 void ReadIkeServiceConfig(config::ConfigReader& reader, IkeServiceConfig* out);
@@ -28,13 +45,24 @@ class IkeComponent : public rpc::Component {
  public:
   static absl::StatusOr<std::unique_ptr<IkeComponent>> Create(
       const IkeServiceConfig& config, prometheus::Registry& registry);
+  ~IkeComponent() override;
 
   std::vector<grpc::Service*> services() override { return {}; }
+  void Stop() override;
 
  private:
-  explicit IkeComponent(IkeServiceConfig config) : config_(std::move(config)) {}
+  IkeComponent() = default;
 
-  IkeServiceConfig config_;
+  ResponderPolicy policy_;
+  store::StoreHandle store_;
+  std::unique_ptr<Authenticator> authenticator_;
+  std::unique_ptr<AddressPool> pool_v4_;
+  std::unique_ptr<AddressPool> pool_v6_;
+  std::unique_ptr<SaRecorder> recorder_;
+  std::unique_ptr<IkeEngine> engine_;
+  std::unique_ptr<IkeTransportClient> transport_;
+  absl::Notification stopping_;
+  std::thread sweeper_;
 };
 
 }  // namespace vpn::ike

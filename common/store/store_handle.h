@@ -1,0 +1,35 @@
+// A service's store and the sealer for its keying material, opened from the
+// `store` and `store_key_file` config fields. In `gateway` one handle is
+// shared by all four components.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/config/config_reader.h"
+#include "common/store/sealer.h"
+#include "common/store/store.h"
+
+namespace vpn::store {
+
+struct StoreConfig {
+  std::string store;     // "embedded:<dir>" or "etcd:<host:port>[,...]"
+  std::string key_file;  // 32-byte sealing key, mode 0600 or stricter
+};
+
+struct StoreHandle {
+  std::shared_ptr<Store> store;
+  std::shared_ptr<Sealer> sealer;
+};
+
+// Reads `store` and `store_key_file`.
+void ReadStoreConfig(config::ConfigReader& reader, StoreConfig* out);
+
+// Opens both. Without `store`, an embedded store in a fresh temporary
+// directory; without `key_file`, a random key held only in memory. Both are
+// logged as warnings, since neither survives a restart.
+absl::StatusOr<StoreHandle> OpenStoreHandle(const StoreConfig& config,
+                                            const std::string& component);
+
+}  // namespace vpn::store

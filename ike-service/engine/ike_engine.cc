@@ -1,0 +1,590 @@
+#include "ike-service/engine/ike_engine.h"
+
+#include "absl/hash/hash.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "ike-service/exchange/ike_sa_init.h"
+#include "ike-service/exchange/informational.h"
+
+namespace vpn::ike {
+namespace {
+
+using codec::ExchangeType;
+using codec::NotifyType;
+
+constexpr size_t kMaxFragments = 32;
+constexpr size_t kMaxReassembledBytes = 64 * 1024;
+
+crypto::ByteSpan AsBytes(const std::string& s) {
+  return crypto::ByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
+std::string Hex(uint64_t spi) {
+  return absl::StrCat(absl::Hex(spi, absl::kZeroPad16));
+}
+
+std::string EndpointKey(const v1::Endpoint& endpoint) {
+  return absl::StrCat(endpoint.ip(), ":", endpoint.port());
+}
+
+}  // namespace
+
+IkeEngine::IkeEngine(ResponderPolicy policy, EngineOptions options, AuthServices services,
+                     SaRecorder* recorder, SendFunction send,
+                     prometheus::Registry& registry)
+    : policy_(std::move(policy)),
+      options_(options),
+      services_(services),
+      recorder_(recorder),
+      send_(std::move(send)),
+      dropped_family_(prometheus::BuildCounter()
+                          .Name("ike_datagrams_dropped_total")
+                          .Help("IKE datagrams dropped, by reason.")
+                          .Register(registry)),
+      sa_established_(prometheus::BuildCounter()
+                          .Name("ike_sa_established_total")
+                          .Help("IKE SAs that completed IKE_AUTH.")
+                          .Register(registry)
+                          .Add({})),
+      sa_failed_(prometheus::BuildCounter()
+                     .Name("ike_sa_failed_total")
+                     .Help("IKE SAs that failed before they were established.")
+                     .Register(registry)
+                     .Add({})),
+      sa_deleted_(prometheus::BuildCounter()
+                      .Name("ike_sa_deleted_total")
+                      .Help("Established IKE SAs that were deleted.")
+                      .Register(registry)
+                      .Add({})),
+      sas_gauge_(prometheus::BuildGauge()
+                     .Name("ike_sas")
+                     .Help("IKE SAs this replica holds, half-open ones included.")
+                     .Register(registry)
+                     .Add({})),
+      half_open_gauge_(prometheus::BuildGauge()
+                           .Name("ike_sas_half_open")
+                           .Help("IKE SAs not yet authenticated.")
+                           .Register(registry)
+                           .Add({})) {
+  for (size_t i = 0; i < std::max<size_t>(options_.workers, 1); ++i) {
+    auto worker = std::make_unique<Worker>();
+    Worker* raw = worker.get();
+    worker->thread = std::thread([this, raw] { RunWorker(raw); });
+    workers_.push_back(std::move(worker));
+  }
+}
+
+IkeEngine::~IkeEngine() { Stop(); }
+
+void IkeEngine::Stop() {
+  for (auto& worker : workers_) {
+    {
+      absl::MutexLock lock(&worker->mu);
+      worker->stopping = true;
+    }
+    if (worker->thread.joinable()) worker->thread.join();
+  }
+}
+
+void IkeEngine::Submit(size_t forwarder, v1::IkeDatagram datagram) {
+  Worker& worker =
+      *workers_[absl::HashOf(datagram.initiator_spi()) % workers_.size()];
+  absl::MutexLock lock(&worker.mu);
+  if (worker.queue.size() >= options_.queue_limit) {
+    dropped_family_.Add({{"reason", "queue_full"}}).Increment();
+    return;
+  }
+  worker.queue.push_back({forwarder, std::move(datagram)});
+}
+
+void IkeEngine::RunWorker(Worker* worker) {
+  while (true) {
+    Work work;
+    {
+      absl::MutexLock lock(&worker->mu);
+      auto ready = [worker]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(worker->mu) {
+        return worker->stopping || !worker->queue.empty();
+      };
+      worker->mu.Await(absl::Condition(&ready));
+      if (worker->stopping) return;
+      work = std::move(worker->queue.front());
+      worker->queue.pop_front();
+    }
+    Handle(work.forwarder, work.datagram);
+  }
+}
+
+size_t IkeEngine::sa_count() const {
+  absl::MutexLock lock(&mu_);
+  return sas_.size();
+}
+
+size_t IkeEngine::half_open_count() const {
+  absl::MutexLock lock(&mu_);
+  return half_open_.size();
+}
+
+void IkeEngine::Handle(size_t forwarder, const v1::IkeDatagram& datagram) {
+  const crypto::ByteSpan bytes = AsBytes(datagram.payload());
+  codec::DecodeResult<codec::Message> decoded = codec::DecodeMessage(bytes);
+  if (!decoded.ok()) {
+    const codec::DecodeFailure& failure = decoded.failure();
+    absl::optional<codec::Header> header = codec::PeekHeader(bytes);
+    // Only an IKE_SA_INIT request may be answered without integrity
+    // protection, and only with version or critical-payload errors.
+    if (header && !header->response && header->exchange_type == ExchangeType::kIkeSaInit &&
+        failure.notify != NotifyType::kInvalidSyntax) {
+      codec::Message reply = NotifyResponse(*header, failure.notify, failure.notify_data);
+      v1::IkeDatagram out;
+      *out.mutable_local() = datagram.local();
+      *out.mutable_remote() = datagram.remote();
+      out.set_initiator_spi(header->initiator_spi);
+      out.set_responder_spi(header->responder_spi);
+      const std::vector<uint8_t> encoded = codec::EncodeMessage(reply);
+      out.set_payload(std::string(encoded.begin(), encoded.end()));
+      out.set_udp_encapsulated(datagram.udp_encapsulated());
+      send_(forwarder, out);
+    }
+    dropped_family_.Add({{"reason", "malformed"}}).Increment();
+    log_.Debug("malformed IKE message", {{"error", failure.detail}});
+    return;
+  }
+  const codec::Message& request = *decoded;
+  if (request.header.response) {
+    // The gateway sends no requests yet, so there is nothing to match.
+    dropped_family_.Add({{"reason", "unexpected_response"}}).Increment();
+    return;
+  }
+  if (request.header.exchange_type == ExchangeType::kIkeSaInit) {
+    HandleIkeSaInit(forwarder, datagram, request);
+  } else {
+    HandleProtected(forwarder, datagram, request);
+  }
+}
+
+void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagram,
+                                const codec::Message& request) {
+  if (request.header.responder_spi != 0) {
+    dropped_family_.Add({{"reason", "init_with_responder_spi"}}).Increment();
+    return;
+  }
+  const auto index_key =
+      std::make_pair(request.header.initiator_spi, EndpointKey(datagram.remote()));
+  std::shared_ptr<IkeSa> existing;
+  size_t half_open = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = half_open_.find(index_key);
+    if (it != half_open_.end()) {
+      auto sa = sas_.find(it->second);
+      if (sa != sas_.end()) existing = sa->second;
+    }
+    half_open = half_open_.size();
+  }
+  if (existing != nullptr) {
+    absl::MutexLock lock(&existing->mu);
+    // A retransmit gets the same answer (§2.1); another request is dropped.
+    if (existing->init_request.size() == datagram.payload().size() &&
+        std::equal(existing->init_request.begin(), existing->init_request.end(),
+                   datagram.payload().begin())) {
+      SendTo(*existing, existing->init_response);
+    } else {
+      dropped_family_.Add({{"reason", "init_spi_in_use"}}).Increment();
+    }
+    return;
+  }
+  if (half_open >= options_.half_open_limit) {
+    dropped_family_.Add({{"reason", "half_open_limit"}}).Increment();
+    return;
+  }
+  absl::StatusOr<net::IpEndpoint> local = net::IpEndpoint::FromProto(datagram.local());
+  absl::StatusOr<net::IpEndpoint> remote = net::IpEndpoint::FromProto(datagram.remote());
+  if (!local.ok() || !remote.ok()) {
+    dropped_family_.Add({{"reason", "bad_endpoint"}}).Increment();
+    return;
+  }
+  IkeSaInitResult result = ike::HandleIkeSaInit(
+      request, AsBytes(datagram.payload()), *local, *remote, policy_,
+      half_open >= options_.cookie_threshold ? &cookies_ : nullptr);
+  const std::vector<uint8_t> encoded = codec::EncodeMessage(result.response);
+  if (result.sa == nullptr) {
+    v1::IkeDatagram out;
+    *out.mutable_local() = datagram.local();
+    *out.mutable_remote() = datagram.remote();
+    out.set_initiator_spi(request.header.initiator_spi);
+    out.set_payload(std::string(encoded.begin(), encoded.end()));
+    out.set_udp_encapsulated(datagram.udp_encapsulated());
+    send_(forwarder, out);
+    log_.Info("IKE_SA_INIT refused", {{"spi_i", Hex(request.header.initiator_spi)},
+                                      {"remote", remote->ToString()},
+                                      {"reason", result.error}});
+    return;
+  }
+  std::shared_ptr<IkeSa> sa(std::move(result.sa));
+  sa->init_response.assign(encoded.begin(), encoded.end());
+  sa->udp_encapsulated = datagram.udp_encapsulated();
+  sa->forwarder = forwarder;
+  sa->last_response_id = 0;
+  sa->last_response = {sa->init_response};
+  {
+    absl::MutexLock lock(&mu_);
+    sas_[sa->spi_r] = sa;
+    half_open_[index_key] = sa->spi_r;
+    sas_gauge_.Set(static_cast<double>(sas_.size()));
+    half_open_gauge_.Set(static_cast<double>(half_open_.size()));
+  }
+  SendTo(*sa, sa->init_response);
+  log_.Info("IKE_SA_INIT answered",
+            {{"spi_i", Hex(sa->spi_i)}, {"spi_r", Hex(sa->spi_r)},
+             {"remote", remote->ToString()}, {"proposal", sa->transforms.ToString()},
+             {"initiator_behind_nat", sa->initiator_behind_nat}});
+}
+
+bool IkeEngine::Unprotect(IkeSa& sa, const v1::IkeDatagram& datagram,
+                          const codec::Message& request,
+                          std::vector<codec::Payload>* inner, std::string* error) {
+  const crypto::ByteSpan bytes = AsBytes(datagram.payload());
+  const codec::Payload& last = request.payloads.back();
+  if (const auto* sk = last.As<codec::SkPayload>()) {
+    const crypto::ByteSpan prefix = bytes.subspan(0, bytes.size() - sk->encrypted.size());
+    absl::StatusOr<crypto::Bytes> plain = sa.from_initiator->Open(prefix, sk->encrypted);
+    if (!plain.ok()) {
+      *error = std::string(plain.status().message());
+      return false;
+    }
+    codec::DecodeResult<std::vector<codec::Payload>> chain =
+        codec::DecodePayloadChain(sk->inner_first_payload, *plain);
+    if (!chain.ok()) {
+      *error = chain.failure().detail;
+      return false;
+    }
+    *inner = std::move(*chain);
+    return true;
+  }
+  const auto* skf = last.As<codec::SkfPayload>();
+  if (skf == nullptr || !sa.peer_supports_fragmentation ||
+      skf->total_fragments > kMaxFragments || skf->fragment_number == 0 ||
+      skf->fragment_number > skf->total_fragments) {
+    *error = "no usable SK or SKF payload";
+    return false;
+  }
+  const crypto::ByteSpan prefix = bytes.subspan(0, bytes.size() - skf->encrypted.size());
+  absl::StatusOr<crypto::Bytes> plain = sa.from_initiator->Open(prefix, skf->encrypted);
+  if (!plain.ok()) {
+    *error = std::string(plain.status().message());
+    return false;
+  }
+  Reassembly& r = sa.reassembly;
+  if (r.message_id != request.header.message_id || r.total != skf->total_fragments ||
+      r.parts.empty()) {
+    r = Reassembly();
+    r.message_id = request.header.message_id;
+    r.total = skf->total_fragments;
+    r.parts.resize(r.total);
+  }
+  crypto::Bytes& part = r.parts[skf->fragment_number - 1];
+  if (!part.empty() || plain->empty()) return false;  // duplicate or empty
+  if (r.bytes + plain->size() > kMaxReassembledBytes) {
+    *error = "fragmented message too large";
+    r = Reassembly();
+    return false;
+  }
+  if (skf->fragment_number == 1) r.first_payload = skf->inner_first_payload;
+  r.bytes += plain->size();
+  part = std::move(*plain);
+  if (++r.received < r.total) return false;
+  crypto::Bytes whole;
+  for (const crypto::Bytes& piece : r.parts) whole.insert(whole.end(), piece.begin(), piece.end());
+  const codec::PayloadType first = r.first_payload;
+  r = Reassembly();
+  codec::DecodeResult<std::vector<codec::Payload>> chain =
+      codec::DecodePayloadChain(first, whole);
+  if (!chain.ok()) {
+    *error = chain.failure().detail;
+    return false;
+  }
+  *inner = std::move(*chain);
+  return true;
+}
+
+absl::StatusOr<std::vector<crypto::Bytes>> IkeEngine::Protect(
+    const IkeSa& sa, const codec::Header& header,
+    const std::vector<codec::Payload>& payloads) const {
+  const std::vector<uint8_t> inner = codec::EncodePayloadChain(payloads);
+  if (inner.empty() && !payloads.empty()) {
+    return absl::InternalError("response payloads do not encode");
+  }
+  const codec::PayloadType first =
+      payloads.empty() ? codec::PayloadType::kNone : payloads.front().type();
+  const SkProtector& protector = *sa.to_initiator;
+  constexpr size_t kHeaderAndSk = 28 + 4;
+  const size_t overhead = (sa.remote.is_v6() ? 40 : 20) + 8 + (sa.udp_encapsulated ? 4 : 0);
+  const size_t max_message =
+      options_.fragment_size > overhead + 200 ? options_.fragment_size - overhead : 1000;
+
+  auto sizes_for = [&](size_t plaintext) {
+    codec::EncryptedSizes sizes;
+    sizes.iv_size = protector.iv_size();
+    sizes.icv_size = protector.icv_size();
+    sizes.ciphertext_size = protector.SealedSize(plaintext) - sizes.iv_size - sizes.icv_size;
+    return sizes;
+  };
+  auto seal = [&](const std::vector<uint8_t>& prefix,
+                  crypto::ByteSpan plaintext) -> absl::StatusOr<crypto::Bytes> {
+    if (prefix.empty()) return absl::InternalError("message too large to encode");
+    absl::StatusOr<crypto::Bytes> body = protector.Seal(prefix, plaintext);
+    if (!body.ok()) return body.status();
+    crypto::Bytes message(prefix.begin(), prefix.end());
+    message.insert(message.end(), body->begin(), body->end());
+    return message;
+  };
+
+  const bool fragment = sa.peer_supports_fragmentation &&
+                        header.exchange_type != ExchangeType::kIkeSaInit &&
+                        kHeaderAndSk + protector.SealedSize(inner.size()) > max_message;
+  if (!fragment) {
+    absl::StatusOr<crypto::Bytes> message =
+        seal(codec::EncodeSkPrefix(header, first, sizes_for(inner.size())), inner);
+    if (!message.ok()) return message.status();
+    return std::vector<crypto::Bytes>{std::move(*message)};
+  }
+  // The largest chunk whose fragment fits (IKE header, SKF header of 8).
+  size_t chunk = max_message;
+  while (chunk > 0 && 28 + 8 + protector.SealedSize(chunk) > max_message) --chunk;
+  if (chunk == 0) return absl::InternalError("fragment size too small");
+  const size_t total = (inner.size() + chunk - 1) / chunk;
+  std::vector<crypto::Bytes> fragments;
+  for (size_t i = 0; i < total; ++i) {
+    const size_t offset = i * chunk;
+    const size_t length = std::min(chunk, inner.size() - offset);
+    absl::StatusOr<crypto::Bytes> message = seal(
+        codec::EncodeSkfPrefix(header, i == 0 ? first : codec::PayloadType::kNone,
+                               static_cast<uint16_t>(i + 1), static_cast<uint16_t>(total),
+                               sizes_for(length)),
+        crypto::ByteSpan(inner.data() + offset, length));
+    if (!message.ok()) return message.status();
+    fragments.push_back(std::move(*message));
+  }
+  return fragments;
+}
+
+void IkeEngine::SendTo(const IkeSa& sa, const crypto::Bytes& message) {
+  v1::IkeDatagram out;
+  *out.mutable_local() = sa.local.ToProto();
+  *out.mutable_remote() = sa.remote.ToProto();
+  out.set_initiator_spi(sa.spi_i);
+  out.set_responder_spi(sa.spi_r);
+  out.set_payload(std::string(message.begin(), message.end()));
+  out.set_udp_encapsulated(sa.udp_encapsulated);
+  send_(sa.forwarder, out);
+}
+
+void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagram,
+                                const codec::Message& request) {
+  std::shared_ptr<IkeSa> sa;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sas_.find(request.header.responder_spi);
+    if (it != sas_.end() && it->second->spi_i == request.header.initiator_spi) {
+      sa = it->second;
+    }
+  }
+  if (sa == nullptr) {
+    dropped_family_.Add({{"reason", "unknown_spi"}}).Increment();
+    return;
+  }
+  absl::MutexLock lock(&sa->mu);
+  if (sa->phase == IkeSa::Phase::kDeleted) return;
+  if (request.payloads.empty() ||
+      (request.payloads.back().As<codec::SkPayload>() == nullptr &&
+       request.payloads.back().As<codec::SkfPayload>() == nullptr)) {
+    dropped_family_.Add({{"reason", "unprotected"}}).Increment();
+    return;
+  }
+  const uint32_t message_id = request.header.message_id;
+  if (message_id + 1 == sa->next_request_id && message_id == sa->last_response_id) {
+    // A retransmitted request: the same response again (§2.1). Of a
+    // fragmented request only the first fragment triggers it (RFC 7383 §2.6.1).
+    const auto* skf = request.payloads.back().As<codec::SkfPayload>();
+    if (skf == nullptr || skf->fragment_number == 1) {
+      for (const crypto::Bytes& message : sa->last_response) SendTo(*sa, message);
+    }
+    return;
+  }
+  if (message_id != sa->next_request_id) {
+    dropped_family_.Add({{"reason", "message_id"}}).Increment();
+    return;
+  }
+  std::vector<codec::Payload> inner;
+  std::string error;
+  if (!Unprotect(*sa, datagram, request, &inner, &error)) {
+    if (!error.empty()) {
+      dropped_family_.Add({{"reason", "integrity_or_syntax"}}).Increment();
+      log_.Info("protected message rejected",
+                {{"spi_r", Hex(sa->spi_r)}, {"error", error}});
+    }
+    return;
+  }
+  // Authenticated: the client's address is where this came from (§2.23).
+  if (absl::StatusOr<net::IpEndpoint> remote = net::IpEndpoint::FromProto(datagram.remote());
+      remote.ok() && sa->initiator_behind_nat) {
+    sa->remote = *remote;
+    if (auto local = net::IpEndpoint::FromProto(datagram.local()); local.ok()) {
+      sa->local = *local;
+    }
+    sa->udp_encapsulated = datagram.udp_encapsulated();
+    sa->forwarder = forwarder;
+  }
+  sa->last_seen = absl::Now();
+
+  ExchangeResult result;
+  switch (request.header.exchange_type) {
+    case ExchangeType::kIkeAuth:
+      result = HandleIkeAuth(*sa, inner, policy_, services_);
+      break;
+    case ExchangeType::kInformational:
+      result = HandleInformational(*sa, inner);
+      break;
+    case ExchangeType::kCreateChildSa: {
+      codec::NotifyPayload refuse;
+      refuse.type = sa->phase == IkeSa::Phase::kEstablished ? NotifyType::kNoAdditionalSas
+                                                            : NotifyType::kInvalidSyntax;
+      result.payloads.push_back(codec::Payload{std::move(refuse)});
+      result.outcome = ExchangeOutcome::kDone;
+      break;
+    }
+    default: {
+      codec::NotifyPayload refuse;
+      refuse.type = NotifyType::kInvalidSyntax;
+      result.payloads.push_back(codec::Payload{std::move(refuse)});
+      result.outcome = ExchangeOutcome::kDone;
+    }
+  }
+
+  codec::Header header = request.header;
+  header.initiator = false;
+  header.response = true;
+  absl::StatusOr<std::vector<crypto::Bytes>> response =
+      Protect(*sa, header, result.payloads);
+  if (!response.ok()) {
+    log_.Error("cannot protect response", {{"error", response.status().message()}});
+    return;
+  }
+  sa->last_response = std::move(*response);
+  sa->last_response_id = message_id;
+  sa->next_request_id = message_id + 1;
+  for (const crypto::Bytes& message : sa->last_response) SendTo(*sa, message);
+  Finish(sa, result);
+}
+
+void IkeEngine::Finish(std::shared_ptr<IkeSa> sa, const ExchangeResult& result) {
+  switch (result.outcome) {
+    case ExchangeOutcome::kContinue:
+      return;
+    case ExchangeOutcome::kEstablished: {
+      {
+        absl::MutexLock lock(&mu_);
+        for (auto it = half_open_.begin(); it != half_open_.end(); ++it) {
+          if (it->second == sa->spi_r) {
+            half_open_.erase(it);
+            break;
+          }
+        }
+        half_open_gauge_.Set(static_cast<double>(half_open_.size()));
+      }
+      absl::Status recorded = recorder_->RecordEstablished(*sa);
+      std::string vips;
+      for (const std::string& ip : sa->virtual_ips) {
+        auto address = net::IpEndpoint::FromBytes(AsBytes(ip), 0);
+        if (address.ok()) absl::StrAppend(&vips, vips.empty() ? "" : ",", address->AddressString());
+      }
+      sa_established_.Increment();
+      log_.Info("IKE SA established",
+                {{"spi_i", Hex(sa->spi_i)},
+                 {"spi_r", Hex(sa->spi_r)},
+                 {"remote", sa->remote.ToString()},
+                 {"eap_identity", sa->eap_identity},
+                 {"certificate", sa->certificate_subject},
+                 {"virtual_ips", vips},
+                 {"child_sas", sa->children.size()},
+                 {"note", result.note},
+                 {"recorded", recorded.ok()}});
+      if (!recorded.ok()) {
+        log_.Error("cannot record SA", {{"error", recorded.message()}});
+      }
+      return;
+    }
+    case ExchangeOutcome::kDone:
+      for (const ChildSaState& child : result.removed_children) {
+        if (absl::Status s = recorder_->RemoveChild(child); !s.ok()) {
+          log_.Error("cannot remove CHILD SA record", {{"error", s.message()}});
+        }
+      }
+      return;
+    case ExchangeOutcome::kFailed:
+      sa_failed_.Increment();
+      log_.Info("IKE SA failed", {{"spi_r", Hex(sa->spi_r)}, {"reason", result.note}});
+      ReleaseResources(*sa);
+      Forget(*sa);
+      return;
+    case ExchangeOutcome::kDeleteSa:
+      if (sa->phase == IkeSa::Phase::kEstablished) {
+        sa_deleted_.Increment();
+        if (absl::Status s = recorder_->RemoveSa(*sa); !s.ok()) {
+          log_.Error("cannot remove SA record", {{"error", s.message()}});
+        }
+      } else {
+        sa_failed_.Increment();
+      }
+      log_.Info("IKE SA deleted", {{"spi_r", Hex(sa->spi_r)}, {"reason", result.note}});
+      ReleaseResources(*sa);
+      Forget(*sa);
+      return;
+  }
+}
+
+void IkeEngine::ReleaseResources(IkeSa& sa) {
+  for (const std::string& ip : sa.virtual_ips) {
+    AddressPool* pool = ip.size() == 16 ? services_.pool_v6 : services_.pool_v4;
+    if (pool != nullptr) pool->Release(ip, sa.record_key()).IgnoreError();
+  }
+  sa.virtual_ips.clear();
+  sa.phase = IkeSa::Phase::kDeleted;
+}
+
+void IkeEngine::Forget(const IkeSa& sa) {
+  absl::MutexLock lock(&mu_);
+  sas_.erase(sa.spi_r);
+  for (auto it = half_open_.begin(); it != half_open_.end(); ++it) {
+    if (it->second == sa.spi_r) {
+      half_open_.erase(it);
+      break;
+    }
+  }
+  sas_gauge_.Set(static_cast<double>(sas_.size()));
+  half_open_gauge_.Set(static_cast<double>(half_open_.size()));
+}
+
+size_t IkeEngine::ExpireHalfOpen() {
+  std::vector<std::shared_ptr<IkeSa>> candidates;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [key, spi_r] : half_open_) {
+      auto it = sas_.find(spi_r);
+      if (it != sas_.end()) candidates.push_back(it->second);
+    }
+  }
+  const absl::Time cutoff = absl::Now() - options_.half_open_timeout;
+  size_t expired = 0;
+  for (const std::shared_ptr<IkeSa>& sa : candidates) {
+    absl::MutexLock lock(&sa->mu);
+    if (sa->phase == IkeSa::Phase::kEstablished || sa->created > cutoff) continue;
+    ReleaseResources(*sa);
+    Forget(*sa);
+    ++expired;
+  }
+  return expired;
+}
+
+}  // namespace vpn::ike

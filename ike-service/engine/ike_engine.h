@@ -1,0 +1,114 @@
+// Where IKE datagrams enter ike-service: decoding, the SA table, message
+// IDs and retransmits, SK protection and fragments (RFC 7383), and dispatch
+// to the exchange handlers. Messages of one SA are handled in order, by one
+// worker; different SAs in parallel.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "common/log/log.h"
+#include "ike-service/codec/message.h"
+#include "ike-service/exchange/cookies.h"
+#include "ike-service/exchange/exchange_result.h"
+#include "ike-service/exchange/ike_auth.h"
+#include "ike-service/exchange/responder_policy.h"
+#include "ike-service/sa/ike_sa.h"
+#include "ike-service/sa/sa_recorder.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
+#include "proto/vpn/v1/ike_transport.pb.h"
+
+namespace vpn::ike {
+
+struct EngineOptions {
+  size_t workers = 2;
+  size_t queue_limit = 4096;        // per worker; beyond it datagrams drop
+  size_t half_open_limit = 10000;   // half-open SAs; beyond it INITs drop
+  size_t cookie_threshold = 1000;   // half-open SAs before cookies are asked
+  absl::Duration half_open_timeout = absl::Seconds(30);
+  size_t fragment_size = 1280;      // largest IP packet of a sent fragment
+};
+
+class IkeEngine {
+ public:
+  using SendFunction = std::function<void(size_t forwarder, const v1::IkeDatagram&)>;
+
+  IkeEngine(ResponderPolicy policy, EngineOptions options, AuthServices services,
+            SaRecorder* recorder, SendFunction send, prometheus::Registry& registry);
+  ~IkeEngine();
+
+  // Queues a datagram for the worker that owns its SA.
+  void Submit(size_t forwarder, v1::IkeDatagram datagram);
+
+  // Handles a datagram on the calling thread (tests and the workers).
+  void Handle(size_t forwarder, const v1::IkeDatagram& datagram);
+
+  // Drops half-open SAs older than the timeout; returns how many.
+  size_t ExpireHalfOpen();
+
+  size_t sa_count() const;
+  size_t half_open_count() const;
+
+  void Stop();
+
+ private:
+  struct Work {
+    size_t forwarder;
+    v1::IkeDatagram datagram;
+  };
+  struct Worker {
+    absl::Mutex mu;
+    std::deque<Work> queue ABSL_GUARDED_BY(mu);
+    bool stopping ABSL_GUARDED_BY(mu) = false;
+    std::thread thread;
+  };
+
+  void RunWorker(Worker* worker);
+  void HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagram,
+                       const codec::Message& request);
+  void HandleProtected(size_t forwarder, const v1::IkeDatagram& datagram,
+                       const codec::Message& request);
+  // Decrypts SK, or collects SKF fragments; false until a whole request is in.
+  bool Unprotect(IkeSa& sa, const v1::IkeDatagram& datagram, const codec::Message& request,
+                 std::vector<codec::Payload>* inner, std::string* error);
+  // Encrypts the response, in fragments when it is too large.
+  absl::StatusOr<std::vector<crypto::Bytes>> Protect(
+      const IkeSa& sa, const codec::Header& header,
+      const std::vector<codec::Payload>& payloads) const;
+  void SendTo(const IkeSa& sa, const crypto::Bytes& message);
+  void Finish(std::shared_ptr<IkeSa> sa, const ExchangeResult& result);
+  void ReleaseResources(IkeSa& sa);
+  void Forget(const IkeSa& sa);
+
+  const ResponderPolicy policy_;
+  const EngineOptions options_;
+  const AuthServices services_;
+  SaRecorder* const recorder_;
+  const SendFunction send_;
+  const log::Logger log_{"ike-service"};
+  CookieJar cookies_;
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<uint64_t, std::shared_ptr<IkeSa>> sas_ ABSL_GUARDED_BY(mu_);
+  // (SPIi, client address) of half-open SAs, to answer IKE_SA_INIT retransmits.
+  absl::flat_hash_map<std::pair<uint64_t, std::string>, uint64_t> half_open_
+      ABSL_GUARDED_BY(mu_);
+
+  std::vector<std::unique_ptr<Worker>> workers_;
+
+  prometheus::Family<prometheus::Counter>& dropped_family_;
+  prometheus::Counter& sa_established_;
+  prometheus::Counter& sa_failed_;
+  prometheus::Counter& sa_deleted_;
+  prometheus::Gauge& sas_gauge_;
+  prometheus::Gauge& half_open_gauge_;
+};
+
+}  // namespace vpn::ike

@@ -1,0 +1,426 @@
+#include "ike-service/exchange/ike_auth.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "ike-service/exchange/proposals.h"
+#include "ike-service/exchange/traffic_selectors.h"
+
+namespace vpn::ike {
+namespace {
+
+using codec::NotifyType;
+
+constexpr char kKeyPad[] = "Key Pad for IKEv2";  // RFC 7296 §2.15, no NUL
+
+codec::Payload Notify(NotifyType type, codec::Bytes data = {}) {
+  codec::NotifyPayload notify;
+  notify.type = type;
+  notify.data = std::move(data);
+  return codec::Payload{std::move(notify)};
+}
+
+ExchangeResult Fail(NotifyType type, std::string note) {
+  ExchangeResult result;
+  result.payloads.push_back(Notify(type));
+  result.outcome = ExchangeOutcome::kFailed;
+  result.note = std::move(note);
+  return result;
+}
+
+crypto::Bytes IdBody(codec::IdType type, const codec::Bytes& data) {
+  crypto::Bytes body = {static_cast<uint8_t>(type), 0, 0, 0};
+  body.insert(body.end(), data.begin(), data.end());
+  return body;
+}
+
+template <typename T>
+const T* FindPayload(const std::vector<codec::Payload>& payloads) {
+  for (const codec::Payload& payload : payloads) {
+    if (const T* body = payload.As<T>()) return body;
+  }
+  return nullptr;
+}
+
+bool HasNotify(const std::vector<codec::Payload>& payloads, NotifyType type) {
+  for (const codec::Payload& payload : payloads) {
+    const auto* notify = payload.As<codec::NotifyPayload>();
+    if (notify != nullptr && notify->type == type) return true;
+  }
+  return false;
+}
+
+uint32_t RandomChildSpi() {
+  uint32_t spi = 0;
+  while (spi < 256) {  // 1-255 are reserved (RFC 4303 §2.1)
+    crypto::GetProvider().RandomBytes(
+        absl::MakeSpan(reinterpret_cast<uint8_t*>(&spi), sizeof(spi)));
+  }
+  return spi;
+}
+
+// IDr and AUTH from auth-service's signature over ResponderSignedOctets,
+// with the gateway's certificate chain.
+absl::Status AppendGatewayAuth(IkeSa& sa, const ResponderPolicy& policy,
+                               const AuthServices& services,
+                               std::vector<codec::Payload>* out) {
+  codec::IdrPayload idr;
+  idr.id_type = policy.id_type;
+  idr.data = policy.id_data;
+  if (idr.data.empty()) {
+    idr.id_type = sa.local.is_v6() ? codec::IdType::kIpv6Addr : codec::IdType::kIpv4Addr;
+    idr.data.assign(sa.local.address_bytes().begin(), sa.local.address_bytes().end());
+  }
+  sa.idr_body = IdBody(idr.id_type, idr.data);
+  absl::StatusOr<crypto::Bytes> octets =
+      SignedOctets(sa.transforms.prf, sa.init_response, sa.nonce_i,
+                   sa.keys.sk_pr.span(), sa.idr_body);
+  if (!octets.ok()) return octets.status();
+  v1::SignRequest sign;
+  sign.set_signed_octets(octets->data(), octets->size());
+  for (uint16_t hash : sa.peer_hash_algorithms) sign.add_peer_hash_algorithms(hash);
+  absl::StatusOr<v1::SignReply> signature = services.authenticator->Sign(sign);
+  if (!signature.ok()) return signature.status();
+
+  out->push_back(codec::Payload{std::move(idr)});
+  for (const std::string& der : signature->certificate_chain_der()) {
+    codec::CertPayload cert;
+    cert.encoding = codec::CertEncoding::kX509Signature;
+    cert.data.assign(der.begin(), der.end());
+    out->push_back(codec::Payload{std::move(cert)});
+  }
+  codec::AuthPayload auth;
+  auth.method = static_cast<codec::AuthMethod>(signature->auth_method());
+  auth.data.assign(signature->auth_data().begin(), signature->auth_data().end());
+  out->push_back(codec::Payload{std::move(auth)});
+  return absl::OkStatus();
+}
+
+// CP reply, the first CHILD SA and MOBIKE, appended to `out`.
+void AppendFirstChild(IkeSa& sa, const ResponderPolicy& policy,
+                      const AuthServices& services, std::vector<codec::Payload>* out,
+                      std::string* note) {
+  const PendingChild& pending = sa.pending_child;
+  std::vector<codec::TrafficSelector> client_side;
+  if (pending.has_config_request) {
+    codec::ConfigPayload reply;
+    reply.cfg_type = codec::CfgType::kReply;
+    bool wants_v4 = false, wants_v6 = false, wants_server = false;
+    for (const codec::ConfigAttribute& attribute : pending.config_request.attributes) {
+      switch (attribute.type) {
+        case codec::ConfigAttributeType::kInternalIp4Address:
+          wants_v4 = true;
+          break;
+        case codec::ConfigAttributeType::kInternalIp6Address:
+          wants_v6 = true;
+          break;
+        case codec::ConfigAttributeType::kMsInternalIp4Server:
+        case codec::ConfigAttributeType::kMsInternalIp6Server:
+          wants_server = true;
+          break;
+        default:
+          break;
+      }
+    }
+    bool assigned_any = false;
+    for (auto [wanted, pool, v6] : {std::make_tuple(wants_v4, services.pool_v4, false),
+                                    std::make_tuple(wants_v6, services.pool_v6, true)}) {
+      if (!wanted || pool == nullptr) continue;
+      absl::StatusOr<std::string> address = pool->Acquire(sa.record_key());
+      if (!address.ok()) {
+        absl::StrAppend(note, "no virtual IP: ", address.status().message(), "; ");
+        continue;
+      }
+      assigned_any = true;
+      sa.virtual_ips.push_back(*address);
+      client_side.push_back(HostSelector(*address));
+      codec::ConfigAttribute attribute;
+      attribute.type = v6 ? codec::ConfigAttributeType::kInternalIp6Address
+                          : codec::ConfigAttributeType::kInternalIp4Address;
+      attribute.value.assign(address->begin(), address->end());
+      if (v6) attribute.value.push_back(128);  // prefix length (§3.15.1)
+      reply.attributes.push_back(std::move(attribute));
+      for (const std::string& dns : policy.dns_servers) {
+        if ((dns.size() == 16) != v6) continue;
+        reply.attributes.push_back(
+            {v6 ? codec::ConfigAttributeType::kInternalIp6Dns
+                : codec::ConfigAttributeType::kInternalIp4Dns,
+             codec::Bytes(dns.begin(), dns.end())});
+      }
+      if (wants_server) {
+        // Windows asks where the gateway is inside the tunnel: the pool's
+        // first host address, kept for the gateway.
+        codec::Bytes server(address->begin(), address->end());
+        const size_t host_bytes = v6 ? 2 : 1;
+        for (size_t i = 0; i < host_bytes; ++i) server[server.size() - 1 - i] = 0;
+        server.back() = 1;
+        if (v6) server.push_back(128);
+        reply.attributes.push_back({v6 ? codec::ConfigAttributeType::kMsInternalIp6Server
+                                       : codec::ConfigAttributeType::kMsInternalIp4Server,
+                                    std::move(server)});
+      }
+    }
+    if ((wants_v4 || wants_v6) && !assigned_any) {
+      out->push_back(Notify(NotifyType::kInternalAddressFailure));
+      absl::StrAppend(note, "INTERNAL_ADDRESS_FAILURE");
+      return;
+    }
+    out->push_back(codec::Payload{std::move(reply)});
+  }
+  if (client_side.empty()) {
+    client_side.push_back(HostSelector(std::string(
+        reinterpret_cast<const char*>(sa.remote.address_bytes().data()),
+        sa.remote.address_bytes().size())));
+  }
+
+  absl::optional<SelectedProposal> selected =
+      SelectProposal(pending.proposals, policy.esp_proposals, codec::ProtocolId::kEsp);
+  if (!selected || selected->spi.size() != 4) {
+    out->push_back(Notify(NotifyType::kNoProposalChosen));
+    absl::StrAppend(note, "no acceptable ESP proposal");
+    return;
+  }
+  std::vector<codec::TrafficSelector> tsi = Narrow(pending.tsi, client_side);
+  std::vector<codec::TrafficSelector> tsr = Narrow(pending.tsr, policy.local_ts);
+  if (tsi.empty() || tsr.empty()) {
+    out->push_back(Notify(NotifyType::kTsUnacceptable));
+    absl::StrAppend(note, "TS_UNACCEPTABLE");
+    return;
+  }
+  absl::StatusOr<ChildSaKeys> keys =
+      DeriveChildSaKeys(sa.transforms.prf, sa.keys.sk_d.span(), selected->transforms, {},
+                        sa.nonce_i, sa.nonce_r);
+  if (!keys.ok()) {
+    out->push_back(Notify(NotifyType::kNoProposalChosen));
+    absl::StrAppend(note, keys.status().message());
+    return;
+  }
+  ChildSaState child;
+  child.inbound_spi = RandomChildSpi();
+  child.outbound_spi = (uint32_t{selected->spi[0]} << 24) |
+                       (uint32_t{selected->spi[1]} << 16) |
+                       (uint32_t{selected->spi[2]} << 8) | selected->spi[3];
+  child.transforms = selected->transforms;
+  child.keys = std::move(*keys);
+  child.remote_ts = tsi;
+  child.local_ts = tsr;
+  child.created = absl::Now();
+  const codec::Bytes our_spi = {static_cast<uint8_t>(child.inbound_spi >> 24),
+                                static_cast<uint8_t>(child.inbound_spi >> 16),
+                                static_cast<uint8_t>(child.inbound_spi >> 8),
+                                static_cast<uint8_t>(child.inbound_spi)};
+  codec::SaPayload sa_reply;
+  sa_reply.proposals.push_back(
+      ToResponseProposal(*selected, codec::ProtocolId::kEsp, our_spi));
+  out->push_back(codec::Payload{std::move(sa_reply)});
+  codec::TsiPayload tsi_reply;
+  tsi_reply.selectors = std::move(tsi);
+  out->push_back(codec::Payload{std::move(tsi_reply)});
+  codec::TsrPayload tsr_reply;
+  tsr_reply.selectors = std::move(tsr);
+  out->push_back(codec::Payload{std::move(tsr_reply)});
+  sa.children.push_back(std::move(child));
+}
+
+ExchangeResult Establish(IkeSa& sa, std::vector<codec::Payload> payloads,
+                         const ResponderPolicy& policy, const AuthServices& services) {
+  ExchangeResult result;
+  result.payloads = std::move(payloads);
+  AppendFirstChild(sa, policy, services, &result.payloads, &result.note);
+  sa.phase = IkeSa::Phase::kEstablished;
+  sa.pending_child = PendingChild();
+  result.outcome = ExchangeOutcome::kEstablished;
+  return result;
+}
+
+ExchangeResult FirstRound(IkeSa& sa, const std::vector<codec::Payload>& request,
+                          const ResponderPolicy& policy, const AuthServices& services) {
+  const codec::IdiPayload* idi = FindPayload<codec::IdiPayload>(request);
+  if (idi == nullptr) return Fail(NotifyType::kAuthenticationFailed, "IKE_AUTH without IDi");
+  sa.idi = *idi;
+  PendingChild& pending = sa.pending_child;
+  if (const auto* child_sa = FindPayload<codec::SaPayload>(request)) {
+    pending.proposals = child_sa->proposals;
+  }
+  if (const auto* tsi = FindPayload<codec::TsiPayload>(request)) pending.tsi = tsi->selectors;
+  if (const auto* tsr = FindPayload<codec::TsrPayload>(request)) pending.tsr = tsr->selectors;
+  if (const auto* config = FindPayload<codec::ConfigPayload>(request);
+      config != nullptr && config->cfg_type == codec::CfgType::kRequest) {
+    pending.has_config_request = true;
+    pending.config_request = *config;
+  }
+  sa.mobike = HasNotify(request, NotifyType::kMobikeSupported);
+
+  std::vector<codec::Payload> response;
+  if (absl::Status signed_ok = AppendGatewayAuth(sa, policy, services, &response);
+      !signed_ok.ok()) {
+    return Fail(NotifyType::kAuthenticationFailed,
+                absl::StrCat("cannot sign as the gateway: ", signed_ok.message()));
+  }
+
+  const codec::AuthPayload* auth = FindPayload<codec::AuthPayload>(request);
+  if (auth == nullptr) {
+    // No AUTH: the client authenticates with EAP (§2.16).
+    v1::EapStartRequest start;
+    start.set_initiator_spi(sa.spi_i);
+    start.set_responder_spi(sa.spi_r);
+    start.set_peer_identity(std::string(idi->data.begin(), idi->data.end()));
+    absl::StatusOr<v1::EapReply> reply = services.authenticator->EapStart(start);
+    if (!reply.ok() || reply->outcome() != v1::EapReply::CONTINUE) {
+      return Fail(NotifyType::kAuthenticationFailed,
+                  reply.ok() ? "EAP did not start" : std::string(reply.status().message()));
+    }
+    sa.uses_eap = true;
+    sa.eap_session = reply->session();
+    codec::EapPayload eap;
+    eap.message.assign(reply->eap_message().begin(), reply->eap_message().end());
+    response.push_back(codec::Payload{std::move(eap)});
+    sa.phase = IkeSa::Phase::kAuthenticating;
+    ExchangeResult result;
+    result.payloads = std::move(response);
+    result.outcome = ExchangeOutcome::kContinue;
+    return result;
+  }
+
+  // A machine certificate: auth-service checks the chain and the signature.
+  if (auth->method == codec::AuthMethod::kSharedKeyMic) {
+    return Fail(NotifyType::kAuthenticationFailed, "pre-shared keys are not accepted");
+  }
+  absl::StatusOr<crypto::Bytes> octets =
+      SignedOctets(sa.transforms.prf, sa.init_request, sa.nonce_r, sa.keys.sk_pi.span(),
+                   IdBody(idi->id_type, idi->data));
+  if (!octets.ok()) return Fail(NotifyType::kAuthenticationFailed, "signed octets");
+  v1::ValidateCertificateRequest validate;
+  for (const codec::Payload& payload : request) {
+    const auto* cert = payload.As<codec::CertPayload>();
+    if (cert != nullptr && cert->encoding == codec::CertEncoding::kX509Signature) {
+      validate.add_chain_der(std::string(cert->data.begin(), cert->data.end()));
+    }
+  }
+  if (validate.chain_der_size() == 0) {
+    return Fail(NotifyType::kAuthenticationFailed, "certificate AUTH without a CERT");
+  }
+  validate.set_identity(std::string(idi->data.begin(), idi->data.end()));
+  validate.set_identity_type(static_cast<uint32_t>(idi->id_type));
+  validate.set_auth_method(static_cast<uint32_t>(auth->method));
+  validate.set_signed_octets(octets->data(), octets->size());
+  validate.set_auth_data(std::string(auth->data.begin(), auth->data.end()));
+  absl::StatusOr<v1::ValidateCertificateReply> verdict =
+      services.authenticator->ValidateCertificate(validate);
+  if (!verdict.ok() || !verdict->valid()) {
+    return Fail(NotifyType::kAuthenticationFailed,
+                verdict.ok() ? verdict->reason() : std::string(verdict.status().message()));
+  }
+  sa.certificate_subject = verdict->subject();
+  return Establish(sa, std::move(response), policy, services);
+}
+
+ExchangeResult EapRound(IkeSa& sa, const std::vector<codec::Payload>& request,
+                        const ResponderPolicy& policy, const AuthServices& services) {
+  if (const auto* eap = FindPayload<codec::EapPayload>(request)) {
+    if (!sa.msk.empty()) {
+      return Fail(NotifyType::kAuthenticationFailed, "EAP after EAP-Success");
+    }
+    v1::EapRoundRequest round;
+    round.set_session(sa.eap_session);
+    round.set_eap_message(std::string(eap->message.begin(), eap->message.end()));
+    absl::StatusOr<v1::EapReply> reply = services.authenticator->EapRound(round);
+    if (!reply.ok()) {
+      return Fail(NotifyType::kAuthenticationFailed, std::string(reply.status().message()));
+    }
+    ExchangeResult result;
+    codec::EapPayload answer;
+    answer.message.assign(reply->eap_message().begin(), reply->eap_message().end());
+    result.payloads.push_back(codec::Payload{std::move(answer)});
+    switch (reply->outcome()) {
+      case v1::EapReply::CONTINUE:
+        result.outcome = ExchangeOutcome::kContinue;
+        break;
+      case v1::EapReply::SUCCESS:
+        sa.msk = crypto::SecretBytes(crypto::ByteSpan(
+            reinterpret_cast<const uint8_t*>(reply->msk().data()), reply->msk().size()));
+        sa.eap_identity = reply->eap_identity();
+        result.outcome = ExchangeOutcome::kContinue;
+        break;
+      default:
+        result.outcome = ExchangeOutcome::kFailed;
+        result.note = "EAP authentication failed";
+    }
+    return result;
+  }
+
+  const codec::AuthPayload* auth = FindPayload<codec::AuthPayload>(request);
+  if (auth == nullptr || sa.msk.empty()) {
+    return Fail(NotifyType::kAuthenticationFailed, "IKE_AUTH without EAP or AUTH");
+  }
+  // The client's AUTH over InitiatorSignedOctets, keyed by the MSK.
+  absl::StatusOr<crypto::Bytes> initiator_octets =
+      SignedOctets(sa.transforms.prf, sa.init_request, sa.nonce_r, sa.keys.sk_pi.span(),
+                   IdBody(sa.idi.id_type, sa.idi.data));
+  if (!initiator_octets.ok()) return Fail(NotifyType::kAuthenticationFailed, "octets");
+  absl::StatusOr<crypto::Bytes> expected =
+      SharedKeyAuth(sa.transforms.prf, sa.msk.span(), *initiator_octets);
+  if (!expected.ok() || auth->method != codec::AuthMethod::kSharedKeyMic ||
+      !crypto::ConstantTimeEquals(*expected, auth->data)) {
+    return Fail(NotifyType::kAuthenticationFailed, "the client's MSK AUTH does not verify");
+  }
+  absl::StatusOr<crypto::Bytes> responder_octets =
+      SignedOctets(sa.transforms.prf, sa.init_response, sa.nonce_i, sa.keys.sk_pr.span(),
+                   sa.idr_body);
+  if (!responder_octets.ok()) return Fail(NotifyType::kAuthenticationFailed, "octets");
+  absl::StatusOr<crypto::Bytes> ours =
+      SharedKeyAuth(sa.transforms.prf, sa.msk.span(), *responder_octets);
+  if (!ours.ok()) return Fail(NotifyType::kAuthenticationFailed, "AUTH");
+  std::vector<codec::Payload> response;
+  codec::AuthPayload our_auth;
+  our_auth.method = codec::AuthMethod::kSharedKeyMic;
+  our_auth.data = std::move(*ours);
+  response.push_back(codec::Payload{std::move(our_auth)});
+  return Establish(sa, std::move(response), policy, services);
+}
+
+}  // namespace
+
+absl::StatusOr<crypto::Bytes> SharedKeyAuth(uint16_t prf, crypto::ByteSpan secret,
+                                            crypto::ByteSpan signed_octets) {
+  absl::StatusOr<crypto::PrfAlgorithm> algorithm = ipsec::PrfAlgorithmFor(prf);
+  if (!algorithm.ok()) return algorithm.status();
+  absl::StatusOr<std::unique_ptr<crypto::Prf>> outer =
+      crypto::GetProvider().NewPrf(*algorithm, secret);
+  if (!outer.ok()) return outer.status();
+  const crypto::SecretBytes pad_key = (*outer)->Compute(crypto::ByteSpan(
+      reinterpret_cast<const uint8_t*>(kKeyPad), sizeof(kKeyPad) - 1));
+  absl::StatusOr<std::unique_ptr<crypto::Prf>> inner =
+      crypto::GetProvider().NewPrf(*algorithm, pad_key.span());
+  if (!inner.ok()) return inner.status();
+  const crypto::SecretBytes auth = (*inner)->Compute(signed_octets);
+  return crypto::Bytes(auth.span().begin(), auth.span().end());
+}
+
+absl::StatusOr<crypto::Bytes> SignedOctets(uint16_t prf, crypto::ByteSpan real_message,
+                                           crypto::ByteSpan nonce, crypto::ByteSpan sk_p,
+                                           crypto::ByteSpan id_body) {
+  absl::StatusOr<crypto::PrfAlgorithm> algorithm = ipsec::PrfAlgorithmFor(prf);
+  if (!algorithm.ok()) return algorithm.status();
+  absl::StatusOr<std::unique_ptr<crypto::Prf>> mac =
+      crypto::GetProvider().NewPrf(*algorithm, sk_p);
+  if (!mac.ok()) return mac.status();
+  const crypto::SecretBytes maced_id = (*mac)->Compute(id_body);
+  crypto::Bytes octets(real_message.begin(), real_message.end());
+  octets.insert(octets.end(), nonce.begin(), nonce.end());
+  octets.insert(octets.end(), maced_id.span().begin(), maced_id.span().end());
+  return octets;
+}
+
+ExchangeResult HandleIkeAuth(IkeSa& sa, const std::vector<codec::Payload>& request,
+                             const ResponderPolicy& policy, const AuthServices& services) {
+  switch (sa.phase) {
+    case IkeSa::Phase::kHalfOpen:
+      return FirstRound(sa, request, policy, services);
+    case IkeSa::Phase::kAuthenticating:
+      return EapRound(sa, request, policy, services);
+    default:
+      return Fail(NotifyType::kInvalidSyntax, "IKE_AUTH on an established SA");
+  }
+}
+
+}  // namespace vpn::ike

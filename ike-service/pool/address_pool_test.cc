@@ -1,0 +1,79 @@
+#include "ike-service/pool/address_pool.h"
+
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "common/store/store_factory.h"
+#include "common/testing/child_process.h"
+
+namespace vpn::ike {
+namespace {
+
+class AddressPoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = store::OpenStore("embedded:" + testing::MakeTempDir("pool"));
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+  }
+  std::unique_ptr<store::Store> store_;
+};
+
+TEST_F(AddressPoolTest, HandsOutEachAddressOnceAndTakesItBack) {
+  auto pool = AddressPool::Create("10.10.0.0/29", store_.get());
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  // /29: 8 addresses less network, gateway (.1) and broadcast = 5.
+  std::set<std::string> leased;
+  for (int i = 0; i < 5; ++i) {
+    auto address = (*pool)->Acquire("ike/sa" + std::to_string(i));
+    ASSERT_TRUE(address.ok()) << address.status();
+    EXPECT_EQ(address->size(), 4u);
+    EXPECT_TRUE(leased.insert(*address).second);
+    EXPECT_GE(static_cast<uint8_t>((*address)[3]), 2);
+    EXPECT_LE(static_cast<uint8_t>((*address)[3]), 6);
+  }
+  EXPECT_EQ((*pool)->Acquire("ike/late").status().code(),
+            absl::StatusCode::kResourceExhausted);
+  const std::string first = *leased.begin();
+  EXPECT_FALSE((*pool)->Release(first, "ike/someone-else").ok());
+  // Which SA holds `first` is whatever Acquire gave; find it by trying all.
+  bool released = false;
+  for (int i = 0; i < 5 && !released; ++i) {
+    released = (*pool)->Release(first, "ike/sa" + std::to_string(i)).ok();
+  }
+  ASSERT_TRUE(released);
+  auto again = (*pool)->Acquire("ike/late");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, first);
+}
+
+TEST_F(AddressPoolTest, TwoReplicasNeverShareAnAddress) {
+  auto a = AddressPool::Create("10.20.0.0/28", store_.get());
+  auto b = AddressPool::Create("10.20.0.0/28", store_.get());
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::set<std::string> leased;
+  for (int i = 0; i < 6; ++i) {
+    auto from_a = (*a)->Acquire("a" + std::to_string(i));
+    auto from_b = (*b)->Acquire("b" + std::to_string(i));
+    ASSERT_TRUE(from_a.ok() && from_b.ok());
+    EXPECT_TRUE(leased.insert(*from_a).second);
+    EXPECT_TRUE(leased.insert(*from_b).second);
+  }
+}
+
+TEST_F(AddressPoolTest, Ipv6AndBadCidrs) {
+  auto pool = AddressPool::Create("fd00:10::/120", store_.get());
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  auto address = (*pool)->Acquire("x");
+  ASSERT_TRUE(address.ok());
+  EXPECT_EQ(address->size(), 16u);
+  EXPECT_EQ(static_cast<uint8_t>((*address)[15]), 2);
+  EXPECT_FALSE(AddressPool::Create("10.0.0.1/24", store_.get()).ok());
+  EXPECT_FALSE(AddressPool::Create("10.0.0.0", store_.get()).ok());
+  EXPECT_FALSE(AddressPool::Create("10.0.0.0/8", store_.get()).ok());
+  EXPECT_FALSE(AddressPool::Create("10.0.0.0/31", store_.get()).ok());
+}
+
+}  // namespace
+}  // namespace vpn::ike

@@ -1,0 +1,103 @@
+// The state of one IKE SA on its owning replica. One message at a time is
+// processed per SA: the engine holds `mu` for the whole exchange step, as
+// strongSwan checks an SA out to one thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/crypto/crypto.h"
+#include "common/ipsec/transforms.h"
+#include "common/net/ip_endpoint.h"
+#include "ike-service/codec/payloads.h"
+#include "ike-service/sa/keymat.h"
+#include "ike-service/sa/sk_protector.h"
+
+namespace vpn::ike {
+
+struct ChildSaState {
+  uint32_t inbound_spi = 0;   // chosen by the gateway
+  uint32_t outbound_spi = 0;  // chosen by the client
+  ipsec::TransformSet transforms;
+  ChildSaKeys keys;
+  std::vector<codec::TrafficSelector> local_ts;   // TSr: behind the gateway
+  std::vector<codec::TrafficSelector> remote_ts;  // TSi: the client's side
+  absl::Time created;
+};
+
+// What the first IKE_AUTH request asked for, kept across the EAP rounds
+// until the CHILD SA is created in the last one.
+struct PendingChild {
+  std::vector<codec::Proposal> proposals;
+  std::vector<codec::TrafficSelector> tsi;
+  std::vector<codec::TrafficSelector> tsr;
+  bool has_config_request = false;
+  codec::ConfigPayload config_request;
+};
+
+// Fragments (RFC 7383) of one request, decrypted, until all are in.
+struct Reassembly {
+  uint32_t message_id = 0;
+  uint16_t total = 0;
+  codec::PayloadType first_payload = codec::PayloadType::kNone;
+  std::vector<crypto::Bytes> parts;  // by fragment number - 1
+  size_t received = 0;
+  size_t bytes = 0;
+};
+
+struct IkeSa {
+  enum class Phase { kHalfOpen, kAuthenticating, kEstablished, kDeleted };
+
+  absl::Mutex mu;
+
+  uint64_t spi_i = 0;
+  uint64_t spi_r = 0;
+  Phase phase = Phase::kHalfOpen;
+  ipsec::TransformSet transforms;
+  crypto::Bytes nonce_i, nonce_r;
+  crypto::Bytes init_request, init_response;  // for the AUTH signed octets
+  IkeSaKeys keys;
+  std::unique_ptr<SkProtector> from_initiator;  // SK_ei/SK_ai
+  std::unique_ptr<SkProtector> to_initiator;    // SK_er/SK_ar
+
+  net::IpEndpoint local, remote;
+  bool udp_encapsulated = false;
+  size_t forwarder = 0;  // the IkeTransport stream the client is reached by
+  bool initiator_behind_nat = false;
+  bool responder_behind_nat = false;
+  bool peer_supports_fragmentation = false;
+  std::vector<uint16_t> peer_hash_algorithms;  // RFC 7427
+  bool mobike = false;
+
+  // Requests from the initiator: the next expected ID, and the last answer
+  // (one datagram, or several fragments) for retransmits (§2.1).
+  uint32_t next_request_id = 0;
+  uint32_t last_response_id = 0;
+  std::vector<crypto::Bytes> last_response;
+  Reassembly reassembly;
+
+  // IKE_AUTH.
+  codec::IdiPayload idi;
+  crypto::Bytes idr_body;  // our IDr payload body, as sent
+  bool uses_eap = false;
+  std::string eap_session;
+  std::string eap_identity;
+  crypto::SecretBytes msk;
+  std::string certificate_subject;
+  PendingChild pending_child;
+
+  std::vector<std::string> virtual_ips;  // 4- or 16-byte addresses
+  std::vector<ChildSaState> children;
+
+  absl::Time created;
+  absl::Time last_seen;
+
+  // The store key of this SA's record: "ike/<spi_i>-<spi_r>" in hex.
+  std::string record_key() const;
+};
+
+}  // namespace vpn::ike

@@ -1,0 +1,167 @@
+#include "ike-service/sa/sa_recorder.h"
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace vpn::ike {
+namespace {
+
+google::protobuf::Timestamp ToTimestamp(absl::Time time) {
+  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+      absl::ToUnixNanos(time));
+}
+
+std::string Str(const crypto::SecretBytes& bytes) {
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+void AddTransforms(const ipsec::TransformSet& t, bool ike, v1::Proposal* proposal) {
+  auto add = [&](v1::Transform::Type type, uint32_t id, uint32_t bits = 0) {
+    v1::Transform* transform = proposal->add_transforms();
+    transform->set_type(type);
+    transform->set_id(id);
+    transform->set_key_length_bits(bits);
+  };
+  add(v1::Transform::ENCR, t.encryption, t.encryption_key_bits);
+  if (ike) add(v1::Transform::PRF, t.prf);
+  if (t.integrity != 0) add(v1::Transform::INTEG, t.integrity);
+  if (t.key_exchange != 0) add(v1::Transform::KE, t.key_exchange);
+  if (!ike) add(v1::Transform::ESN, t.esn);
+}
+
+void AddSelectors(const std::vector<codec::TrafficSelector>& selectors,
+                  google::protobuf::RepeatedPtrField<v1::TrafficSelector>* out) {
+  for (const codec::TrafficSelector& s : selectors) {
+    v1::TrafficSelector* ts = out->Add();
+    ts->set_ts_type(static_cast<uint32_t>(s.type));
+    ts->set_ip_protocol(s.ip_protocol_id);
+    ts->set_start_port(s.start_port);
+    ts->set_end_port(s.end_port);
+    ts->set_start_address(std::string(s.starting_address.begin(), s.starting_address.end()));
+    ts->set_end_address(std::string(s.ending_address.begin(), s.ending_address.end()));
+  }
+}
+
+}  // namespace
+
+std::string SaRecorder::ChildKey(uint32_t inbound_spi) {
+  return absl::StrFormat("child/%08x", inbound_spi);
+}
+
+absl::StatusOr<v1::IkeSa> SaRecorder::IkeRecord(const IkeSa& sa) const {
+  v1::IkeSa record;
+  record.mutable_meta()->set_owner_replica(replica_);
+  *record.mutable_meta()->mutable_updated() = ToTimestamp(absl::Now());
+  record.set_initiator_spi(sa.spi_i);
+  record.set_responder_spi(sa.spi_r);
+  record.set_state(sa.phase == IkeSa::Phase::kEstablished ? v1::IKE_SA_STATE_ESTABLISHED
+                                                          : v1::IKE_SA_STATE_AUTHENTICATING);
+  AddTransforms(sa.transforms, /*ike=*/true, record.mutable_proposal());
+  record.mutable_initiator_id()->set_type(static_cast<uint32_t>(sa.idi.id_type));
+  record.mutable_initiator_id()->set_data(std::string(sa.idi.data.begin(), sa.idi.data.end()));
+  if (sa.idr_body.size() >= 4) {
+    record.mutable_responder_id()->set_type(sa.idr_body[0]);
+    record.mutable_responder_id()->set_data(
+        std::string(sa.idr_body.begin() + 4, sa.idr_body.end()));
+  }
+  record.set_eap_identity(sa.eap_identity);
+  record.set_auth_method(sa.uses_eap ? v1::AUTH_METHOD_EAP_MSCHAPV2
+                                     : v1::AUTH_METHOD_CERTIFICATE);
+  *record.mutable_local() = sa.local.ToProto();
+  *record.mutable_remote() = sa.remote.ToProto();
+  record.set_local_behind_nat(sa.responder_behind_nat);
+  record.set_remote_behind_nat(sa.initiator_behind_nat);
+  record.set_mobike(sa.mobike);
+  for (const std::string& ip : sa.virtual_ips) record.add_virtual_ips(ip);
+  record.set_next_message_id_in(sa.next_request_id);
+  record.set_last_response_message_id(sa.last_response_id);
+  *record.mutable_established() = ToTimestamp(sa.created);
+  *record.mutable_last_seen() = ToTimestamp(sa.last_seen);
+  for (const ChildSaState& child : sa.children) record.add_child_spis(child.inbound_spi);
+  v1::IkeSaKeys keys;
+  keys.set_sk_d(Str(sa.keys.sk_d));
+  keys.set_sk_ai(Str(sa.keys.sk_ai));
+  keys.set_sk_ar(Str(sa.keys.sk_ar));
+  keys.set_sk_ei(Str(sa.keys.sk_ei));
+  keys.set_sk_er(Str(sa.keys.sk_er));
+  keys.set_sk_pi(Str(sa.keys.sk_pi));
+  keys.set_sk_pr(Str(sa.keys.sk_pr));
+  absl::Status sealed = store::SealInto(*sealer_, sa.record_key(), keys, &record);
+  keys.Clear();
+  if (!sealed.ok()) return sealed;
+  return record;
+}
+
+absl::StatusOr<v1::ChildSa> SaRecorder::ChildRecord(const IkeSa& sa,
+                                                    const ChildSaState& child) const {
+  v1::ChildSa record;
+  record.mutable_meta()->set_owner_replica(replica_);
+  *record.mutable_meta()->mutable_updated() = ToTimestamp(absl::Now());
+  record.set_inbound_spi(child.inbound_spi);
+  record.set_outbound_spi(child.outbound_spi);
+  record.set_ike_initiator_spi(sa.spi_i);
+  record.set_ike_responder_spi(sa.spi_r);
+  record.set_state(v1::CHILD_SA_STATE_INSTALLED);
+  record.set_mode(v1::IPSEC_MODE_TUNNEL);
+  record.set_encapsulation(sa.udp_encapsulated ? v1::ENCAPSULATION_UDP
+                                               : v1::ENCAPSULATION_RAW);
+  AddTransforms(child.transforms, /*ike=*/false, record.mutable_proposal());
+  AddSelectors(child.local_ts, record.mutable_local_ts());
+  AddSelectors(child.remote_ts, record.mutable_remote_ts());
+  record.mutable_lifetime()->set_soft_seconds(
+      static_cast<uint32_t>(absl::ToInt64Seconds(policy_->child_soft_lifetime)));
+  record.mutable_lifetime()->set_hard_seconds(
+      static_cast<uint32_t>(absl::ToInt64Seconds(policy_->child_hard_lifetime)));
+  *record.mutable_local() = sa.local.ToProto();
+  *record.mutable_remote() = sa.remote.ToProto();
+  record.set_replay_window(policy_->replay_window);
+  *record.mutable_created() = ToTimestamp(child.created);
+  // The gateway receives what the initiator sends.
+  v1::ChildSaKeys keys;
+  keys.set_inbound_encryption(Str(child.keys.encryption_i));
+  keys.set_inbound_integrity(Str(child.keys.integrity_i));
+  keys.set_outbound_encryption(Str(child.keys.encryption_r));
+  keys.set_outbound_integrity(Str(child.keys.integrity_r));
+  absl::Status sealed =
+      store::SealInto(*sealer_, ChildKey(child.inbound_spi), keys, &record);
+  keys.Clear();
+  if (!sealed.ok()) return sealed;
+  return record;
+}
+
+absl::Status SaRecorder::RecordEstablished(const IkeSa& sa) {
+  std::vector<store::Op> ops;
+  absl::StatusOr<v1::IkeSa> ike = IkeRecord(sa);
+  if (!ike.ok()) return ike.status();
+  std::string value;
+  ike->SerializeToString(&value);
+  ops.push_back(store::Op::Put(sa.record_key(), std::move(value)));
+  for (const ChildSaState& child : sa.children) {
+    absl::StatusOr<v1::ChildSa> record = ChildRecord(sa, child);
+    if (!record.ok()) return record.status();
+    std::string child_value;
+    record->SerializeToString(&child_value);
+    // A CHILD SA's SPI is unique gateway-wide: create-only.
+    ops.push_back(store::Op::Put(ChildKey(child.inbound_spi), std::move(child_value),
+                                 store::Condition::CreateOnly()));
+  }
+  return store_->Txn(ops).status();
+}
+
+absl::Status SaRecorder::RemoveSa(const IkeSa& sa) {
+  std::vector<store::Op> ops;
+  ops.push_back(store::Op::Delete(sa.record_key()));
+  for (const ChildSaState& child : sa.children) {
+    ops.push_back(store::Op::Delete(ChildKey(child.inbound_spi)));
+  }
+  absl::Status status = store_->Txn(ops).status();
+  return absl::IsNotFound(status) ? absl::OkStatus() : status;
+}
+
+absl::Status SaRecorder::RemoveChild(const ChildSaState& child) {
+  absl::Status status = store_->Delete(ChildKey(child.inbound_spi)).status();
+  return absl::IsNotFound(status) ? absl::OkStatus() : status;
+}
+
+}  // namespace vpn::ike
