@@ -85,6 +85,11 @@ void ReadIkeServiceConfig(config::ConfigReader& reader, IkeServiceConfig* out) {
   value = out->engine.workers;
   reader.Uint("workers", 1, 256, &value);
   out->engine.workers = value;
+  reader.Duration("liveness_interval", &out->engine.liveness_interval);
+  reader.Duration("dead_peer_timeout", &out->engine.dead_peer_timeout);
+  if (out->engine.liveness_interval < absl::Seconds(1)) {
+    reader.Fail("liveness_interval", "must be at least 1s");
+  }
 }
 
 absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
@@ -131,10 +136,14 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
       [self](size_t forwarder, const v1::IkeDatagram& datagram) {
         self->engine_->Submit(forwarder, datagram);
       });
+  component->management_ = std::make_unique<ManagementService>(
+      component->store_.store.get(), config.replica,
+      [self](uint64_t spi_i, uint64_t spi_r) { return self->engine_->Terminate(spi_i, spi_r); });
   component->transport_->Start();
   component->sweeper_ = std::thread([self] {
-    while (!self->stopping_.WaitForNotificationWithTimeout(absl::Seconds(5))) {
+    while (!self->stopping_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
       self->engine_->ExpireHalfOpen();
+      self->engine_->CheckLiveness();
     }
   });
   return component;

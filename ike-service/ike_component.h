@@ -17,6 +17,7 @@
 #include "ike-service/auth_client/authenticator.h"
 #include "ike-service/engine/ike_engine.h"
 #include "ike-service/exchange/responder_policy.h"
+#include "ike-service/management/management_service.h"
 #include "ike-service/pool/address_pool.h"
 #include "ike-service/sa/sa_recorder.h"
 #include "ike-service/transport/ike_transport_client.h"
@@ -47,7 +48,7 @@ class IkeComponent : public rpc::Component {
       const IkeServiceConfig& config, prometheus::Registry& registry);
   ~IkeComponent() override;
 
-  std::vector<grpc::Service*> services() override { return {}; }
+  std::vector<grpc::Service*> services() override { return {management_.get()}; }
   void Stop() override;
 
  private:
@@ -61,6 +62,7 @@ class IkeComponent : public rpc::Component {
   std::unique_ptr<SaRecorder> recorder_;
   std::unique_ptr<IkeEngine> engine_;
   std::unique_ptr<IkeTransportClient> transport_;
+  std::unique_ptr<ManagementService> management_;
   absl::Notification stopping_;
   std::thread sweeper_;
 };

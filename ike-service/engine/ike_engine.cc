@@ -4,6 +4,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "ike-service/exchange/create_child_sa.h"
 #include "ike-service/exchange/ike_sa_init.h"
 #include "ike-service/exchange/informational.h"
 
@@ -152,8 +153,7 @@ void IkeEngine::Handle(size_t forwarder, const v1::IkeDatagram& datagram) {
   }
   const codec::Message& request = *decoded;
   if (request.header.response) {
-    // The gateway sends no requests yet, so there is nothing to match.
-    dropped_family_.Add({{"reason", "unexpected_response"}}).Increment();
+    HandleResponse(forwarder, datagram, request);
     return;
   }
   if (request.header.exchange_type == ExchangeType::kIkeSaInit) {
@@ -446,14 +446,9 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
     case ExchangeType::kInformational:
       result = HandleInformational(*sa, inner);
       break;
-    case ExchangeType::kCreateChildSa: {
-      codec::NotifyPayload refuse;
-      refuse.type = sa->phase == IkeSa::Phase::kEstablished ? NotifyType::kNoAdditionalSas
-                                                            : NotifyType::kInvalidSyntax;
-      result.payloads.push_back(codec::Payload{std::move(refuse)});
-      result.outcome = ExchangeOutcome::kDone;
+    case ExchangeType::kCreateChildSa:
+      result = HandleCreateChildSa(*sa, inner, policy_);
       break;
-    }
     default: {
       codec::NotifyPayload refuse;
       refuse.type = NotifyType::kInvalidSyntax;
@@ -478,7 +473,7 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
   Finish(sa, result);
 }
 
-void IkeEngine::Finish(std::shared_ptr<IkeSa> sa, const ExchangeResult& result) {
+void IkeEngine::Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result) {
   switch (result.outcome) {
     case ExchangeOutcome::kContinue:
       return;
@@ -516,6 +511,30 @@ void IkeEngine::Finish(std::shared_ptr<IkeSa> sa, const ExchangeResult& result) 
       return;
     }
     case ExchangeOutcome::kDone:
+      for (uint32_t spi : result.added_children) {
+        for (const ChildSaState& child : sa->children) {
+          if (child.inbound_spi != spi) continue;
+          absl::Status recorded = recorder_->RecordChild(*sa, child);
+          log_.Info(result.note, {{"spi_r", Hex(sa->spi_r)},
+                                  {"child_in", absl::StrCat(absl::Hex(spi, absl::kZeroPad8))},
+                                  {"proposal", child.transforms.ToString()},
+                                  {"recorded", recorded.ok()}});
+        }
+      }
+      if (result.rekeyed != nullptr) {
+        std::shared_ptr<IkeSa> rekeyed(std::move(result.rekeyed));
+        {
+          absl::MutexLock lock(&mu_);
+          sas_[rekeyed->spi_r] = rekeyed;
+          sas_gauge_.Set(static_cast<double>(sas_.size()));
+        }
+        absl::Status recorded = recorder_->RecordEstablished(*rekeyed, true);
+        log_.Info("IKE SA rekeyed", {{"old_spi_r", Hex(sa->spi_r)},
+                                     {"spi_i", Hex(rekeyed->spi_i)},
+                                     {"spi_r", Hex(rekeyed->spi_r)},
+                                     {"proposal", rekeyed->transforms.ToString()},
+                                     {"recorded", recorded.ok()}});
+      }
       for (const ChildSaState& child : result.removed_children) {
         if (absl::Status s = recorder_->RemoveChild(child); !s.ok()) {
           log_.Error("cannot remove CHILD SA record", {{"error", s.message()}});
@@ -530,13 +549,10 @@ void IkeEngine::Finish(std::shared_ptr<IkeSa> sa, const ExchangeResult& result) 
       return;
     case ExchangeOutcome::kDeleteSa:
       if (sa->phase == IkeSa::Phase::kEstablished) {
-        sa_deleted_.Increment();
-        if (absl::Status s = recorder_->RemoveSa(*sa); !s.ok()) {
-          log_.Error("cannot remove SA record", {{"error", s.message()}});
-        }
-      } else {
-        sa_failed_.Increment();
+        DeleteEstablished(*sa, result.note);
+        return;
       }
+      sa_failed_.Increment();
       log_.Info("IKE SA deleted", {{"spi_r", Hex(sa->spi_r)}, {"reason", result.note}});
       ReleaseResources(*sa);
       Forget(*sa);
@@ -564,6 +580,120 @@ void IkeEngine::Forget(const IkeSa& sa) {
   }
   sas_gauge_.Set(static_cast<double>(sas_.size()));
   half_open_gauge_.Set(static_cast<double>(half_open_.size()));
+}
+
+void IkeEngine::SendRequest(IkeSa& sa, std::vector<codec::Payload> payloads) {
+  codec::Header header;
+  header.initiator_spi = sa.spi_i;
+  header.responder_spi = sa.spi_r;
+  header.exchange_type = ExchangeType::kInformational;
+  header.initiator = false;  // the client started this IKE SA
+  header.response = false;
+  header.message_id = sa.next_own_request_id++;
+  absl::StatusOr<std::vector<crypto::Bytes>> datagrams = Protect(sa, header, payloads);
+  if (!datagrams.ok()) {
+    log_.Error("cannot protect request", {{"error", datagrams.status().message()}});
+    return;
+  }
+  IkeSa::PendingRequest pending;
+  pending.message_id = header.message_id;
+  pending.datagrams = std::move(*datagrams);
+  pending.sent = absl::Now();
+  pending.attempts = 1;
+  for (const crypto::Bytes& message : pending.datagrams) SendTo(sa, message);
+  sa.pending_request = std::move(pending);
+}
+
+void IkeEngine::HandleResponse(size_t forwarder, const v1::IkeDatagram& datagram,
+                               const codec::Message& response) {
+  std::shared_ptr<IkeSa> sa;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sas_.find(response.header.responder_spi);
+    if (it != sas_.end() && it->second->spi_i == response.header.initiator_spi) {
+      sa = it->second;
+    }
+  }
+  if (sa == nullptr) {
+    dropped_family_.Add({{"reason", "unexpected_response"}}).Increment();
+    return;
+  }
+  absl::MutexLock lock(&sa->mu);
+  if (!sa->pending_request.has_value() ||
+      sa->pending_request->message_id != response.header.message_id ||
+      response.payloads.empty()) {
+    dropped_family_.Add({{"reason", "unexpected_response"}}).Increment();
+    return;
+  }
+  std::vector<codec::Payload> inner;
+  std::string error;
+  if (!Unprotect(*sa, datagram, response, &inner, &error)) {
+    if (!error.empty()) dropped_family_.Add({{"reason", "integrity_or_syntax"}}).Increment();
+    return;
+  }
+  (void)forwarder;
+  sa->pending_request.reset();
+  sa->last_seen = absl::Now();
+}
+
+void IkeEngine::DeleteEstablished(IkeSa& sa, absl::string_view reason) {
+  sa_deleted_.Increment();
+  if (absl::Status s = recorder_->RemoveSa(sa); !s.ok()) {
+    log_.Error("cannot remove SA record", {{"error", s.message()}});
+  }
+  log_.Info("IKE SA deleted", {{"spi_r", Hex(sa.spi_r)}, {"reason", reason}});
+  ReleaseResources(sa);
+  Forget(sa);
+}
+
+absl::Status IkeEngine::Terminate(uint64_t spi_i, uint64_t spi_r) {
+  std::shared_ptr<IkeSa> sa;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sas_.find(spi_r);
+    if (it != sas_.end() && it->second->spi_i == spi_i) sa = it->second;
+  }
+  if (sa == nullptr) return absl::NotFoundError("this replica holds no such IKE SA");
+  absl::MutexLock lock(&sa->mu);
+  if (sa->phase != IkeSa::Phase::kEstablished) {
+    return absl::FailedPreconditionError("the IKE SA is not established");
+  }
+  codec::DeletePayload del;
+  del.protocol_id = codec::ProtocolId::kIke;
+  SendRequest(*sa, {codec::Payload{std::move(del)}});
+  DeleteEstablished(*sa, "terminated by the operator");
+  return absl::OkStatus();
+}
+
+void IkeEngine::CheckLiveness() {
+  std::vector<std::shared_ptr<IkeSa>> established;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [spi, sa] : sas_) established.push_back(sa);
+  }
+  const absl::Time now = absl::Now();
+  for (const std::shared_ptr<IkeSa>& sa : established) {
+    absl::MutexLock lock(&sa->mu);
+    if (sa->phase != IkeSa::Phase::kEstablished) continue;
+    if (now - sa->last_seen > options_.dead_peer_timeout) {
+      DeleteEstablished(*sa, "the client stayed silent past dead_peer_timeout");
+      continue;
+    }
+    if (sa->pending_request.has_value()) {
+      // Retransmit with exponential back-off, capped at the interval.
+      IkeSa::PendingRequest& pending = *sa->pending_request;
+      const absl::Duration wait = std::min(
+          absl::Seconds(2) * (1 << std::min(pending.attempts - 1, 10)),
+          options_.liveness_interval);
+      if (now - pending.sent >= wait) {
+        for (const crypto::Bytes& message : pending.datagrams) SendTo(*sa, message);
+        pending.sent = now;
+        ++pending.attempts;
+      }
+      continue;
+    }
+    if (now - sa->last_seen >= options_.liveness_interval) SendRequest(*sa, {});
+  }
 }
 
 size_t IkeEngine::ExpireHalfOpen() {

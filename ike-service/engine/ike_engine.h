@@ -34,6 +34,11 @@ struct EngineOptions {
   size_t cookie_threshold = 1000;   // half-open SAs before cookies are asked
   absl::Duration half_open_timeout = absl::Seconds(30);
   size_t fragment_size = 1280;      // largest IP packet of a sent fragment
+  // Liveness (§1.4): an empty INFORMATIONAL after this much silence,
+  // retransmitted with back-off; a client silent for dead_peer_timeout is
+  // deleted. VPN Reconnect keeps silent clients for the outage window.
+  absl::Duration liveness_interval = absl::Seconds(30);
+  absl::Duration dead_peer_timeout = absl::Minutes(30);
 };
 
 class IkeEngine {
@@ -52,6 +57,14 @@ class IkeEngine {
 
   // Drops half-open SAs older than the timeout; returns how many.
   size_t ExpireHalfOpen();
+
+  // Sends liveness checks and retransmits the gateway's own requests;
+  // deletes SAs whose client stayed silent past dead_peer_timeout.
+  void CheckLiveness();
+
+  // Deletes an SA this replica holds, telling the client (INFORMATIONAL
+  // DELETE). kNotFound when it holds no such SA.
+  absl::Status Terminate(uint64_t spi_i, uint64_t spi_r);
 
   size_t sa_count() const;
   size_t half_open_count() const;
@@ -83,7 +96,13 @@ class IkeEngine {
       const IkeSa& sa, const codec::Header& header,
       const std::vector<codec::Payload>& payloads) const;
   void SendTo(const IkeSa& sa, const crypto::Bytes& message);
-  void Finish(std::shared_ptr<IkeSa> sa, const ExchangeResult& result);
+  // Protects and sends a request of the gateway's own; remembers it for
+  // retransmission until the response comes.
+  void SendRequest(IkeSa& sa, std::vector<codec::Payload> payloads);
+  void HandleResponse(size_t forwarder, const v1::IkeDatagram& datagram,
+                      const codec::Message& response);
+  void DeleteEstablished(IkeSa& sa, absl::string_view reason);
+  void Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result);
   void ReleaseResources(IkeSa& sa);
   void Forget(const IkeSa& sa);
 

@@ -1,6 +1,7 @@
 // What an exchange handler returns to the engine.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,8 @@ struct ExchangeResult {
   ExchangeOutcome outcome = ExchangeOutcome::kContinue;
   std::string note;  // why, for the log
   std::vector<ChildSaState> removed_children;  // CHILD SAs the peer deleted
+  std::vector<uint32_t> added_children;        // inbound SPIs of new CHILD SAs
+  std::unique_ptr<IkeSa> rekeyed;              // the new IKE SA of an IKE rekey
 };
 
 }  // namespace vpn::ike

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "ike-service/exchange/create_child_sa.h"
 #include "ike-service/exchange/proposals.h"
 #include "ike-service/exchange/traffic_selectors.h"
 
@@ -49,14 +50,6 @@ bool HasNotify(const std::vector<codec::Payload>& payloads, NotifyType type) {
   return false;
 }
 
-uint32_t RandomChildSpi() {
-  uint32_t spi = 0;
-  while (spi < 256) {  // 1-255 are reserved (RFC 4303 §2.1)
-    crypto::GetProvider().RandomBytes(
-        absl::MakeSpan(reinterpret_cast<uint8_t*>(&spi), sizeof(spi)));
-  }
-  return spi;
-}
 
 // IDr and AUTH from auth-service's signature over ResponderSignedOctets,
 // with the gateway's certificate chain.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/types/optional.h"
 #include "absl/time/time.h"
 #include "common/crypto/crypto.h"
 #include "common/ipsec/transforms.h"
@@ -79,6 +80,16 @@ struct IkeSa {
   uint32_t last_response_id = 0;
   std::vector<crypto::Bytes> last_response;
   Reassembly reassembly;
+
+  // Requests the gateway sends (liveness, deletes): its own message IDs.
+  uint32_t next_own_request_id = 0;
+  struct PendingRequest {
+    uint32_t message_id = 0;
+    std::vector<crypto::Bytes> datagrams;
+    absl::Time sent;
+    int attempts = 0;
+  };
+  absl::optional<PendingRequest> pending_request;
 
   // IKE_AUTH.
   codec::IdiPayload idi;

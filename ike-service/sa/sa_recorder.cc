@@ -130,7 +130,7 @@ absl::StatusOr<v1::ChildSa> SaRecorder::ChildRecord(const IkeSa& sa,
   return record;
 }
 
-absl::Status SaRecorder::RecordEstablished(const IkeSa& sa) {
+absl::Status SaRecorder::RecordEstablished(const IkeSa& sa, bool children_exist) {
   std::vector<store::Op> ops;
   absl::StatusOr<v1::IkeSa> ike = IkeRecord(sa);
   if (!ike.ok()) return ike.status();
@@ -144,9 +144,23 @@ absl::Status SaRecorder::RecordEstablished(const IkeSa& sa) {
     record->SerializeToString(&child_value);
     // A CHILD SA's SPI is unique gateway-wide: create-only.
     ops.push_back(store::Op::Put(ChildKey(child.inbound_spi), std::move(child_value),
-                                 store::Condition::CreateOnly()));
+                                 children_exist ? store::Condition::Any()
+                                                : store::Condition::CreateOnly()));
   }
   return store_->Txn(ops).status();
+}
+
+absl::Status SaRecorder::RecordChild(const IkeSa& sa, const ChildSaState& child) {
+  absl::StatusOr<v1::ChildSa> record = ChildRecord(sa, child);
+  if (!record.ok()) return record.status();
+  std::string value;
+  record->SerializeToString(&value);
+  store::PutOptions create_only;
+  create_only.condition = store::Condition::CreateOnly();
+  absl::Status written = store_->Put(ChildKey(child.inbound_spi), value, create_only).status();
+  if (!written.ok()) return written;
+  // The IKE SA's record lists its CHILD SAs.
+  return RecordEstablished(sa, /*children_exist=*/true);
 }
 
 absl::Status SaRecorder::RemoveSa(const IkeSa& sa) {

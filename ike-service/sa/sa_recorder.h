@@ -19,8 +19,11 @@ class SaRecorder {
              const ResponderPolicy* policy)
       : store_(store), sealer_(sealer), replica_(std::move(replica)), policy_(policy) {}
 
-  // The IKE SA and every CHILD SA, in one transaction.
-  absl::Status RecordEstablished(const IkeSa& sa);
+  // The IKE SA and every CHILD SA, in one transaction. After an IKE rekey
+  // the CHILD SA records exist already and are rewritten for the new SA.
+  absl::Status RecordEstablished(const IkeSa& sa, bool children_exist = false);
+  // One new CHILD SA of an established IKE SA (CREATE_CHILD_SA).
+  absl::Status RecordChild(const IkeSa& sa, const ChildSaState& child);
   // Deletes the IKE SA's record and its CHILD SAs'.
   absl::Status RemoveSa(const IkeSa& sa);
   absl::Status RemoveChild(const ChildSaState& child);

@@ -2,8 +2,18 @@
 //
 //   vpnctl [--target=host:port] [--tls_*_file=...] health [--wait=10s]
 //   vpnctl [--target=host:port] services
+//   vpnctl [--target=ike-service:50051] sas | sa SPI_I SPI_R | terminate SPI_I SPI_R
+//   vpnctl [--target=ike-service:50051] counters | events
 #include <cstdio>
 #include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/net/ip_endpoint.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
+#include "proto/vpn/v1/management.grpc.pb.h"
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -26,11 +36,114 @@ namespace {
 constexpr char kUsage[] =
     "vpnctl [flags] COMMAND\n"
     "  health    grpc.health.v1 status of the service at --target\n"
-    "  services  gRPC services the target serves (server reflection)";
+    "  services  gRPC services the target serves (server reflection)\n"
+    "  sas       IKE SAs (ike-service management API)\n"
+    "  sa SPI_I SPI_R         one IKE SA and its CHILD SAs, as JSON\n"
+    "  terminate SPI_I SPI_R  delete an IKE SA, telling the client\n"
+    "  counters  SA counts\n"
+    "  events    stream SA up/down/rekey/address-update events";
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "vpnctl: %s\n", message.c_str());
   return 1;
+}
+
+std::string Address(const vpn::v1::Endpoint& endpoint) {
+  auto parsed = vpn::net::IpEndpoint::FromProto(endpoint);
+  return parsed.ok() ? parsed->ToString() : "?";
+}
+
+bool ParseSpis(const std::vector<char*>& args, uint64_t* spi_i, uint64_t* spi_r) {
+  return args.size() == 4 && absl::SimpleHexAtoi(args[2], spi_i) &&
+         absl::SimpleHexAtoi(args[3], spi_r);
+}
+
+std::string ToJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  return json;
+}
+
+std::chrono::system_clock::time_point Deadline() {
+  return std::chrono::system_clock::now() + std::chrono::seconds(5);
+}
+
+int RunManagement(const std::string& command, const std::vector<char*>& args,
+                  const std::shared_ptr<grpc::Channel>& channel) {
+  auto stub = vpn::v1::Management::NewStub(channel);
+  grpc::ClientContext context;
+  if (command != "events") context.set_deadline(Deadline());
+  grpc::Status status;
+  if (command == "sas") {
+    vpn::v1::ListSasReply reply;
+    status = stub->ListSas(&context, vpn::v1::ListSasRequest(), &reply);
+    if (status.ok()) {
+      std::printf("%-16s %-16s %-22s %-16s %-16s %s\n", "SPI_I", "SPI_R", "REMOTE",
+                  "IDENTITY", "VIRTUAL_IP", "CHILD_SAS");
+      for (const vpn::v1::IkeSa& sa : reply.ike_sas()) {
+        std::string vips;
+        for (const std::string& ip : sa.virtual_ips()) {
+          vpn::v1::Endpoint e;
+          e.set_ip(ip);
+          absl::StrAppend(&vips, vips.empty() ? "" : ",",
+                          vpn::net::IpEndpoint::FromProto(e)->AddressString());
+        }
+        std::printf("%016llx %016llx %-22s %-16s %-16s %d\n",
+                    static_cast<unsigned long long>(sa.initiator_spi()),
+                    static_cast<unsigned long long>(sa.responder_spi()),
+                    Address(sa.remote()).c_str(),
+                    sa.eap_identity().empty() ? "-" : sa.eap_identity().c_str(),
+                    vips.empty() ? "-" : vips.c_str(), sa.child_spis_size());
+      }
+    }
+  } else if (command == "sa" || command == "terminate") {
+    uint64_t spi_i = 0, spi_r = 0;
+    if (!ParseSpis(args, &spi_i, &spi_r)) {
+      return Fail(command + " takes SPI_I SPI_R in hex, as `vpnctl sas` shows them");
+    }
+    if (command == "sa") {
+      vpn::v1::GetSaRequest request;
+      request.set_initiator_spi(spi_i);
+      request.set_responder_spi(spi_r);
+      vpn::v1::GetSaReply reply;
+      status = stub->GetSa(&context, request, &reply);
+      if (status.ok()) std::printf("%s\n", ToJson(reply).c_str());
+    } else {
+      vpn::v1::TerminateSaRequest request;
+      request.set_initiator_spi(spi_i);
+      request.set_responder_spi(spi_r);
+      vpn::v1::TerminateSaReply reply;
+      status = stub->TerminateSa(&context, request, &reply);
+      if (status.ok()) std::printf("terminated\n");
+    }
+  } else if (command == "counters") {
+    vpn::v1::GetCountersReply reply;
+    status = stub->GetCounters(&context, vpn::v1::GetCountersRequest(), &reply);
+    if (status.ok()) {
+      std::printf("ike_sas %llu\nchild_sas %llu\n",
+                  static_cast<unsigned long long>(reply.ike_sas()),
+                  static_cast<unsigned long long>(reply.child_sas()));
+    }
+  } else {
+    auto reader = stub->WatchEvents(&context, vpn::v1::WatchEventsRequest());
+    vpn::v1::SaEvent event;
+    while (reader->Read(&event)) {
+      std::printf("%s %s %016llx %016llx %s %s\n",
+                  google::protobuf::util::TimeUtil::ToString(event.time()).c_str(),
+                  vpn::v1::SaEvent::Kind_Name(event.kind()).c_str(),
+                  static_cast<unsigned long long>(event.initiator_spi()),
+                  static_cast<unsigned long long>(event.responder_spi()),
+                  event.eap_identity().empty() ? "-" : event.eap_identity().c_str(),
+                  Address(event.remote()).c_str());
+      std::fflush(stdout);
+    }
+    status = reader->Finish();
+  }
+  if (!status.ok()) return Fail(command + ": " + status.error_message());
+  return 0;
 }
 
 }  // namespace
@@ -38,7 +151,7 @@ int Fail(const std::string& message) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
-  if (args.size() != 2) return Fail(std::string("usage: ") + kUsage);
+  if (args.size() < 2) return Fail(std::string("usage: ") + kUsage);
   const std::string command = args[1];
   const std::string target = absl::GetFlag(FLAGS_target);
   if (absl::Status valid = vpn::config::ValidateHostPort(target); !valid.ok()) {
@@ -72,6 +185,10 @@ int main(int argc, char** argv) {
     if (!services.ok()) return Fail(std::string(services.status().message()));
     std::printf("%s\n", absl::StrJoin(*services, "\n").c_str());
     return 0;
+  }
+  if (command == "sas" || command == "sa" || command == "terminate" ||
+      command == "counters" || command == "events") {
+    return RunManagement(command, args, *channel);
   }
   return Fail("unknown command '" + command + "'\n" + kUsage);
 }
