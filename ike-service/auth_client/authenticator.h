@@ -19,6 +19,7 @@ class Authenticator {
   virtual absl::StatusOr<v1::SignReply> Sign(const v1::SignRequest& request) = 0;
   virtual absl::StatusOr<v1::ValidateCertificateReply> ValidateCertificate(
       const v1::ValidateCertificateRequest& request) = 0;
+  virtual absl::StatusOr<v1::GatewayCertificateReply> GatewayCertificate() = 0;
 };
 
 // Calls auth-service at `target` with a per-call deadline.

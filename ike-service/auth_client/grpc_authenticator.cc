@@ -26,6 +26,10 @@ class GrpcAuthenticator : public Authenticator {
       const v1::ValidateCertificateRequest& request) override {
     return Call(&v1::Auth::Stub::ValidateCertificate, request, "ValidateCertificate");
   }
+  absl::StatusOr<v1::GatewayCertificateReply> GatewayCertificate() override {
+    return Call(&v1::Auth::Stub::GatewayCertificate, v1::GatewayCertificateRequest(),
+                "GatewayCertificate");
+  }
 
  private:
   template <typename Request, typename Reply>

@@ -206,7 +206,8 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
   }
   IkeSaInitResult result = ike::HandleIkeSaInit(
       request, AsBytes(datagram.payload()), *local, *remote, policy_,
-      half_open >= options_.cookie_threshold ? &cookies_ : nullptr);
+      half_open >= options_.cookie_threshold ? &cookies_ : nullptr,
+      CertificateAuthorities());
   const std::vector<uint8_t> encoded = codec::EncodeMessage(result.response);
   if (result.sa == nullptr) {
     v1::IkeDatagram out;
@@ -580,6 +581,24 @@ void IkeEngine::Forget(const IkeSa& sa) {
   }
   sas_gauge_.Set(static_cast<double>(sas_.size()));
   half_open_gauge_.Set(static_cast<double>(half_open_.size()));
+}
+
+crypto::Bytes IkeEngine::CertificateAuthorities() {
+  absl::MutexLock lock(&authorities_mu_);
+  if (absl::Now() - authorities_fetched_ < absl::Minutes(5)) return authorities_;
+  absl::StatusOr<v1::GatewayCertificateReply> reply =
+      services_.authenticator->GatewayCertificate();
+  if (!reply.ok()) {
+    // Not again for 30 s: an IKE_SA_INIT must not wait on a dead auth-service.
+    authorities_fetched_ = absl::Now() - absl::Minutes(5) + absl::Seconds(30);
+    return authorities_;
+  }
+  authorities_.clear();
+  for (const std::string& hash : reply->certificate_authorities()) {
+    if (hash.size() == 20) authorities_.insert(authorities_.end(), hash.begin(), hash.end());
+  }
+  authorities_fetched_ = absl::Now();
+  return authorities_;
 }
 
 void IkeEngine::SendRequest(IkeSa& sa, std::vector<codec::Payload> payloads) {

@@ -102,6 +102,8 @@ class IkeEngine {
   void HandleResponse(size_t forwarder, const v1::IkeDatagram& datagram,
                       const codec::Message& response);
   void DeleteEstablished(IkeSa& sa, absl::string_view reason);
+  // The CAs to name in CERTREQ, from auth-service, cached for a while.
+  crypto::Bytes CertificateAuthorities();
   void Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result);
   void ReleaseResources(IkeSa& sa);
   void Forget(const IkeSa& sa);
@@ -121,6 +123,10 @@ class IkeEngine {
       ABSL_GUARDED_BY(mu_);
 
   std::vector<std::unique_ptr<Worker>> workers_;
+
+  absl::Mutex authorities_mu_;
+  crypto::Bytes authorities_ ABSL_GUARDED_BY(authorities_mu_);
+  absl::Time authorities_fetched_ ABSL_GUARDED_BY(authorities_mu_) = absl::InfinitePast();
 
   prometheus::Family<prometheus::Counter>& dropped_family_;
   prometheus::Counter& sa_established_;

@@ -44,7 +44,8 @@ IkeSaInitResult HandleIkeSaInit(const codec::Message& request,
                                 crypto::ByteSpan raw_request,
                                 const net::IpEndpoint& local,
                                 const net::IpEndpoint& remote,
-                                const ResponderPolicy& policy, CookieJar* cookies) {
+                                const ResponderPolicy& policy, CookieJar* cookies,
+                                crypto::ByteSpan certificate_authorities) {
   IkeSaInitResult result;
   const codec::Header& header = request.header;
   const codec::SaPayload* sa = request.Find<codec::SaPayload>();
@@ -201,6 +202,10 @@ IkeSaInitResult HandleIkeSaInit(const codec::Message& request,
                                      NatDetectionHash(ike_sa->spi_i, ike_sa->spi_r, local)));
   response.payloads.push_back(Notify(NotifyType::kNatDetectionDestinationIp,
                                      NatDetectionHash(ike_sa->spi_i, ike_sa->spi_r, remote)));
+  codec::CertReqPayload certreq;
+  certreq.encoding = codec::CertEncoding::kX509Signature;
+  certreq.authorities.assign(certificate_authorities.begin(), certificate_authorities.end());
+  response.payloads.push_back(codec::Payload{std::move(certreq)});
   if (ike_sa->peer_supports_fragmentation) {
     response.payloads.push_back(Notify(NotifyType::kIkev2FragmentationSupported));
   }

@@ -19,12 +19,15 @@ struct IkeSaInitResult {
 
 // Answers one IKE_SA_INIT request. `raw_request` is the datagram as
 // received (it is signed in IKE_AUTH). With `cookies` set, the request must
-// carry a valid COOKIE or is answered with one.
+// carry a valid COOKIE or is answered with one. The response carries a
+// CERTREQ naming `certificate_authorities` (SHA-1 hashes of CA keys), so
+// clients that send their certificate only when asked send it.
 IkeSaInitResult HandleIkeSaInit(const codec::Message& request,
                                 crypto::ByteSpan raw_request,
                                 const net::IpEndpoint& local,
                                 const net::IpEndpoint& remote,
-                                const ResponderPolicy& policy, CookieJar* cookies);
+                                const ResponderPolicy& policy, CookieJar* cookies,
+                                crypto::ByteSpan certificate_authorities = {});
 
 // An unprotected reply carrying one notify, for IKE_SA_INIT errors.
 codec::Message NotifyResponse(const codec::Header& request_header,
