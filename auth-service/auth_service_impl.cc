@@ -1,0 +1,203 @@
+#include "auth-service/auth_service_impl.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace vpn::auth {
+namespace {
+
+crypto::ByteSpan Span(const std::string& s) {
+  return crypto::ByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
+void FillReply(const eap::Result& result, vpn::v1::EapReply* reply) {
+  switch (result.outcome) {
+    case eap::Result::Outcome::kContinue:
+      reply->set_outcome(vpn::v1::EapReply::CONTINUE);
+      break;
+    case eap::Result::Outcome::kSuccess:
+      reply->set_outcome(vpn::v1::EapReply::SUCCESS);
+      reply->set_msk(result.msk.data(), result.msk.size());
+      reply->set_eap_identity(result.identity);
+      break;
+    case eap::Result::Outcome::kFailure:
+      reply->set_outcome(vpn::v1::EapReply::FAILURE);
+      break;
+  }
+  reply->set_session(result.session);
+  reply->set_eap_message(result.message.data(), result.message.size());
+}
+
+constexpr const char* kEapResults[] = {"success", "failure", "protocol_error",
+                                       "error",   "expired", "unknown_session"};
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+AuthMetrics::AuthMetrics(prometheus::Registry& registry)
+    : sessions_active_(prometheus::BuildGauge()
+                           .Name("auth_eap_sessions_active")
+                           .Help("EAP conversations in progress")
+                           .Register(registry)
+                           .Add({})),
+      results_(prometheus::BuildCounter()
+                   .Name("auth_eap_results_total")
+                   .Help("Finished EAP conversations by result")
+                   .Register(registry)),
+      signatures_(prometheus::BuildCounter()
+                      .Name("auth_signatures_total")
+                      .Help("IKE AUTH payloads signed with the gateway key")
+                      .Register(registry)
+                      .Add({})),
+      validations_(prometheus::BuildCounter()
+                       .Name("auth_certificate_validations_total")
+                       .Help("Client certificate validations by result")
+                       .Register(registry)),
+      cert_valid_(validations_.Add({{"result", "valid"}})),
+      cert_invalid_(validations_.Add({{"result", "invalid"}})) {
+  for (const char* result : kEapResults) results_.Add({{"result", result}});
+}
+
+void AuthMetrics::EapResult(absl::string_view result) {
+  results_.Add({{"result", std::string(result)}}).Increment();
+}
+
+AuthServiceImpl::AuthServiceImpl(eap::SessionManager& sessions,
+                                 UserStore& users, const GatewaySigner* signer,
+                                 const CertValidator* validator,
+                                 AuthMetrics& metrics)
+    : sessions_(sessions),
+      users_(users),
+      signer_(signer),
+      validator_(validator),
+      metrics_(metrics) {}
+
+grpc::Status AuthServiceImpl::EapStart(grpc::ServerContext*,
+                                       const vpn::v1::EapStartRequest* request,
+                                       vpn::v1::EapReply* reply) {
+  absl::StatusOr<eap::Result> result =
+      sessions_.Start(Span(request->peer_identity()));
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  FillReply(*result, reply);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::EapRound(grpc::ServerContext*,
+                                       const vpn::v1::EapRoundRequest* request,
+                                       vpn::v1::EapReply* reply) {
+  const eap::Result result =
+      sessions_.Round(request->session(), Span(request->eap_message()));
+  FillReply(result, reply);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::ValidateCertificate(
+    grpc::ServerContext*, const vpn::v1::ValidateCertificateRequest* request,
+    vpn::v1::ValidateCertificateReply* reply) {
+  if (validator_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "no ca_file configured");
+  }
+  CertificateAuth auth;
+  for (const std::string& der : request->chain_der()) {
+    auth.chain_der.push_back(Span(der));
+  }
+  auth.identity = Span(request->identity());
+  auth.identity_type = request->identity_type();
+  auth.auth_method = request->auth_method();
+  auth.signed_octets = Span(request->signed_octets());
+  auth.auth_data = Span(request->auth_data());
+  const ValidationResult result = validator_->Validate(auth);
+  metrics_.CertificateValidation(result.valid);
+  if (!result.valid) {
+    log_.Info("client certificate rejected",
+              {{"subject", result.subject}, {"reason", result.reason}});
+  }
+  reply->set_valid(result.valid);
+  reply->set_reason(result.reason);
+  reply->set_subject(result.subject);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::Sign(grpc::ServerContext*,
+                                   const vpn::v1::SignRequest* request,
+                                   vpn::v1::SignReply* reply) {
+  if (signer_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "no gateway key configured");
+  }
+  const std::vector<uint32_t> hashes(request->peer_hash_algorithms().begin(),
+                                     request->peer_hash_algorithms().end());
+  absl::StatusOr<GatewaySigner::Signature> signature =
+      signer_->Sign(Span(request->signed_octets()), hashes);
+  if (!signature.ok()) return ToGrpcStatus(signature.status());
+  metrics_.Signature();
+  reply->set_auth_method(signature->auth_method);
+  reply->set_auth_data(signature->auth_data.data(),
+                       signature->auth_data.size());
+  for (const crypto::Bytes& der : signer_->chain_der()) {
+    reply->add_certificate_chain_der(der.data(), der.size());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::GatewayCertificate(
+    grpc::ServerContext*, const vpn::v1::GatewayCertificateRequest*,
+    vpn::v1::GatewayCertificateReply* reply) {
+  if (signer_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "no gateway certificate configured");
+  }
+  for (const crypto::Bytes& der : signer_->chain_der()) {
+    reply->add_certificate_chain_der(der.data(), der.size());
+  }
+  if (validator_ != nullptr) {
+    for (const crypto::Bytes& hash : validator_->authority_hashes()) {
+      reply->add_certificate_authorities(hash.data(), hash.size());
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::PutUser(grpc::ServerContext*,
+                                      const vpn::v1::PutUserRequest* request,
+                                      vpn::v1::Empty*) {
+  const absl::Status put = users_.Put(request->name(), request->password());
+  // Wipe our copy of the password (gRPC's receive buffers are out of reach).
+  std::string& password = const_cast<std::string&>(request->password());
+  crypto::SecureZero(password.data(), password.size());
+  if (!put.ok()) return ToGrpcStatus(put);
+  log_.Info("user stored", {{"user", eap::Printable(request->name())}});
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::DeleteUser(
+    grpc::ServerContext*, const vpn::v1::DeleteUserRequest* request,
+    vpn::v1::Empty*) {
+  const absl::Status deleted = users_.Delete(request->name());
+  if (!deleted.ok()) return ToGrpcStatus(deleted);
+  log_.Info("user deleted", {{"user", eap::Printable(request->name())}});
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::ListUsers(grpc::ServerContext*,
+                                        const vpn::v1::ListUsersRequest*,
+                                        vpn::v1::ListUsersReply* reply) {
+  absl::StatusOr<std::vector<UserInfo>> users = users_.List();
+  if (!users.ok()) return ToGrpcStatus(users.status());
+  for (const UserInfo& user : *users) {
+    vpn::v1::User* out = reply->add_users();
+    out->set_name(user.name);
+    out->set_disabled(user.disabled);
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace vpn::auth

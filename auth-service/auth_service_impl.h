@@ -1,0 +1,90 @@
+// The vpn.v1.Auth gRPC service (proto/vpn/v1/auth.proto): EAP rounds,
+// certificate validation, AUTH signing with the gateway key, and the user
+// management calls. Holds no state of its own; see AuthComponent.
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include "auth-service/certs/cert_validator.h"
+#include "auth-service/eap/eap_session.h"
+#include "auth-service/signer/gateway_signer.h"
+#include "auth-service/users/user_store.h"
+#include "common/log/log.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
+#include "proto/vpn/v1/auth.grpc.pb.h"
+
+namespace vpn::auth {
+
+// auth-service's metrics, registered in the process registry.
+class AuthMetrics {
+ public:
+  explicit AuthMetrics(prometheus::Registry& registry);
+
+  void EapResult(absl::string_view result);
+  void EapSessionsActive(size_t active) {
+    sessions_active_.Set(static_cast<double>(active));
+  }
+  void Signature() { signatures_.Increment(); }
+  void CertificateValidation(bool valid) {
+    (valid ? cert_valid_ : cert_invalid_).Increment();
+  }
+
+ private:
+  prometheus::Gauge& sessions_active_;
+  prometheus::Family<prometheus::Counter>& results_;
+  prometheus::Counter& signatures_;
+  prometheus::Family<prometheus::Counter>& validations_;
+  prometheus::Counter& cert_valid_;
+  prometheus::Counter& cert_invalid_;
+};
+
+class AuthServiceImpl final : public vpn::v1::Auth::Service {
+ public:
+  // `signer` and `validator` may be null (not configured); all must outlive
+  // the service.
+  AuthServiceImpl(eap::SessionManager& sessions, UserStore& users,
+                  const GatewaySigner* signer, const CertValidator* validator,
+                  AuthMetrics& metrics);
+
+  grpc::Status EapStart(grpc::ServerContext* context,
+                        const vpn::v1::EapStartRequest* request,
+                        vpn::v1::EapReply* reply) override;
+  grpc::Status EapRound(grpc::ServerContext* context,
+                        const vpn::v1::EapRoundRequest* request,
+                        vpn::v1::EapReply* reply) override;
+  grpc::Status ValidateCertificate(
+      grpc::ServerContext* context,
+      const vpn::v1::ValidateCertificateRequest* request,
+      vpn::v1::ValidateCertificateReply* reply) override;
+  grpc::Status Sign(grpc::ServerContext* context,
+                    const vpn::v1::SignRequest* request,
+                    vpn::v1::SignReply* reply) override;
+  grpc::Status GatewayCertificate(
+      grpc::ServerContext* context,
+      const vpn::v1::GatewayCertificateRequest* request,
+      vpn::v1::GatewayCertificateReply* reply) override;
+  grpc::Status PutUser(grpc::ServerContext* context,
+                       const vpn::v1::PutUserRequest* request,
+                       vpn::v1::Empty* reply) override;
+  grpc::Status DeleteUser(grpc::ServerContext* context,
+                          const vpn::v1::DeleteUserRequest* request,
+                          vpn::v1::Empty* reply) override;
+  grpc::Status ListUsers(grpc::ServerContext* context,
+                         const vpn::v1::ListUsersRequest* request,
+                         vpn::v1::ListUsersReply* reply) override;
+
+ private:
+  eap::SessionManager& sessions_;
+  UserStore& users_;
+  const GatewaySigner* const signer_;
+  const CertValidator* const validator_;
+  AuthMetrics& metrics_;
+  const log::Logger log_{"auth-service"};
+};
+
+// absl::Status to grpc::Status, code and message.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+}  // namespace vpn::auth
