@@ -427,14 +427,21 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
     }
     return;
   }
-  // Authenticated: the client's address is where this came from (§2.23).
-  if (absl::StatusOr<net::IpEndpoint> remote = net::IpEndpoint::FromProto(datagram.remote());
-      remote.ok() && sa->initiator_behind_nat) {
-    sa->remote = *remote;
-    if (auto local = net::IpEndpoint::FromProto(datagram.local()); local.ok()) {
-      sa->local = *local;
-    }
-    sa->udp_encapsulated = datagram.udp_encapsulated();
+  RequestPath path;
+  path.forwarder = forwarder;
+  path.udp_encapsulated = datagram.udp_encapsulated();
+  if (auto remote = net::IpEndpoint::FromProto(datagram.remote()); remote.ok()) {
+    path.remote = *remote;
+  }
+  if (auto local = net::IpEndpoint::FromProto(datagram.local()); local.ok()) {
+    path.local = *local;
+  }
+  // Authenticated: behind a NAT the client is where this came from (§2.23).
+  // With MOBIKE only UPDATE_SA_ADDRESSES moves the SA (RFC 4555 §3.8).
+  if (sa->initiator_behind_nat && !sa->mobike && !path.remote.is_unspecified()) {
+    sa->remote = path.remote;
+    sa->local = path.local;
+    sa->udp_encapsulated = path.udp_encapsulated;
     sa->forwarder = forwarder;
   }
   sa->last_seen = absl::Now();
@@ -445,7 +452,7 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
       result = HandleIkeAuth(*sa, inner, policy_, services_);
       break;
     case ExchangeType::kInformational:
-      result = HandleInformational(*sa, inner);
+      result = HandleInformational(*sa, inner, path);
       break;
     case ExchangeType::kCreateChildSa:
       result = HandleCreateChildSa(*sa, inner, policy_);
@@ -512,6 +519,26 @@ void IkeEngine::Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result) {
       return;
     }
     case ExchangeOutcome::kDone:
+      if (result.addresses_updated && sa->pending_request.has_value()) {
+        // One request at a time (window size 1): no check this time.
+        absl::Status recorded = recorder_->RecordEstablished(*sa, /*children_exist=*/true);
+        log_.Info("MOBIKE address update without return routability check",
+                  {{"spi_r", Hex(sa->spi_r)}, {"remote", sa->remote.ToString()},
+                   {"recorded", recorded.ok()}});
+      } else if (result.addresses_updated) {
+        // RFC 4555 §3.5: check that the client is reachable at the new
+        // address (COOKIE2 echoed) before the CHILD SAs move there.
+        crypto::Bytes cookie(16);
+        crypto::GetProvider().RandomBytes(absl::MakeSpan(cookie));
+        codec::NotifyPayload cookie2;
+        cookie2.type = NotifyType::kCookie2;
+        cookie2.data = cookie;
+        sa->return_routability_cookie = cookie;
+        SendRequest(*sa, {codec::Payload{std::move(cookie2)}});
+        log_.Info("MOBIKE address update", {{"spi_r", Hex(sa->spi_r)},
+                                            {"remote", sa->remote.ToString()},
+                                            {"local", sa->local.ToString()}});
+      }
       for (uint32_t spi : result.added_children) {
         for (const ChildSaState& child : sa->children) {
           if (child.inbound_spi != spi) continue;
@@ -653,6 +680,22 @@ void IkeEngine::HandleResponse(size_t forwarder, const v1::IkeDatagram& datagram
   (void)forwarder;
   sa->pending_request.reset();
   sa->last_seen = absl::Now();
+  if (!sa->return_routability_cookie.empty()) {
+    bool echoed = false;
+    for (const codec::Payload& payload : inner) {
+      const auto* notify = payload.As<codec::NotifyPayload>();
+      echoed |= notify != nullptr && notify->type == NotifyType::kCookie2 &&
+                crypto::ConstantTimeEquals(notify->data, sa->return_routability_cookie);
+    }
+    if (echoed) {
+      sa->return_routability_cookie.clear();
+      // The new path works: the CHILD SAs follow (the forwarder watches).
+      absl::Status recorded = recorder_->RecordEstablished(*sa, /*children_exist=*/true);
+      log_.Info("return routability confirmed", {{"spi_r", Hex(sa->spi_r)},
+                                                 {"remote", sa->remote.ToString()},
+                                                 {"recorded", recorded.ok()}});
+    }
+  }
 }
 
 void IkeEngine::DeleteEstablished(IkeSa& sa, absl::string_view reason) {

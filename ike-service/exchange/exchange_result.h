@@ -25,6 +25,7 @@ struct ExchangeResult {
   std::vector<ChildSaState> removed_children;  // CHILD SAs the peer deleted
   std::vector<uint32_t> added_children;        // inbound SPIs of new CHILD SAs
   std::unique_ptr<IkeSa> rekeyed;              // the new IKE SA of an IKE rekey
+  bool addresses_updated = false;              // MOBIKE moved the IKE SA
 };
 
 }  // namespace vpn::ike

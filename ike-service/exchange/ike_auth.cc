@@ -219,6 +219,11 @@ ExchangeResult Establish(IkeSa& sa, std::vector<codec::Payload> payloads,
   ExchangeResult result;
   result.payloads = std::move(payloads);
   AppendFirstChild(sa, policy, services, &result.payloads, &result.note);
+  if (sa.mobike) {
+    // RFC 4555 §3.1; the gateway has one address to offer (§3.4).
+    result.payloads.push_back(Notify(NotifyType::kMobikeSupported));
+    result.payloads.push_back(Notify(NotifyType::kNoAdditionalAddresses));
+  }
   sa.phase = IkeSa::Phase::kEstablished;
   sa.pending_child = PendingChild();
   result.outcome = ExchangeOutcome::kEstablished;

@@ -2,9 +2,74 @@
 
 #include <algorithm>
 
-namespace vpn::ike {
+#include "ike-service/exchange/nat_detection.h"
 
-ExchangeResult HandleInformational(IkeSa& sa, const std::vector<codec::Payload>& request) {
+namespace vpn::ike {
+namespace {
+
+using codec::NotifyType;
+
+codec::Payload Notify(NotifyType type, codec::Bytes data = {}) {
+  codec::NotifyPayload notify;
+  notify.type = type;
+  notify.data = std::move(data);
+  return codec::Payload{std::move(notify)};
+}
+
+// RFC 4555 §3.5: the client moved. The IKE SA follows the request's
+// addresses at once; the CHILD SAs follow once the new path is known to
+// work (the engine's return routability check).
+void UpdateAddresses(IkeSa& sa, const std::vector<codec::Payload>& request,
+                     const RequestPath& path, ExchangeResult* result) {
+  bool nat_payloads = false, source_matches = false, destination_matches = false;
+  bool no_nats_allowed = false;
+  for (const codec::Payload& payload : request) {
+    const auto* notify = payload.As<codec::NotifyPayload>();
+    if (notify == nullptr) continue;
+    switch (notify->type) {
+      case NotifyType::kNatDetectionSourceIp:
+        nat_payloads = true;
+        source_matches |= notify->data == NatDetectionHash(sa.spi_i, sa.spi_r, path.remote);
+        break;
+      case NotifyType::kNatDetectionDestinationIp:
+        nat_payloads = true;
+        destination_matches |= notify->data == NatDetectionHash(sa.spi_i, sa.spi_r, path.local);
+        break;
+      case NotifyType::kNoNatsAllowed:
+        no_nats_allowed = true;
+        break;
+      default:
+        break;
+    }
+  }
+  const bool nat = nat_payloads && (!source_matches || !destination_matches);
+  if (no_nats_allowed && nat) {
+    // §3.9: the client forbids NATs on the path and one is there.
+    result->payloads.push_back(Notify(NotifyType::kUnexpectedNatDetected));
+    result->note = "UPDATE_SA_ADDRESSES through a NAT with NO_NATS_ALLOWED";
+    return;
+  }
+  const bool moved = sa.remote != path.remote || sa.local != path.local;
+  sa.remote = path.remote;
+  sa.local = path.local;
+  sa.udp_encapsulated = path.udp_encapsulated;
+  sa.forwarder = path.forwarder;
+  if (nat_payloads) {
+    sa.initiator_behind_nat = !source_matches;
+    sa.responder_behind_nat = !destination_matches;
+    result->payloads.push_back(Notify(NotifyType::kNatDetectionSourceIp,
+                                      NatDetectionHash(sa.spi_i, sa.spi_r, path.local)));
+    result->payloads.push_back(Notify(NotifyType::kNatDetectionDestinationIp,
+                                      NatDetectionHash(sa.spi_i, sa.spi_r, path.remote)));
+  }
+  result->addresses_updated = moved;
+  result->note = moved ? "MOBIKE address update" : "MOBIKE update to the same addresses";
+}
+
+}  // namespace
+
+ExchangeResult HandleInformational(IkeSa& sa, const std::vector<codec::Payload>& request,
+                                   const RequestPath& path) {
   ExchangeResult result;
   result.outcome = ExchangeOutcome::kDone;
   codec::DeletePayload deleted_here;
@@ -34,7 +99,18 @@ ExchangeResult HandleInformational(IkeSa& sa, const std::vector<codec::Payload>&
         result.note = "the client reported an error";
         return result;
       }
+      // COOKIE2 is echoed back (RFC 4555 §3.7).
+      if (notify->type == NotifyType::kCookie2) {
+        result.payloads.push_back(Notify(NotifyType::kCookie2, notify->data));
+      }
     }
+  }
+  const bool update = std::any_of(request.begin(), request.end(), [](const codec::Payload& p) {
+    const auto* notify = p.As<codec::NotifyPayload>();
+    return notify != nullptr && notify->type == NotifyType::kUpdateSaAddresses;
+  });
+  if (update && sa.mobike && sa.phase == IkeSa::Phase::kEstablished) {
+    UpdateAddresses(sa, request, path, &result);
   }
   if (!deleted_here.spis.empty()) {
     result.payloads.push_back(codec::Payload{std::move(deleted_here)});

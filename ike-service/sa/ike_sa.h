@@ -90,6 +90,8 @@ struct IkeSa {
     int attempts = 0;
   };
   absl::optional<PendingRequest> pending_request;
+  // COOKIE2 of a return routability check in flight (RFC 4555 §3.5).
+  crypto::Bytes return_routability_cookie;
 
   // IKE_AUTH.
   codec::IdiPayload idi;

@@ -41,9 +41,20 @@ SCENARIOS = {
     "eap-modern": ("eap-mschapv2", "modern"),
     "cert": ("cert", "modern"),
 }
-# Must fail: (client auth, proposal set, client password, what the client log must show).
+# Must fail: client settings, and what the client log must show.
 FAILURES = {
-    "eap-bad-password": ("eap-mschapv2", "windows", "wrong-password", r"EAP_MSCHAPV2 method failed|N\(AUTH_FAILED\)|AUTHENTICATION_FAILED"),
+    "eap-bad-password": dict(auth="eap-mschapv2", proposals="windows", password="wrong-password",
+                             expect=r"EAP_MSCHAPV2 method failed|N\(AUTH_FAILED\)|AUTHENTICATION_FAILED"),
+    "eap-unknown-user": dict(auth="eap-mschapv2", proposals="windows", user="mallory",
+                             expect=r"EAP_MSCHAPV2 method failed|EAP_FAILURE|N\(AUTH_FAILED\)|AUTHENTICATION_FAILED"),
+    "cert-revoked": dict(auth="cert", proposals="modern", client_cert="client-revoked",
+                         cert_id="client-revoked.vpn.example",
+                         expect=r"N\(AUTH_FAILED\)|AUTHENTICATION_FAILED"),
+    "cert-expired": dict(auth="cert", proposals="modern", client_cert="client-expired",
+                         cert_id="client-expired.vpn.example",
+                         expect=r"N\(AUTH_FAILED\)|AUTHENTICATION_FAILED"),
+    "proposal-mismatch": dict(auth="eap-mschapv2", proposals="aes192gcm16-prfsha256-ecp256",
+                              expect=r"N\(NO_PROP\)|NO_PROPOSAL_CHOSEN"),
 }
 
 
@@ -129,6 +140,15 @@ class Run:
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
             if not wait_udp500(self.topo):
                 raise Failure("the gateway did not bind UDP 500 in 20 s; see gateway.log")
+            # A gateway command that needs set-up after binding (users, ...)
+            # says when it is done by creating IVPN_WORKDIR/gateway.ready.
+            if a.wait_ready:
+                ready = os.path.join(self.workdir, "gateway.ready")
+                deadline = time.monotonic() + 20
+                while not os.path.exists(ready):
+                    if time.monotonic() > deadline or self.gateway_proc.poll() is not None:
+                        raise Failure("the gateway never became ready; see gateway.log")
+                    time.sleep(0.05)
         elif a.responder == "strongswan":
             self.responder = swan.Charon(os.path.join(self.workdir, "gw"), self.topo.gw_ns)
             self.responder.configure(
@@ -141,6 +161,23 @@ class Run:
             say(f"strongSwan responder up in {self.topo.gw_ns} (pid {self.responder.pid})")
         else:
             say(f"no responder started; expecting a gateway at {self.remote}")
+
+    def gateway_sas(self):
+        """Responder SPIs the gateway's management API lists (`vpnctl sas`)."""
+        out = subprocess.run(["ip", "netns", "exec", self.topo.gw_ns, self.args.vpnctl,
+                              "--target=127.0.0.1:50051", "sas"],
+                             capture_output=True, text=True, timeout=10)
+        if out.returncode != 0:
+            raise Failure(f"vpnctl sas failed: {out.stderr.strip()}")
+        return [line.split()[1] for line in out.stdout.splitlines()[1:] if line.strip()]
+
+    def gateway_log_tail(self, lines):
+        path = os.path.join(self.workdir, "gateway.log")
+        if not self.gateway_proc or not os.path.exists(path):
+            return ""
+        with open(path, errors="replace") as f:
+            tail = f.read().splitlines()[-lines:]
+        return "\n--- gateway.log (last lines) ---\n" + "\n".join(tail)
 
     def down(self):
         for c in self.clients:
@@ -171,13 +208,15 @@ class Run:
 
     # ---- one scenario
     def failure_scenario(self, name):
-        auth, proposals, password, expect = FAILURES[name]
+        f = FAILURES[name]
+        expect = f["expect"]
         t = self.topo
         client = swan.Charon(os.path.join(self.workdir, f"cli-{name}"), t.cli_ns)
         self.clients.append(client)
-        client.configure(swan.client_swanctl_conf(self.remote, auth, proposals, remote_id=t.gw_dns,
-                                                  password=password),
-                         self.pki, role="client")
+        conf = {k: f[k] for k in ("password", "user", "cert_id") if k in f}
+        client.configure(swan.client_swanctl_conf(self.remote, f["auth"], f["proposals"],
+                                                  remote_id=t.gw_dns, **conf),
+                         self.pki, role="client", client_cert=f.get("client_cert", "client"))
         client.start()
         client.load_all()
         ok, secs, out = client.initiate(timeout=self.args.initiate_timeout)
@@ -197,6 +236,10 @@ class Run:
                    if s["state"] == "ESTABLISHED" or s["children"]]
             if bad:
                 raise Failure(f"{name}: the responder has an established SA after the failure: {bad}")
+        if self.args.vpnctl:
+            listed = self.gateway_sas()
+            if listed:
+                raise Failure(f"{name}: the gateway's management API still lists SAs: {listed}")
         say(f"{name}: failed as expected after {secs * 1000:.0f} ms ({m.group(0)})")
         client.stop()
 
@@ -253,6 +296,17 @@ class Run:
             f"{child['spi_in']}_in {child['spi_out']}_out {child.get('encr-alg')} encap={child.get('encap')}; "
             f"vip {vip}; TS {child.get('local-ts')} === {child.get('remote-ts')}")
 
+        if self.args.vpnctl:
+            listed = self.gateway_sas()
+            if ike["spi_r"] not in listed:
+                raise Failure(f"{name}: the gateway's management API does not list SA "
+                              f"{ike['spi_i']}_i {ike['spi_r']}_r: {listed}")
+            say(f"{name}: the store and the management API show the SA ({ike['spi_r']}_r)")
+        if self.args.no_traffic:
+            say(f"{name}: --no-traffic: tunnel traffic not checked")
+            client.terminate()
+            client.stop()
+            return
         # Client -> protected network, and protected network -> client's virtual IP.
         count = self.args.ping_count
         received, rtt, out = ping(t, "cli", t.lan_host, count=count)
@@ -353,6 +407,11 @@ def main():
     ap.add_argument("--deadline", type=int, default=110, help="whole-run limit in seconds")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     ap.add_argument("--json", help="write the measurements here")
+    ap.add_argument("--vpnctl", help="check SAs through our gateway's management API with this vpnctl")
+    ap.add_argument("--wait-ready", action="store_true",
+                    help="after UDP 500 is bound, wait for IVPN_WORKDIR/gateway.ready")
+    ap.add_argument("--no-traffic", action="store_true",
+                    help="check IKE and CHILD SA set-up only, not ping through the tunnel")
     args = ap.parse_args()
     junit = os.environ.get("XML_OUTPUT_FILE")
     names = [s for s in args.scenarios.split(",") if s]
@@ -394,6 +453,7 @@ def main():
                 msg = str(e)
                 for c in r.clients[-1:] + ([r.responder] if r.responder else []):
                     msg += "\n" + c.diagnostics(40)
+                msg += r.gateway_log_tail(40)
                 r.results.append((s, False, time.monotonic() - t0, msg))
                 say(f"FAIL {s}: {msg}")
                 if r.clients:
@@ -403,6 +463,7 @@ def main():
         msg = str(e)
         if r.responder:
             msg += "\n" + r.responder.diagnostics(40)
+        msg += r.gateway_log_tail(40)
         done = {x[0] for x in r.results}
         r.results += [(s, False, 0.0, msg) for s in names if s not in done]
         say(f"FAIL: {msg}")

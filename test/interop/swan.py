@@ -125,9 +125,11 @@ class Topology:
 # Throw-away PKI (openssl CLI)
 
 class Pki:
-    """CA, gateway certificate (RSA-2048) and client certificate (ECDSA P-256).
+    """CA, gateway certificate (RSA-2048) and client certificates (ECDSA P-256).
 
-    Files: ca.crt ca.key gw.crt gw.key client.crt client.key, in `dir`.
+    Files in `dir`: ca.crt ca.key ca.crl gw.crt gw.key, and client.crt/.key
+    (valid), client-revoked.crt/.key (listed in ca.crl) and
+    client-expired.crt/.key (expired in 2020).
     """
 
     def __init__(self, dir):
@@ -137,6 +139,7 @@ class Pki:
         self.gw_key = os.path.join(dir, "gw.key")
         self.client_crt = os.path.join(dir, "client.crt")
         self.client_key = os.path.join(dir, "client.key")
+        self.ca_crl = os.path.join(dir, "ca.crl")
         self.client_id = CLIENT_CERT_ID
         self.gw_dns = None
 
@@ -172,6 +175,49 @@ class Pki:
               "keyUsage=critical,digitalSignature\n"
               "extendedKeyUsage=clientAuth\n"
               f"subjectAltName=DNS:{self.client_id}\n", 3)
+
+        # A revoked and an expired client certificate need `openssl ca`: it
+        # keeps the database a CRL is made from, and takes a start date.
+        os.makedirs(f"{d}/newcerts", exist_ok=True)
+        open(f"{d}/index.txt", "w").close()
+        with open(f"{d}/serial", "w") as f:
+            f.write("10\n")
+        with open(f"{d}/crlnumber", "w") as f:
+            f.write("01\n")
+        with open(f"{d}/ca.cnf", "w") as f:
+            f.write(f"""[ ca ]
+default_ca = test_ca
+[ test_ca ]
+database = {d}/index.txt
+new_certs_dir = {d}/newcerts
+certificate = {self.ca_crt}
+private_key = {d}/ca.key
+serial = {d}/serial
+crlnumber = {d}/crlnumber
+default_md = sha256
+default_crl_days = {days}
+policy = policy_any
+unique_subject = no
+[ policy_any ]
+commonName = supplied
+organizationName = optional
+countryName = optional
+""")
+        ca = ossl + ["ca", "-batch", "-config", f"{d}/ca.cnf"]
+        for name, dates in (("client-revoked", ["-days", str(days)]),
+                            ("client-expired", ["-startdate", "20200101000000Z",
+                                                "-enddate", "20200102000000Z"])):
+            cid = f"{name}.vpn.example"
+            run(ossl + ["req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-keyout", f"{d}/{name}.key",
+                        "-out", f"{d}/{name}.csr", "-subj", f"/C=XX/O=vpn-gateway interop/CN={cid}"])
+            with open(f"{d}/{name}.ext", "w") as f:
+                f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                        f"extendedKeyUsage=clientAuth\nsubjectAltName=DNS:{cid}\n")
+            run(ca + ["-in", f"{d}/{name}.csr", "-out", f"{d}/{name}.crt", "-notext",
+                      "-extfile", f"{d}/{name}.ext", *dates])
+        run(ca + ["-revoke", f"{d}/client-revoked.crt"])
+        run(ca + ["-gencrl", "-out", self.ca_crl])
         return self
 
 
@@ -392,10 +438,15 @@ class Charon:
             raise HarnessError(f"instance dir too long for a unix socket path: {self.dir}")
 
     # ---- configuration
-    def configure(self, swanctl_conf, pki=None, role="client", levels=None):
-        """Writes strongswan.conf, swanctl.conf and the credentials."""
+    def configure(self, swanctl_conf, pki=None, role="client", levels=None,
+                  client_cert="client"):
+        """Writes strongswan.conf, swanctl.conf and the credentials.
+
+        client_cert: which client certificate of the PKI the client presents
+        ("client", "client-revoked" or "client-expired"), as client.crt.
+        """
         os.makedirs(self.rundir, exist_ok=True)
-        for sub in ("x509", "x509ca", "private"):
+        for sub in ("x509", "x509ca", "x509crl", "private"):
             os.makedirs(os.path.join(self.swanctl_dir, sub), exist_ok=True)
         with open(self.conf, "w") as f:
             f.write(strongswan_conf(self.dir, levels or DEFAULT_LEVELS))
@@ -407,9 +458,13 @@ class Charon:
             if role == "responder":
                 shutil.copy(pki.gw_crt, os.path.join(self.swanctl_dir, "x509", "gw.crt"))
                 shutil.copy(pki.gw_key, os.path.join(self.swanctl_dir, "private", "gw.key"))
+                if os.path.exists(pki.ca_crl):
+                    shutil.copy(pki.ca_crl, os.path.join(self.swanctl_dir, "x509crl", "ca.crl"))
             else:
-                shutil.copy(pki.client_crt, os.path.join(self.swanctl_dir, "x509", "client.crt"))
-                shutil.copy(pki.client_key, os.path.join(self.swanctl_dir, "private", "client.key"))
+                shutil.copy(os.path.join(pki.dir, f"{client_cert}.crt"),
+                            os.path.join(self.swanctl_dir, "x509", "client.crt"))
+                shutil.copy(os.path.join(pki.dir, f"{client_cert}.key"),
+                            os.path.join(self.swanctl_dir, "private", "client.key"))
 
     def env(self):
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "STRONGSWAN_CONF": self.conf,
