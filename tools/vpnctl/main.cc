@@ -13,6 +13,7 @@
 #include "common/net/ip_endpoint.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "proto/vpn/v1/auth.grpc.pb.h"
 #include "proto/vpn/v1/management.grpc.pb.h"
 
 #include "absl/flags/flag.h"
@@ -41,7 +42,10 @@ constexpr char kUsage[] =
     "  sa SPI_I SPI_R         one IKE SA and its CHILD SAs, as JSON\n"
     "  terminate SPI_I SPI_R  delete an IKE SA, telling the client\n"
     "  counters  SA counts\n"
-    "  events    stream SA up/down/rekey/address-update events";
+    "  events    stream SA up/down/rekey/address-update events\n"
+    "  users                  user names (auth-service, e.g. --target=:50052)\n"
+    "  user-add NAME          add or change a user; the password is read from stdin\n"
+    "  user-del NAME          remove a user";
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "vpnctl: %s\n", message.c_str());
@@ -146,6 +150,46 @@ int RunManagement(const std::string& command, const std::vector<char*>& args,
   return 0;
 }
 
+int RunUsers(const std::string& command, const std::vector<char*>& args,
+             const std::shared_ptr<grpc::Channel>& channel) {
+  auto stub = vpn::v1::Auth::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(Deadline());
+  grpc::Status status;
+  vpn::v1::Empty empty;
+  if (command == "users") {
+    vpn::v1::ListUsersReply reply;
+    status = stub->ListUsers(&context, vpn::v1::ListUsersRequest(), &reply);
+    for (const vpn::v1::User& user : reply.users()) {
+      std::printf("%s%s\n", user.name().c_str(), user.disabled() ? " (disabled)" : "");
+    }
+  } else {
+    if (args.size() != 3) return Fail(command + " takes a user name");
+    if (command == "user-del") {
+      vpn::v1::DeleteUserRequest request;
+      request.set_name(args[2]);
+      status = stub->DeleteUser(&context, request, &empty);
+    } else {
+      // From stdin, so the password shows in no process list or history.
+      std::string password;
+      char buffer[256];
+      while (std::fgets(buffer, sizeof(buffer), stdin) != nullptr) password += buffer;
+      while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+        password.pop_back();
+      }
+      if (password.empty()) return Fail("user-add: no password on stdin");
+      vpn::v1::PutUserRequest request;
+      request.set_name(args[2]);
+      request.set_password(password);
+      status = stub->PutUser(&context, request, &empty);
+      std::fill(password.begin(), password.end(), '\0');
+    }
+    if (status.ok()) std::printf("ok\n");
+  }
+  if (!status.ok()) return Fail(command + ": " + status.error_message());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -189,6 +233,9 @@ int main(int argc, char** argv) {
   if (command == "sas" || command == "sa" || command == "terminate" ||
       command == "counters" || command == "events") {
     return RunManagement(command, args, *channel);
+  }
+  if (command == "users" || command == "user-add" || command == "user-del") {
+    return RunUsers(command, args, *channel);
   }
   return Fail("unknown command '" + command + "'\n" + kUsage);
 }
