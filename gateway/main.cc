@@ -34,6 +34,10 @@ int main(int argc, char** argv) {
     log.Error("invalid config", {{"error", valid.message()}});
     return 2;
   }
+  if (flags.check_config) {
+    log.Info("config is valid", {{"config", flags.config_path}});
+    return 0;
+  }
   if (!flags.metrics_listen.empty()) {
     if (absl::Status valid = vpn::config::ValidateHostPort(flags.metrics_listen);
         !valid.ok()) {

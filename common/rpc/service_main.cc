@@ -17,6 +17,8 @@ ABSL_FLAG(std::string, grpc_listen, "",
 ABSL_FLAG(std::string, metrics_listen, "",
           "Overrides server.metrics_listen (host:port).");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
+ABSL_FLAG(bool, check_config, false,
+          "Read and check the config, then exit: 0 if it is valid, 2 if not.");
 
 namespace vpn::rpc {
 
@@ -24,8 +26,8 @@ CommonFlags ParseCommonFlags(int argc, char** argv, const std::string& usage) {
   absl::SetProgramUsageMessage(usage);
   absl::ParseCommandLine(argc, argv);
   return CommonFlags{absl::GetFlag(FLAGS_config), absl::GetFlag(FLAGS_grpc_listen),
-                     absl::GetFlag(FLAGS_metrics_listen),
-                     absl::GetFlag(FLAGS_log_level)};
+                     absl::GetFlag(FLAGS_metrics_listen), absl::GetFlag(FLAGS_log_level),
+                     absl::GetFlag(FLAGS_check_config)};
 }
 
 absl::Status ApplyLogLevel(const std::string& level) {
@@ -83,6 +85,10 @@ int RunServiceMain(int argc, char** argv, const ServiceDefinition& service) {
   }
   if (!flags.grpc_listen.empty()) options.grpc_listen = flags.grpc_listen;
   if (!flags.metrics_listen.empty()) options.metrics_listen = flags.metrics_listen;
+  if (flags.check_config) {
+    log.Info("config is valid", {{"config", flags.config_path}});
+    return 0;
+  }
 
   absl::StatusOr<std::unique_ptr<MetricsEndpoint>> metrics =
       MetricsEndpoint::Start(options.metrics_listen);

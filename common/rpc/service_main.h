@@ -37,6 +37,7 @@ struct CommonFlags {
   std::string grpc_listen;
   std::string metrics_listen;
   std::string log_level;
+  bool check_config = false;
 };
 CommonFlags ParseCommonFlags(int argc, char** argv, const std::string& usage);
 

@@ -262,6 +262,9 @@ ExchangeResult FirstRound(IkeSa& sa, const std::vector<codec::Payload>& request,
     start.set_initiator_spi(sa.spi_i);
     start.set_responder_spi(sa.spi_r);
     start.set_peer_identity(std::string(idi->data.begin(), idi->data.end()));
+    start.set_peer_address(std::string(
+        reinterpret_cast<const char*>(sa.remote.address_bytes().data()),
+        sa.remote.address_bytes().size()));
     absl::StatusOr<v1::EapReply> reply = services.authenticator->EapStart(start);
     if (!reply.ok() || reply->outcome() != v1::EapReply::CONTINUE) {
       return Fail(NotifyType::kAuthenticationFailed,
