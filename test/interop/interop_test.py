@@ -302,6 +302,8 @@ class Run:
                 raise Failure(f"{name}: the gateway's management API does not list SA "
                               f"{ike['spi_i']}_i {ike['spi_r']}_r: {listed}")
             say(f"{name}: the store and the management API show the SA ({ike['spi_r']}_r)")
+        if self.args.rekey:
+            self._rekey(name, client, ike, child)
         if self.args.no_traffic:
             say(f"{name}: --no-traffic: tunnel traffic not checked")
             client.terminate()
@@ -344,6 +346,44 @@ class Run:
             f"{m['wall_ms_median']} ms; ping rtt {rtt}")
         client.terminate()
         client.stop()
+
+    def _rekey(self, name, client, ike, child):
+        """The client rekeys its CHILD SA, then its IKE SA (CREATE_CHILD_SA)."""
+        client.swanctl("--rekey", "--child", "rw", check=True)
+        new_child = self._wait_for(client, lambda sa: [
+            c for c in sa["children"] if c.get("state") == "INSTALLED" and c["spi_in"] != child["spi_in"]
+            and not any(o["spi_in"] == child["spi_in"] for o in sa["children"])])
+        if not new_child:
+            raise Failure(f"{name}: CHILD SA rekey did not complete: {client.list_sas()}")
+        say(f"{name}: CHILD SA rekeyed: {child['spi_in']}_in -> {new_child[0]['spi_in']}_in")
+        client.swanctl("--rekey", "--ike", "rw", check=True)
+        rekeyed = self._wait_for(client, lambda sa: sa if sa["spi_r"] != ike["spi_r"] and
+                                 sa["state"] == "ESTABLISHED" and sa["children"] else None)
+        if not rekeyed:
+            raise Failure(f"{name}: IKE SA rekey did not complete: {client.list_sas()}")
+        say(f"{name}: IKE SA rekeyed: {ike['spi_r']}_r -> {rekeyed['spi_r']}_r, "
+            f"{len(rekeyed['children'])} CHILD SA(s) kept")
+        if self.args.vpnctl:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                listed = self.gateway_sas()
+                if rekeyed["spi_r"] in listed and ike["spi_r"] not in listed:
+                    break
+                time.sleep(0.1)
+            else:
+                raise Failure(f"{name}: after the IKE rekey the management API lists {listed}")
+            say(f"{name}: the management API shows the rekeyed IKE SA only")
+
+    def _wait_for(self, client, predicate, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sas = client.list_sas()
+            if len(sas) == 1:
+                found = predicate(sas[0])
+                if found:
+                    return found
+            time.sleep(0.1)
+        return None
 
     def _wait_no_sa(self, client, timeout=5):
         deadline = time.monotonic() + timeout
@@ -407,6 +447,8 @@ def main():
     ap.add_argument("--deadline", type=int, default=110, help="whole-run limit in seconds")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     ap.add_argument("--json", help="write the measurements here")
+    ap.add_argument("--rekey", action="store_true",
+                    help="after set-up, rekey the CHILD SA and then the IKE SA")
     ap.add_argument("--vpnctl", help="check SAs through our gateway's management API with this vpnctl")
     ap.add_argument("--wait-ready", action="store_true",
                     help="after UDP 500 is bound, wait for IVPN_WORKDIR/gateway.ready")
