@@ -56,6 +56,17 @@ void ReadIkeServiceConfig(config::ConfigReader& reader, IkeServiceConfig* out) {
         reinterpret_cast<const char*>(address->address_bytes().data()),
         address->address_bytes().size());
   }
+  std::vector<std::string> additional;
+  reader.StringList("mobike_addresses", &additional);
+  for (size_t i = 0; i < additional.size(); ++i) {
+    absl::StatusOr<net::IpEndpoint> address = net::IpEndpoint::Parse(additional[i]);
+    if (!address.ok() || address->port() != 0) {
+      return reader.Fail(absl::StrCat("mobike_addresses[", i, "]"), "must be an IP address");
+    }
+    out->policy.additional_addresses.emplace_back(
+        reinterpret_cast<const char*>(address->address_bytes().data()),
+        address->address_bytes().size());
+  }
   std::string gateway_id;
   reader.String("gateway_id", &gateway_id);
   if (!gateway_id.empty()) {

@@ -370,15 +370,16 @@ absl::StatusOr<std::vector<crypto::Bytes>> IkeEngine::Protect(
   return fragments;
 }
 
-void IkeEngine::SendTo(const IkeSa& sa, const crypto::Bytes& message) {
+void IkeEngine::SendTo(const IkeSa& sa, const crypto::Bytes& message,
+                       const RequestPath* reply_path) {
   v1::IkeDatagram out;
-  *out.mutable_local() = sa.local.ToProto();
-  *out.mutable_remote() = sa.remote.ToProto();
+  *out.mutable_local() = (reply_path ? reply_path->local : sa.local).ToProto();
+  *out.mutable_remote() = (reply_path ? reply_path->remote : sa.remote).ToProto();
   out.set_initiator_spi(sa.spi_i);
   out.set_responder_spi(sa.spi_r);
   out.set_payload(std::string(message.begin(), message.end()));
-  out.set_udp_encapsulated(sa.udp_encapsulated);
-  send_(sa.forwarder, out);
+  out.set_udp_encapsulated(reply_path ? reply_path->udp_encapsulated : sa.udp_encapsulated);
+  send_(reply_path ? reply_path->forwarder : sa.forwarder, out);
 }
 
 void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagram,
@@ -403,13 +404,22 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
     dropped_family_.Add({{"reason", "unprotected"}}).Increment();
     return;
   }
+  RequestPath path;
+  path.forwarder = forwarder;
+  path.udp_encapsulated = datagram.udp_encapsulated();
+  if (auto remote = net::IpEndpoint::FromProto(datagram.remote()); remote.ok()) {
+    path.remote = *remote;
+  }
+  if (auto local = net::IpEndpoint::FromProto(datagram.local()); local.ok()) {
+    path.local = *local;
+  }
   const uint32_t message_id = request.header.message_id;
   if (message_id + 1 == sa->next_request_id && message_id == sa->last_response_id) {
     // A retransmitted request: the same response again (§2.1). Of a
     // fragmented request only the first fragment triggers it (RFC 7383 §2.6.1).
     const auto* skf = request.payloads.back().As<codec::SkfPayload>();
     if (skf == nullptr || skf->fragment_number == 1) {
-      for (const crypto::Bytes& message : sa->last_response) SendTo(*sa, message);
+      for (const crypto::Bytes& message : sa->last_response) SendTo(*sa, message, &path);
     }
     return;
   }
@@ -426,15 +436,6 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
                 {{"spi_r", Hex(sa->spi_r)}, {"error", error}});
     }
     return;
-  }
-  RequestPath path;
-  path.forwarder = forwarder;
-  path.udp_encapsulated = datagram.udp_encapsulated();
-  if (auto remote = net::IpEndpoint::FromProto(datagram.remote()); remote.ok()) {
-    path.remote = *remote;
-  }
-  if (auto local = net::IpEndpoint::FromProto(datagram.local()); local.ok()) {
-    path.local = *local;
   }
   // Authenticated: behind a NAT the client is where this came from (§2.23).
   // With MOBIKE only UPDATE_SA_ADDRESSES moves the SA (RFC 4555 §3.8).
@@ -477,7 +478,7 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
   sa->last_response = std::move(*response);
   sa->last_response_id = message_id;
   sa->next_request_id = message_id + 1;
-  for (const crypto::Bytes& message : sa->last_response) SendTo(*sa, message);
+  for (const crypto::Bytes& message : sa->last_response) SendTo(*sa, message, &path);
   Finish(sa, result);
 }
 

@@ -17,6 +17,7 @@
 #include "ike-service/exchange/cookies.h"
 #include "ike-service/exchange/exchange_result.h"
 #include "ike-service/exchange/ike_auth.h"
+#include "ike-service/exchange/informational.h"
 #include "ike-service/exchange/responder_policy.h"
 #include "ike-service/sa/ike_sa.h"
 #include "ike-service/sa/sa_recorder.h"
@@ -95,7 +96,10 @@ class IkeEngine {
   absl::StatusOr<std::vector<crypto::Bytes>> Protect(
       const IkeSa& sa, const codec::Header& header,
       const std::vector<codec::Payload>& payloads) const;
-  void SendTo(const IkeSa& sa, const crypto::Bytes& message);
+  // Sends to the SA's current path, or to `reply_path` (a response goes
+  // where its request came from, RFC 7296 §2.11).
+  void SendTo(const IkeSa& sa, const crypto::Bytes& message,
+              const RequestPath* reply_path = nullptr);
   // Protects and sends a request of the gateway's own; remembers it for
   // retransmission until the response comes.
   void SendRequest(IkeSa& sa, std::vector<codec::Payload> payloads);

@@ -220,9 +220,16 @@ ExchangeResult Establish(IkeSa& sa, std::vector<codec::Payload> payloads,
   result.payloads = std::move(payloads);
   AppendFirstChild(sa, policy, services, &result.payloads, &result.note);
   if (sa.mobike) {
-    // RFC 4555 §3.1; the gateway has one address to offer (§3.4).
+    // RFC 4555 §3.1, §3.4: the gateway's other addresses, or none.
     result.payloads.push_back(Notify(NotifyType::kMobikeSupported));
-    result.payloads.push_back(Notify(NotifyType::kNoAdditionalAddresses));
+    for (const std::string& address : policy.additional_addresses) {
+      result.payloads.push_back(Notify(address.size() == 16 ? NotifyType::kAdditionalIp6Address
+                                                             : NotifyType::kAdditionalIp4Address,
+                                       codec::Bytes(address.begin(), address.end())));
+    }
+    if (policy.additional_addresses.empty()) {
+      result.payloads.push_back(Notify(NotifyType::kNoAdditionalAddresses));
+    }
   }
   sa.phase = IkeSa::Phase::kEstablished;
   sa.pending_child = PendingChild();

@@ -26,6 +26,9 @@ struct ResponderPolicy {
   absl::Duration child_soft_lifetime = absl::Minutes(50);
   absl::Duration child_hard_lifetime = absl::Minutes(60);
   uint32_t replay_window = 128;
+  // The gateway's other public addresses, offered to MOBIKE clients as
+  // ADDITIONAL_IP4/6_ADDRESS (RFC 4555 §3.4); 4- or 16-byte addresses.
+  std::vector<std::string> additional_addresses;
 };
 
 }  // namespace vpn::ike

@@ -16,6 +16,7 @@ Exit 0: passed (or SKIP when not root). Non-zero: failed; the logs are kept
 """
 
 import argparse
+import base64
 import binascii
 import ipaddress
 import json
@@ -56,6 +57,10 @@ FAILURES = {
     "proposal-mismatch": dict(auth="eap-mschapv2", proposals="aes192gcm16-prfsha256-ecp256",
                               expect=r"N\(NO_PROP\)|NO_PROPOSAL_CHOSEN"),
 }
+
+
+# Need --two-paths.
+MOBILITY = {"mobike-path-switch"}
 
 
 class Failure(Exception):
@@ -243,9 +248,62 @@ class Run:
         say(f"{name}: failed as expected after {secs * 1000:.0f} ms ({m.group(0)})")
         client.stop()
 
+    def mobike_scenario(self, name):
+        """The client's first path goes down; MOBIKE moves the IKE SA to the
+        second one without a new IKE SA or EAP (RFC 4555)."""
+        t = self.topo
+        if not getattr(t, "cli_addr_b", ""):
+            raise Failure(f"{name} needs --two-paths")
+        client = swan.Charon(os.path.join(self.workdir, f"cli-{name}"), t.cli_ns)
+        self.clients.append(client)
+        client.configure(swan.client_swanctl_conf(self.remote, "eap-mschapv2", "modern",
+                                                  remote_id=t.gw_dns),
+                         self.pki, role="client")
+        client.start()
+        client.load_all()
+        ok, secs, out = client.initiate(timeout=self.args.initiate_timeout)
+        if not ok:
+            raise Failure(f"{name}: initiate failed:\n{out}")
+        before = client.list_sas()[0]
+        eap_rounds = sum("EAP" in line and "succeeded" in line for line in client.log_lines())
+        swan.run([os.path.join(swan.HERE, "netns.sh"), "path-down", t.run_id, "a"])
+        t0 = time.monotonic()
+        after = self._wait_for(client, lambda sa: sa if sa["spi_r"] == before["spi_r"] and
+                               sa.get("local-host") == t.cli_addr_b and
+                               sa["state"] == "ESTABLISHED" else None, timeout=15)
+        switch = time.monotonic() - t0
+        swan.run([os.path.join(swan.HERE, "netns.sh"), "path-up", t.run_id, "a"], check=False)
+        if not after:
+            raise Failure(f"{name}: the IKE SA did not move to {t.cli_addr_b}: {client.list_sas()}")
+        if sum("EAP" in line and "succeeded" in line for line in client.log_lines()) != eap_rounds:
+            raise Failure(f"{name}: the client authenticated again")
+        say(f"{name}: IKE SA {before['spi_i']}_i {before['spi_r']}_r moved "
+            f"{before.get('local-host')} -> {after.get('local-host')} in {switch * 1000:.0f} ms "
+            "(client view, includes its roam delay), same SPIs, no new EAP")
+        if self.args.vpnctl:
+            deadline = time.monotonic() + 5
+            remote = None
+            while time.monotonic() < deadline:
+                shown = subprocess.run(
+                    ["ip", "netns", "exec", t.gw_ns, self.args.vpnctl, "--target=127.0.0.1:50051",
+                     "sa", before["spi_i"], before["spi_r"]], capture_output=True, text=True, timeout=10)
+                if shown.returncode == 0:
+                    ip = json.loads(shown.stdout)["ike_sa"]["remote"]["ip"]
+                    remote = str(ipaddress.ip_address(base64.b64decode(ip)))
+                    if remote == t.cli_addr_b:
+                        break
+                time.sleep(0.1)
+            if remote != t.cli_addr_b:
+                raise Failure(f"{name}: the gateway's record shows the client at {remote}")
+            say(f"{name}: the gateway's store record follows: remote {remote}")
+        client.terminate()
+        client.stop()
+
     def scenario(self, name, runs):
         if name in FAILURES:
             return self.failure_scenario(name)
+        if name in MOBILITY:
+            return self.mobike_scenario(name)
         auth, proposals = SCENARIOS[name]
         t = self.topo
         levels = swan.DEBUG_LEVELS if self.args.debug else swan.DEFAULT_LEVELS
@@ -432,7 +490,7 @@ def write_junit(path, results, skipped_msg=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenarios", default=",".join(list(SCENARIOS) + list(FAILURES)),
-                    help="comma list of " + ", ".join(list(SCENARIOS) + list(FAILURES)))
+                    help="comma list of " + ", ".join(list(SCENARIOS) + list(FAILURES) + sorted(MOBILITY)))
     ap.add_argument("--runs", type=int, default=1, help="IKE SA set-ups per scenario (timing)")
     ap.add_argument("--ping-count", type=int, default=3)
     ap.add_argument("--responder", choices=["strongswan", "none"], default="strongswan")
@@ -458,7 +516,7 @@ def main():
     junit = os.environ.get("XML_OUTPUT_FILE")
     names = [s for s in args.scenarios.split(",") if s]
     for s in names:
-        if s not in SCENARIOS and s not in FAILURES:
+        if s not in SCENARIOS and s not in FAILURES and s not in MOBILITY:
             ap.error(f"unknown scenario {s}")
 
     if os.geteuid() != 0:

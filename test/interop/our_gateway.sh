@@ -22,6 +22,7 @@ ike_service:
   gateway_id: "$GW_DNS"
   pool_v4: "$POOL4"
   local_ts: ["$LAN_NET"]
+  mobike_addresses: [${GW_ADDR_B:+"$GW_ADDR_B"}]
 auth_service:
   gateway_cert_file: "$IVPN_PKI_DIR/gw.crt"
   gateway_key_file: "$IVPN_PKI_DIR/gw.key"
