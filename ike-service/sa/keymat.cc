@@ -3,6 +3,22 @@
 namespace vpn::ike {
 namespace {
 
+// Hands out consecutive slices of a prf+ output, in the order §2.14 and
+// §2.17 take them.
+class KeyStream {
+ public:
+  explicit KeyStream(crypto::SecretBytes stream) : stream_(std::move(stream)) {}
+  crypto::SecretBytes Take(size_t length) {
+    crypto::SecretBytes part = stream_.Slice(offset_, length);
+    offset_ += length;
+    return part;
+  }
+
+ private:
+  crypto::SecretBytes stream_;
+  size_t offset_ = 0;
+};
+
 void AppendSpi(uint64_t spi, crypto::Bytes* out) {
   for (int shift = 56; shift >= 0; shift -= 8) {
     out->push_back(static_cast<uint8_t>(spi >> shift));
@@ -32,20 +48,15 @@ absl::StatusOr<IkeSaKeys> ExpandIkeSaKeys(const ipsec::TransformSet& transforms,
   absl::StatusOr<crypto::SecretBytes> stream = (*prf)->PrfPlus(seed, total);
   if (!stream.ok()) return stream.status();
 
+  KeyStream take(std::move(*stream));
   IkeSaKeys keys;
-  size_t offset = 0;
-  auto take = [&](size_t length) {
-    crypto::SecretBytes part = stream->Slice(offset, length);
-    offset += length;
-    return part;
-  };
-  keys.sk_d = take(sizes->prf_output);
-  keys.sk_ai = take(sizes->integrity_key);
-  keys.sk_ar = take(sizes->integrity_key);
-  keys.sk_ei = take(sizes->encryption_key);
-  keys.sk_er = take(sizes->encryption_key);
-  keys.sk_pi = take(sizes->prf_output);
-  keys.sk_pr = take(sizes->prf_output);
+  keys.sk_d = take.Take(sizes->prf_output);
+  keys.sk_ai = take.Take(sizes->integrity_key);
+  keys.sk_ar = take.Take(sizes->integrity_key);
+  keys.sk_ei = take.Take(sizes->encryption_key);
+  keys.sk_er = take.Take(sizes->encryption_key);
+  keys.sk_pi = take.Take(sizes->prf_output);
+  keys.sk_pr = take.Take(sizes->prf_output);
   return keys;
 }
 
@@ -105,17 +116,12 @@ absl::StatusOr<ChildSaKeys> DeriveChildSaKeys(
       seed, 2 * (sizes->encryption_key + sizes->integrity_key));
   crypto::SecureZero(seed.data(), seed.size());
   if (!keymat.ok()) return keymat.status();
+  KeyStream take(std::move(*keymat));
   ChildSaKeys keys;
-  size_t offset = 0;
-  auto take = [&](size_t length) {
-    crypto::SecretBytes part = keymat->Slice(offset, length);
-    offset += length;
-    return part;
-  };
-  keys.encryption_i = take(sizes->encryption_key);
-  keys.integrity_i = take(sizes->integrity_key);
-  keys.encryption_r = take(sizes->encryption_key);
-  keys.integrity_r = take(sizes->integrity_key);
+  keys.encryption_i = take.Take(sizes->encryption_key);
+  keys.integrity_i = take.Take(sizes->integrity_key);
+  keys.encryption_r = take.Take(sizes->encryption_key);
+  keys.integrity_r = take.Take(sizes->integrity_key);
   return keys;
 }
 
