@@ -42,6 +42,13 @@ void ReadGatewayConfig(config::ConfigReader& reader, GatewayConfig* out) {
   rpc::ReadServerOptions(reader, &out->ike.server);
   ike::ReadIkeServiceConfig(reader, &out->ike);
   reader.PopSection();
+  // One store serves all four components: the top-level `store`.
+  if (!out->ike.store.store.empty() || !out->ike.store.key_file.empty()) {
+    reader.Fail("ike_service.store", "gateway shares one store; set the top-level store");
+  }
+  if (!out->forwarder.store.store.empty() || !out->forwarder.store.key_file.empty()) {
+    reader.Fail("esp_forwarder.store", "gateway shares one store; set the top-level store");
+  }
 }
 
 absl::Status Gateway::StartOne(const std::string& name,
@@ -81,6 +88,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
       !s.ok()) {
     return s;
   }
+  config.forwarder.shared_store = gateway->store_;
   absl::StatusOr<std::unique_ptr<forwarder::ForwarderComponent>> forwarder =
       forwarder::ForwarderComponent::Create(config.forwarder, gateway->metrics_->registry());
   if (!forwarder.ok()) return forwarder.status();

@@ -12,11 +12,12 @@
 namespace vpn::forwarder {
 
 absl::StatusOr<std::unique_ptr<UdpSocket>> UdpSocket::Bind(
-    const net::IpEndpoint& local) {
+    const net::IpEndpoint& local, bool reuse_port) {
   const int family = local.is_v6() ? AF_INET6 : AF_INET;
   const int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
   const int on = 1;
+  if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
   if (local.is_v6()) {
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
     setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));

@@ -14,8 +14,11 @@ namespace vpn::forwarder {
 
 class UdpSocket {
  public:
-  // Binds `local` (port 0 picks one). The socket is non-blocking.
-  static absl::StatusOr<std::unique_ptr<UdpSocket>> Bind(const net::IpEndpoint& local);
+  // Binds `local` (port 0 picks one). The socket is non-blocking. With
+  // `reuse_port`, more sockets may bind the same address (SO_REUSEPORT), so
+  // each data-plane worker has its own.
+  static absl::StatusOr<std::unique_ptr<UdpSocket>> Bind(const net::IpEndpoint& local,
+                                                         bool reuse_port = false);
   ~UdpSocket();
 
   int fd() const { return fd_; }

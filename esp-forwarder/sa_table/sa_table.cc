@@ -1,0 +1,104 @@
+#include "esp-forwarder/sa_table/sa_table.h"
+
+#include <cstring>
+
+namespace vpn::forwarder {
+namespace {
+
+bool IsHost(const esp::AddressRange& range) {
+  return std::memcmp(range.start.data(), range.end.data(), range.v6 ? 16 : 4) == 0;
+}
+
+}  // namespace
+
+void SaSnapshot::Index(const std::shared_ptr<const SaEntry>& entry) {
+  by_spi_[entry->sa->inbound_spi()] = entry;
+  auto newer = [&](const SaEntry* current) {
+    return current == nullptr || entry->create_revision > current->create_revision;
+  };
+  for (const esp::AddressRange& range : entry->sa->params().remote_ts) {
+    if (IsHost(range)) {
+      if (range.v6) {
+        V6 key;
+        std::memcpy(key.data(), range.start.data(), 16);
+        const SaEntry*& slot = out_v6_[key];
+        if (newer(slot)) slot = entry.get();
+      } else {
+        uint32_t key;
+        std::memcpy(&key, range.start.data(), 4);
+        const SaEntry*& slot = out_v4_[key];
+        if (newer(slot)) slot = entry.get();
+      }
+    } else {
+      out_ranges_.push_back(entry.get());
+    }
+  }
+}
+
+const SaEntry* SaSnapshot::Outbound(const uint8_t* dst, bool v6) const {
+  if (v6) {
+    V6 key;
+    std::memcpy(key.data(), dst, 16);
+    if (auto it = out_v6_.find(key); it != out_v6_.end()) return it->second;
+  } else {
+    uint32_t key;
+    std::memcpy(&key, dst, 4);
+    if (auto it = out_v4_.find(key); it != out_v4_.end()) return it->second;
+  }
+  const SaEntry* best = nullptr;
+  for (const SaEntry* entry : out_ranges_) {
+    if (esp::AnyContains(entry->sa->params().remote_ts, dst, v6) &&
+        (best == nullptr || entry->create_revision > best->create_revision)) {
+      best = entry;
+    }
+  }
+  return best;
+}
+
+std::vector<std::shared_ptr<const SaEntry>> SaSnapshot::All() const {
+  std::vector<std::shared_ptr<const SaEntry>> all;
+  all.reserve(by_spi_.size());
+  for (const auto& [spi, entry] : by_spi_) all.push_back(entry);
+  return all;
+}
+
+SaTable::SaTable() : current_(std::make_shared<const SaSnapshot>()) {}
+
+void SaTable::Put(std::shared_ptr<const SaEntry> entry) {
+  absl::MutexLock lock(&mu_);
+  staged_[entry->sa->inbound_spi()] = std::move(entry);
+}
+
+void SaTable::Remove(uint32_t inbound_spi) {
+  absl::MutexLock lock(&mu_);
+  staged_.erase(inbound_spi);
+}
+
+void SaTable::Clear() {
+  absl::MutexLock lock(&mu_);
+  staged_.clear();
+}
+
+void SaTable::RetainOnly(const absl::flat_hash_set<uint32_t>& spis) {
+  absl::MutexLock lock(&mu_);
+  absl::erase_if(staged_, [&](const auto& kv) { return !spis.contains(kv.first); });
+}
+
+std::shared_ptr<const SaEntry> SaTable::Staged(uint32_t spi) const {
+  absl::MutexLock lock(&mu_);
+  auto it = staged_.find(spi);
+  return it == staged_.end() ? nullptr : it->second;
+}
+
+void SaTable::Publish() {
+  auto snapshot = std::make_shared<SaSnapshot>();
+  {
+    absl::MutexLock lock(&mu_);
+    snapshot->by_spi_.reserve(staged_.size());
+    for (const auto& [spi, entry] : staged_) snapshot->Index(entry);
+  }
+  std::atomic_store_explicit(&current_, std::shared_ptr<const SaSnapshot>(std::move(snapshot)),
+                             std::memory_order_release);
+}
+
+}  // namespace vpn::forwarder

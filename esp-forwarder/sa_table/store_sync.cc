@@ -1,0 +1,309 @@
+#include "esp-forwarder/sa_table/store_sync.h"
+
+#include <cstdlib>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/crypto/crypto.h"
+#include "common/log/log.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace vpn::forwarder {
+namespace {
+
+const log::Logger& Log() {
+  static const log::Logger* logger = new log::Logger("esp-forwarder");
+  return *logger;
+}
+
+std::string Hex(uint32_t spi) { return absl::StrFormat("%08x", spi); }
+
+absl::StatusOr<esp::AddressRange> RangeFromSelector(const v1::TrafficSelector& ts) {
+  esp::AddressRange range;
+  const size_t n = ts.ts_type() == 8 ? 16 : 4;
+  if ((ts.ts_type() != 7 && ts.ts_type() != 8) || ts.start_address().size() != n ||
+      ts.end_address().size() != n) {
+    return absl::InvalidArgumentError(absl::StrCat("bad traffic selector (type ", ts.ts_type(), ")"));
+  }
+  range.v6 = n == 16;
+  std::memcpy(range.start.data(), ts.start_address().data(), n);
+  std::memcpy(range.end.data(), ts.end_address().data(), n);
+  return range;
+}
+
+void Wipe(std::string* s) { crypto::SecureZero(s->data(), s->size()); }
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const SaEntry>> EntryFromRecord(
+    const store::Sealer& sealer, const std::string& key, const v1::ChildSa& record,
+    int64_t create_revision, uint32_t default_replay_window,
+    std::shared_ptr<esp::EspSa> reuse) {
+  if (key != absl::StrFormat("%s%08x", kChildPrefix, record.inbound_spi())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("record under ", key, " has inbound SPI ", Hex(record.inbound_spi())));
+  }
+  if (record.mode() == v1::IPSEC_MODE_TRANSPORT) {
+    return absl::InvalidArgumentError("transport mode is not supported");
+  }
+  auto entry = std::make_shared<SaEntry>();
+  entry->create_revision = create_revision;
+  entry->encap = record.encapsulation() == v1::ENCAPSULATION_RAW ? Encap::kRaw : Encap::kUdp;
+  absl::StatusOr<net::IpEndpoint> remote = net::IpEndpoint::FromProto(record.remote());
+  if (!remote.ok()) return absl::InvalidArgumentError("no remote endpoint");
+  entry->remote = *remote;
+  if (entry->encap == Encap::kUdp && entry->remote.port() == 0) entry->remote.set_port(4500);
+  if (absl::StatusOr<net::IpEndpoint> local = net::IpEndpoint::FromProto(record.local());
+      local.ok()) {
+    entry->local = *local;
+  }
+
+  esp::SaParams params;
+  params.inbound_spi = record.inbound_spi();
+  params.outbound_spi = record.outbound_spi();
+  for (const v1::Transform& t : record.proposal().transforms()) {
+    switch (t.type()) {
+      case v1::Transform::ENCR:
+        params.algorithms.encryption = t.id();
+        params.algorithms.encryption_key_bits = t.key_length_bits();
+        break;
+      case v1::Transform::INTEG:
+        params.algorithms.integrity = t.id();
+        break;
+      case v1::Transform::ESN:
+        params.algorithms.esn = t.id() == 1;
+        break;
+      default:
+        break;
+    }
+  }
+  params.replay_window = record.replay_window() != 0 ? record.replay_window()
+                                                     : default_replay_window;
+  for (const auto& ts : record.local_ts()) {
+    auto range = RangeFromSelector(ts);
+    if (!range.ok()) return range.status();
+    params.local_ts.push_back(*range);
+  }
+  for (const auto& ts : record.remote_ts()) {
+    auto range = RangeFromSelector(ts);
+    if (!range.ok()) return range.status();
+    params.remote_ts.push_back(*range);
+  }
+  if (params.remote_ts.empty()) return absl::InvalidArgumentError("no remote traffic selector");
+  params.lifetime.soft_bytes = record.lifetime().soft_bytes();
+  params.lifetime.hard_bytes = record.lifetime().hard_bytes();
+  params.lifetime.soft_time = absl::Seconds(record.lifetime().soft_seconds());
+  params.lifetime.hard_time = absl::Seconds(record.lifetime().hard_seconds());
+  if (record.has_created()) {
+    params.created = absl::FromUnixNanos(
+        google::protobuf::util::TimeUtil::TimestampToNanoseconds(record.created()));
+  }
+
+  // Same SA rewritten (endpoint change): keep its state.
+  if (reuse != nullptr && reuse->outbound_spi() == params.outbound_spi &&
+      reuse->params().algorithms.encryption == params.algorithms.encryption &&
+      reuse->params().algorithms.encryption_key_bits == params.algorithms.encryption_key_bits &&
+      reuse->params().algorithms.integrity == params.algorithms.integrity &&
+      reuse->params().algorithms.esn == params.algorithms.esn) {
+    entry->sa = std::move(reuse);
+    return std::shared_ptr<const SaEntry>(std::move(entry));
+  }
+
+  absl::StatusOr<v1::ChildSaKeys> keys =
+      store::OpenFrom<v1::ChildSaKeys>(sealer, key, record);
+  if (!keys.ok()) return keys.status();
+  const esp::SaKeys view = {
+      crypto::ByteSpan(reinterpret_cast<const uint8_t*>(keys->inbound_encryption().data()),
+                       keys->inbound_encryption().size()),
+      crypto::ByteSpan(reinterpret_cast<const uint8_t*>(keys->inbound_integrity().data()),
+                       keys->inbound_integrity().size()),
+      crypto::ByteSpan(reinterpret_cast<const uint8_t*>(keys->outbound_encryption().data()),
+                       keys->outbound_encryption().size()),
+      crypto::ByteSpan(reinterpret_cast<const uint8_t*>(keys->outbound_integrity().data()),
+                       keys->outbound_integrity().size())};
+  absl::StatusOr<std::shared_ptr<esp::EspSa>> sa = esp::EspSa::Create(params, view);
+  Wipe(keys->mutable_inbound_encryption());
+  Wipe(keys->mutable_inbound_integrity());
+  Wipe(keys->mutable_outbound_encryption());
+  Wipe(keys->mutable_outbound_integrity());
+  if (!sa.ok()) return sa.status();
+  entry->sa = std::move(*sa);
+  return std::shared_ptr<const SaEntry>(std::move(entry));
+}
+
+StoreSync::StoreSync(std::shared_ptr<store::Store> store, std::shared_ptr<store::Sealer> sealer,
+                     SaTable* table, prometheus::Registry& registry, StoreSyncOptions options)
+    : store_(std::move(store)),
+      sealer_(std::move(sealer)),
+      table_(table),
+      options_(std::move(options)),
+      events_(prometheus::BuildCounter()
+                  .Name("forwarder_sa_events_total")
+                  .Help("CHILD SA changes applied from the store watch, by kind.")
+                  .Register(registry)),
+      installs_(events_.Add({{"event", "install"}})),
+      updates_(events_.Add({{"event", "update"}})),
+      removes_(events_.Add({{"event", "remove"}})),
+      resyncs_(events_.Add({{"event", "resync"}})),
+      rejected_(events_.Add({{"event", "rejected"}})),
+      soft_expired_(events_.Add({{"event", "soft_expired"}})),
+      hard_expired_(events_.Add({{"event", "hard_expired"}})),
+      installed_(prometheus::BuildGauge()
+                     .Name("forwarder_sas_installed")
+                     .Help("CHILD SAs installed in the data plane.")
+                     .Register(registry)
+                     .Add({})) {}
+
+StoreSync::~StoreSync() { Stop(); }
+
+void StoreSync::Start() {
+  if (absl::Status listed = Relist(); !listed.ok()) {
+    Log().Warning("cannot list CHILD SAs; retrying", {{"error", listed.ToString()}});
+  }
+  thread_ = std::thread([this] { Run(); });
+}
+
+void StoreSync::Stop() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::Status StoreSync::Relist() {
+  absl::StatusOr<store::ListResult> list = store_->List(kChildPrefix);
+  if (!list.ok()) return list.status();
+  store::WatchEvent resync;
+  resync.type = store::WatchEvent::Type::kResync;
+  resync.revision = list->revision;
+  resync.snapshot = std::move(list->kvs);
+  Apply(resync);
+  table_->Publish();
+  installed_.Set(table_->Current()->size());
+  return absl::OkStatus();
+}
+
+void StoreSync::ApplyPut(const store::KeyValue& kv) {
+  v1::ChildSa record;
+  if (!record.ParseFromString(kv.value)) {
+    rejected_.Increment();
+    Log().Warning("CHILD SA record does not parse", {{"key", kv.key}});
+    return;
+  }
+  std::shared_ptr<const SaEntry> old = table_->Staged(record.inbound_spi());
+  auto entry = EntryFromRecord(*sealer_, kv.key, record, kv.create_revision,
+                               options_.default_replay_window, old ? old->sa : nullptr);
+  if (!entry.ok()) {
+    rejected_.Increment();
+    Log().Warning("CHILD SA not installed",
+                  {{"key", kv.key}, {"error", entry.status().ToString()}});
+    // A record that no longer works must not keep its old SA alive.
+    table_->Remove(record.inbound_spi());
+    return;
+  }
+  const bool kept = old != nullptr && old->sa == (*entry)->sa;
+  (kept ? updates_ : installs_).Increment();
+  Log().Info(kept ? "CHILD SA updated" : "CHILD SA installed",
+             {{"spi_in", Hex(record.inbound_spi())},
+              {"spi_out", Hex(record.outbound_spi())},
+              {"remote", (*entry)->remote.ToString()},
+              {"encap", (*entry)->encap == Encap::kUdp ? "udp" : "raw"}});
+  table_->Put(*std::move(entry));
+}
+
+void StoreSync::Apply(const store::WatchEvent& event) {
+  switch (event.type) {
+    case store::WatchEvent::Type::kPut:
+      ApplyPut(event.kv);
+      break;
+    case store::WatchEvent::Type::kDelete: {
+      uint32_t spi = 0;
+      const std::string hex = event.kv.key.substr(sizeof(kChildPrefix) - 1);
+      if (absl::SimpleHexAtoi(hex, &spi)) {
+        table_->Remove(spi);
+        removes_.Increment();
+        Log().Info("CHILD SA removed", {{"spi_in", Hex(spi)}});
+      }
+      break;
+    }
+    case store::WatchEvent::Type::kResync: {
+      resyncs_.Increment();
+      // Drop what is gone; SAs still there keep their state (ApplyPut).
+      absl::flat_hash_set<uint32_t> present;
+      for (const store::KeyValue& kv : event.snapshot) {
+        uint32_t spi = 0;
+        if (absl::SimpleHexAtoi(kv.key.substr(sizeof(kChildPrefix) - 1), &spi)) {
+          present.insert(spi);
+        }
+      }
+      table_->RetainOnly(present);
+      for (const store::KeyValue& kv : event.snapshot) ApplyPut(kv);
+      break;
+    }
+  }
+  revision_.store(event.revision);
+}
+
+void StoreSync::Sweep() {
+  const absl::Time now = absl::Now();
+  for (const auto& entry : table_->Current()->All()) {
+    if (entry->sa->TakeSoftExpiry(now)) {
+      soft_expired_.Increment();
+      Log().Info("CHILD SA reached its soft lifetime; rekey needed",
+                 {{"spi_in", Hex(entry->sa->inbound_spi())}});
+      if (options_.on_soft_expire) options_.on_soft_expire(*entry);
+    }
+    if (entry->sa->TakeHardExpiry(now)) {
+      hard_expired_.Increment();
+      Log().Warning("CHILD SA reached its hard lifetime; dropping its traffic",
+                    {{"spi_in", Hex(entry->sa->inbound_spi())}});
+      if (options_.on_hard_expire) options_.on_hard_expire(*entry);
+    }
+  }
+}
+
+void StoreSync::Run() {
+  bool need_list = table_->Current() == nullptr || revision_.load() == 0;
+  std::unique_ptr<store::Watcher> watcher;
+  while (!stop_.HasBeenNotified()) {
+    if (need_list || watcher == nullptr) {
+      if (need_list) {
+        if (absl::Status listed = Relist(); !listed.ok()) {
+          stop_.WaitForNotificationWithTimeout(absl::Seconds(1));
+          continue;
+        }
+      }
+      auto watch = store_->Watch(kChildPrefix, revision_.load() + 1);
+      if (!watch.ok()) {
+        Log().Warning("cannot watch CHILD SAs; retrying", {{"error", watch.status().ToString()}});
+        need_list = true;
+        stop_.WaitForNotificationWithTimeout(absl::Seconds(1));
+        continue;
+      }
+      watcher = std::move(*watch);
+      need_list = false;
+    }
+    absl::StatusOr<store::WatchEvent> event = watcher->Next(options_.sweep_interval);
+    if (event.ok()) {
+      Apply(*event);
+      // Drain whatever else is queued, then publish once.
+      for (int i = 0; i < 1000; ++i) {
+        absl::StatusOr<store::WatchEvent> more = watcher->Next(absl::ZeroDuration());
+        if (!more.ok()) break;
+        Apply(*more);
+      }
+      table_->Publish();
+      installed_.Set(table_->Current()->size());
+    } else if (!absl::IsDeadlineExceeded(event.status())) {
+      Log().Warning("CHILD SA watch broke; re-listing", {{"error", event.status().ToString()}});
+      watcher.reset();
+      need_list = true;
+      stop_.WaitForNotificationWithTimeout(absl::Milliseconds(200));
+    }
+    if (absl::Now() - last_sweep_ >= options_.sweep_interval) {
+      last_sweep_ = absl::Now();
+      Sweep();
+    }
+  }
+}
+
+}  // namespace vpn::forwarder

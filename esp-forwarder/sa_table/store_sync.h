@@ -1,0 +1,88 @@
+// Keeps an SaTable equal to the store's "child/" records: List, then Watch
+// from the next revision; kResync (or a broken watch) re-lists. Each record's
+// sealed keys are opened here and handed to the EspSa; the plaintext is
+// zeroed at once. A record rewritten under the same SPI (an endpoint change:
+// MOBIKE, NAT rebinding) keeps its EspSa: SPIs, sequence numbers, replay
+// window and counters survive. Also runs the lifetime sweep.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/store/sealer.h"
+#include "common/store/store.h"
+#include "esp-forwarder/sa_table/sa_table.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
+#include "proto/vpn/v1/sa.pb.h"
+
+namespace vpn::forwarder {
+
+inline constexpr char kChildPrefix[] = "child/";
+
+struct StoreSyncOptions {
+  uint32_t default_replay_window = 1024;  // when a record says 0
+  absl::Duration sweep_interval = absl::Milliseconds(250);
+  // Called (from the sync thread) when an SA reaches its soft lifetime:
+  // ike-service should rekey it. The default only logs and counts.
+  std::function<void(const SaEntry&)> on_soft_expire;
+  std::function<void(const SaEntry&)> on_hard_expire;
+};
+
+// Builds the data-plane entry for a record; kInvalidArgument/kDataLoss with
+// the reason for a record the forwarder cannot use.
+absl::StatusOr<std::shared_ptr<const SaEntry>> EntryFromRecord(
+    const store::Sealer& sealer, const std::string& key, const v1::ChildSa& record,
+    int64_t create_revision, uint32_t default_replay_window,
+    std::shared_ptr<esp::EspSa> reuse);
+
+class StoreSync {
+ public:
+  StoreSync(std::shared_ptr<store::Store> store, std::shared_ptr<store::Sealer> sealer,
+            SaTable* table, prometheus::Registry& registry, StoreSyncOptions options = {});
+  ~StoreSync();
+
+  // Lists once (so the table is populated when this returns, if the store
+  // answers) and starts the watch thread.
+  void Start();
+  void Stop();
+
+  // Revision the table reflects (for tests).
+  int64_t revision() const { return revision_.load(); }
+
+ private:
+  void Run();
+  absl::Status Relist();
+  void Apply(const store::WatchEvent& event);
+  void ApplyPut(const store::KeyValue& kv);
+  void Sweep();
+
+  const std::shared_ptr<store::Store> store_;
+  const std::shared_ptr<store::Sealer> sealer_;
+  SaTable* const table_;
+  const StoreSyncOptions options_;
+  absl::Notification stop_;
+  std::thread thread_;
+  std::atomic<int64_t> revision_{0};
+  absl::Time last_sweep_ = absl::InfinitePast();
+
+  prometheus::Family<prometheus::Counter>& events_;
+  prometheus::Counter& installs_;
+  prometheus::Counter& updates_;
+  prometheus::Counter& removes_;
+  prometheus::Counter& resyncs_;
+  prometheus::Counter& rejected_;
+  prometheus::Counter& soft_expired_;
+  prometheus::Counter& hard_expired_;
+  prometheus::Gauge& installed_;
+};
+
+}  // namespace vpn::forwarder
