@@ -10,11 +10,13 @@
 #include "absl/strings/str_cat.h"
 #include "auth-service/auth_service_impl.h"
 #include "auth-service/certs/cert_validator.h"
+#include "auth-service/eap/brute_force_guard.h"
 #include "auth-service/eap/eap_session.h"
 #include "auth-service/eap/mschapv2_server.h"
 #include "auth-service/secret_file.h"
 #include "auth-service/signer/gateway_signer.h"
 #include "auth-service/users/user_store.h"
+#include "auth-service/users/users_file.h"
 #include "common/crypto/crypto.h"
 #include "common/log/log.h"
 #include "common/store/sealer.h"
@@ -84,6 +86,14 @@ void ReadAuthServiceConfig(config::ConfigReader& reader, AuthServiceConfig* out)
   reader.Uint("eap_max_sessions", 1, 1000000, &out->eap_max_sessions);
   reader.Uint("eap_retries", 0, 5, &out->eap_retries);
   reader.Bool("eap_failure_request", &out->eap_failure_request);
+  reader.Uint("max_failures_per_user", 0, 1000000, &out->max_failures_per_user);
+  reader.Uint("max_failures_per_address", 0, 1000000,
+              &out->max_failures_per_address);
+  reader.Duration("failure_window", &out->failure_window);
+  reader.Duration("lockout", &out->lockout);
+  reader.Uint("failure_tracking_limit", 100, 10000000,
+              &out->failure_tracking_limit);
+  reader.String("users_file", &out->users_file);
 
   if (!out->store.empty() && !absl::StartsWith(out->store, "embedded:") &&
       !absl::StartsWith(out->store, "etcd:")) {
@@ -128,6 +138,18 @@ void ReadAuthServiceConfig(config::ConfigReader& reader, AuthServiceConfig* out)
       out->eap_session_ttl > absl::Hours(1)) {
     reader.Fail("eap_session_ttl", "must be between 5s and 1h");
   }
+  if (out->failure_window < absl::Seconds(1) ||
+      out->failure_window > absl::Hours(24)) {
+    reader.Fail("failure_window", "must be between 1s and 24h");
+  }
+  if (out->lockout < absl::Seconds(1) || out->lockout > absl::Hours(24)) {
+    reader.Fail("lockout", "must be between 1s and 24h");
+  }
+  if (!out->users_file.empty()) {
+    if (auto users = FileUsers::Load(out->users_file); !users.ok()) {
+      reader.Fail("users_file", users.status().message());
+    }
+  }
 }
 
 AuthComponent::AuthComponent(AuthServiceConfig config)
@@ -137,6 +159,8 @@ AuthComponent::~AuthComponent() {
   Stop();
   service_.reset();
   sessions_.reset();
+  guard_.reset();
+  users_file_.reset();
   users_.reset();
   store_.reset();
   if (!temporary_dir_.empty()) {
@@ -230,13 +254,54 @@ absl::StatusOr<std::unique_ptr<AuthComponent>> AuthComponent::Create(
     component->validator_ = *std::move(validator);
   }
 
-  // EAP.
   component->metrics_ = std::make_unique<AuthMetrics>(registry);
   AuthMetrics* metrics = component->metrics_.get();
   UserStore* users = component->users_.get();
+
+  // Users from users_file, then whenever it changes.
+  if (!config.users_file.empty()) {
+    UsersFileWatcher::Observer file_observer;
+    file_observer.on_reload = [metrics](bool ok) {
+      metrics->UsersFileReload(ok);
+    };
+    file_observer.on_users = [metrics](size_t n) { metrics->UsersFileUsers(n); };
+    component->users_file_ = std::make_unique<UsersFileWatcher>(
+        config.users_file,
+        [users](std::shared_ptr<const FileUsers> file_users) {
+          users->SetFileUsers(std::move(file_users));
+        },
+        file_observer);
+    if (absl::Status loaded = component->users_file_->Load(); !loaded.ok()) {
+      return absl::Status(loaded.code(),
+                          absl::StrCat("users_file: ", loaded.message()));
+    }
+  }
+
+  // Brute-force protection.
+  eap::BruteForceOptions limits;
+  limits.max_failures_per_user = config.max_failures_per_user;
+  limits.max_failures_per_address = config.max_failures_per_address;
+  limits.failure_window = config.failure_window;
+  limits.lockout = config.lockout;
+  limits.max_tracked = config.failure_tracking_limit;
+  eap::BruteForceObserver guard_observer;
+  guard_observer.on_refused = [metrics](absl::string_view scope) {
+    metrics->BruteForceRefusal(scope);
+  };
+  guard_observer.on_lockout = [metrics](absl::string_view scope) {
+    metrics->BruteForceLockout(scope);
+  };
+  guard_observer.on_locked = [metrics](absl::string_view scope, size_t n) {
+    metrics->BruteForceLocked(scope, n);
+  };
+  component->guard_ =
+      std::make_unique<eap::BruteForceGuard>(limits, guard_observer);
+
+  // EAP.
   eap::MsChapV2Options mschapv2;
   mschapv2.retries = static_cast<int>(config.eap_retries);
   mschapv2.failure_request = config.eap_failure_request;
+  mschapv2.limiter = component->guard_.get();
   eap::SessionOptions session_options;
   session_options.ttl = config.eap_session_ttl;
   session_options.max_sessions = config.eap_max_sessions;
@@ -245,8 +310,9 @@ absl::StatusOr<std::unique_ptr<AuthComponent>> AuthComponent::Create(
   observer.on_active = [metrics](size_t n) { metrics->EapSessionsActive(n); };
   component->sessions_ = std::make_unique<eap::SessionManager>(
       provider,
-      [&provider, users, mschapv2](absl::string_view) {
-        return std::make_unique<eap::MsChapV2Server>(provider, *users, mschapv2);
+      [&provider, users, mschapv2](const eap::PeerInfo& peer) {
+        return std::make_unique<eap::MsChapV2Server>(provider, *users, mschapv2,
+                                                     peer.address);
       },
       session_options, observer);
 
@@ -256,8 +322,14 @@ absl::StatusOr<std::unique_ptr<AuthComponent>> AuthComponent::Create(
 
   AuthComponent* self = component.get();
   component->sweeper_ = std::thread([self] {
-    while (!self->stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+    for (uint64_t tick = 1;
+         !self->stop_.WaitForNotificationWithTimeout(absl::Seconds(1));
+         ++tick) {
       self->sessions_->Sweep();
+      self->guard_->Sweep();
+      if (self->users_file_ != nullptr && tick % 2 == 0) {
+        self->users_file_->Poll();
+      }
     }
   });
 
@@ -269,7 +341,12 @@ absl::StatusOr<std::unique_ptr<AuthComponent>> AuthComponent::Create(
         component->signer_ ? component->signer_->subject() : "none"},
        {"client_ca", config.ca_file.empty() ? "none" : config.ca_file},
        {"crl_files", config.crl_files.size()},
-       {"eap_retries", config.eap_retries}});
+       {"eap_retries", config.eap_retries},
+       {"users_file", config.users_file.empty() ? "none" : config.users_file},
+       {"max_failures_per_user", config.max_failures_per_user},
+       {"max_failures_per_address", config.max_failures_per_address},
+       {"failure_window_seconds", absl::ToInt64Seconds(config.failure_window)},
+       {"lockout_seconds", absl::ToInt64Seconds(config.lockout)}});
   return component;
 }
 

@@ -27,7 +27,9 @@ class AuthServiceImpl;
 class CertValidator;
 class GatewaySigner;
 class UserStore;
+class UsersFileWatcher;
 namespace eap {
+class BruteForceGuard;
 class SessionManager;
 }
 
@@ -52,6 +54,17 @@ struct AuthServiceConfig {
   uint64_t eap_max_sessions = 10000;
   uint64_t eap_retries = 0;          // MSCHAPv2 retries after a wrong password
   bool eap_failure_request = false;  // end with an R=0 Failure request
+  // Brute-force protection (eap/brute_force_guard.h): failed attempts per
+  // user name and per client address (IPv6: per /64) within the window,
+  // past which that user or address is refused for `lockout`. 0 disables.
+  uint64_t max_failures_per_user = 5;
+  uint64_t max_failures_per_address = 20;
+  absl::Duration failure_window = absl::Minutes(15);
+  absl::Duration lockout = absl::Minutes(15);
+  uint64_t failure_tracking_limit = 100000;  // names, and addresses, tracked
+  // YAML users with NT hashes (users/users_file.h), mode 0600; re-read when
+  // it changes. Its users shadow stored ones and are read-only to the API.
+  std::string users_file;
 };
 
 void ReadAuthServiceConfig(config::ConfigReader& reader, AuthServiceConfig* out);
@@ -75,9 +88,13 @@ class AuthComponent : public rpc::Component {
   std::unique_ptr<GatewaySigner> signer_;
   std::unique_ptr<CertValidator> validator_;
   std::unique_ptr<AuthMetrics> metrics_;
+  std::unique_ptr<UsersFileWatcher> users_file_;  // when configured
+  std::unique_ptr<eap::BruteForceGuard> guard_;
   std::unique_ptr<eap::SessionManager> sessions_;
   std::unique_ptr<AuthServiceImpl> service_;
   absl::Notification stop_;
+  // Housekeeping: sweeps sessions and the guard each second, polls
+  // users_file every 2 s.
   std::thread sweeper_;
 };
 

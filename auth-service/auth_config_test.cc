@@ -39,6 +39,11 @@ class AuthConfigTest : public ::testing::Test {
     const std::string key = *pki_ + "/credentials.key";
     testing::WriteFile(key, std::string(32, 'k'));
     chmod(key.c_str(), 0600);
+    const std::string users = *pki_ + "/users.yaml";
+    testing::WriteFile(
+        users, "users:\n  - {name: User, nt_hash: "
+               "44EBBA8D5312B8D611474411F56989AE}\n");
+    chmod(users.c_str(), 0600);
   }
   static std::string P(const std::string& f) { return *pki_ + "/" + f; }
   static std::string* pki_;
@@ -54,6 +59,12 @@ TEST_F(AuthConfigTest, EmptyConfigHasDefaults) {
   EXPECT_EQ(config.eap_max_sessions, 10000u);
   EXPECT_EQ(config.eap_retries, 0u);
   EXPECT_FALSE(config.eap_failure_request);
+  EXPECT_EQ(config.max_failures_per_user, 5u);
+  EXPECT_EQ(config.max_failures_per_address, 20u);
+  EXPECT_EQ(config.failure_window, absl::Minutes(15));
+  EXPECT_EQ(config.lockout, absl::Minutes(15));
+  EXPECT_EQ(config.failure_tracking_limit, 100000u);
+  EXPECT_EQ(config.users_file, "");
 }
 
 TEST_F(AuthConfigTest, FullConfigIsAccepted) {
@@ -66,12 +77,21 @@ TEST_F(AuthConfigTest, FullConfigIsAccepted) {
       "ca_file: ", P("ca.pem"), "\n",
       "crl_files: [", P("crl.pem"), "]\n",
       "eap_session_ttl: 2m\neap_max_sessions: 50\neap_retries: 2\n"
-      "eap_failure_request: true\n");
+      "eap_failure_request: true\n"
+      "max_failures_per_user: 3\nmax_failures_per_address: 0\n"
+      "failure_window: 5m\nlockout: 1h\nfailure_tracking_limit: 5000\n"
+      "users_file: ", P("users.yaml"), "\n");
   absl::Status status = Read(yaml, &config);
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_EQ(config.eap_session_ttl, absl::Minutes(2));
   EXPECT_EQ(config.crl_files.size(), 1u);
   EXPECT_TRUE(config.eap_failure_request);
+  EXPECT_EQ(config.max_failures_per_user, 3u);
+  EXPECT_EQ(config.max_failures_per_address, 0u);
+  EXPECT_EQ(config.failure_window, absl::Minutes(5));
+  EXPECT_EQ(config.lockout, absl::Hours(1));
+  EXPECT_EQ(config.failure_tracking_limit, 5000u);
+  EXPECT_EQ(config.users_file, P("users.yaml"));
 }
 
 TEST_F(AuthConfigTest, RejectsBadValuesNamingTheField) {
@@ -98,6 +118,30 @@ TEST_F(AuthConfigTest, RejectsBadValuesNamingTheField) {
   ExpectRejected("eap_retries: 9\n", "eap_retries");
   ExpectRejected("eap_max_sessions: 0\n", "eap_max_sessions");
   ExpectRejected("eap_failure_request: maybe\n", "eap_failure_request");
+  ExpectRejected("max_failures_per_user: -1\n", "max_failures_per_user");
+  ExpectRejected("max_failures_per_address: lots\n", "max_failures_per_address");
+  ExpectRejected("failure_window: 0s\n", "failure_window", "between");
+  ExpectRejected("lockout: 48h\n", "lockout", "between");
+  ExpectRejected("failure_tracking_limit: 10\n", "failure_tracking_limit");
+  ExpectRejected("users_file: /nonexistent/users.yaml\n", "users_file",
+                 "/nonexistent/users.yaml");
+}
+
+TEST_F(AuthConfigTest, RejectsBadUsersFilesNamingFieldAndLine) {
+  const std::string dir = testing::MakeTempDir("users");
+  const std::string path = dir + "/users.yaml";
+  testing::WriteFile(path, "users:\n  - name: alice\n    password: hunter2\n");
+  chmod(path.c_str(), 0600);
+  ExpectRejected(absl::StrCat("users_file: ", path, "\n"), "users_file",
+                 "line 3: users[0].password: plaintext passwords are not "
+                 "accepted");
+  testing::WriteFile(path, "users:\n  - {name: alice, nt_hash: 1234}\n");
+  ExpectRejected(absl::StrCat("users_file: ", path, "\n"), "users_file",
+                 "line 2: users[0].nt_hash: must be 32 hex digits");
+  testing::WriteFile(path, "users: []\n");
+  chmod(path.c_str(), 0644);
+  ExpectRejected(absl::StrCat("users_file: ", path, "\n"), "users_file",
+                 "mode 0644 is looser than 0600");
 }
 
 TEST_F(AuthConfigTest, RefusesKeyFilesLooserThan0600) {

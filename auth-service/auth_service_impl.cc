@@ -32,6 +32,7 @@ void FillReply(const eap::Result& result, vpn::v1::EapReply* reply) {
 
 constexpr const char* kEapResults[] = {"success", "failure", "protocol_error",
                                        "error",   "expired", "unknown_session"};
+constexpr const char* kScopes[] = {"user", "address"};
 
 }  // namespace
 
@@ -61,8 +62,50 @@ AuthMetrics::AuthMetrics(prometheus::Registry& registry)
                        .Help("Client certificate validations by result")
                        .Register(registry)),
       cert_valid_(validations_.Add({{"result", "valid"}})),
-      cert_invalid_(validations_.Add({{"result", "invalid"}})) {
+      cert_invalid_(validations_.Add({{"result", "invalid"}})),
+      refusals_(prometheus::BuildCounter()
+                    .Name("auth_bruteforce_refusals_total")
+                    .Help("EAP attempts refused (answered as failures) because "
+                          "the user or address is locked out")
+                    .Register(registry)),
+      lockouts_(prometheus::BuildCounter()
+                    .Name("auth_bruteforce_lockouts_total")
+                    .Help("Lockouts started after too many failed attempts")
+                    .Register(registry)),
+      locked_(prometheus::BuildGauge()
+                  .Name("auth_bruteforce_locked")
+                  .Help("User names or addresses locked out now")
+                  .Register(registry)),
+      users_file_reloads_(prometheus::BuildCounter()
+                              .Name("auth_users_file_reloads_total")
+                              .Help("users_file reloads that changed users "
+                                    "(ok) or were refused (error)")
+                              .Register(registry)),
+      users_file_ok_(users_file_reloads_.Add({{"result", "ok"}})),
+      users_file_error_(users_file_reloads_.Add({{"result", "error"}})),
+      users_file_users_(prometheus::BuildGauge()
+                            .Name("auth_users_file_users")
+                            .Help("Users loaded from users_file")
+                            .Register(registry)
+                            .Add({})) {
   for (const char* result : kEapResults) results_.Add({{"result", result}});
+  for (const char* scope : kScopes) {
+    refusals_.Add({{"scope", scope}});
+    lockouts_.Add({{"scope", scope}});
+    locked_.Add({{"scope", scope}});
+  }
+}
+
+void AuthMetrics::BruteForceRefusal(absl::string_view scope) {
+  refusals_.Add({{"scope", std::string(scope)}}).Increment();
+}
+
+void AuthMetrics::BruteForceLockout(absl::string_view scope) {
+  lockouts_.Add({{"scope", std::string(scope)}}).Increment();
+}
+
+void AuthMetrics::BruteForceLocked(absl::string_view scope, size_t locked) {
+  locked_.Add({{"scope", std::string(scope)}}).Set(static_cast<double>(locked));
 }
 
 void AuthMetrics::EapResult(absl::string_view result) {
@@ -82,8 +125,13 @@ AuthServiceImpl::AuthServiceImpl(eap::SessionManager& sessions,
 grpc::Status AuthServiceImpl::EapStart(grpc::ServerContext*,
                                        const vpn::v1::EapStartRequest* request,
                                        vpn::v1::EapReply* reply) {
-  absl::StatusOr<eap::Result> result =
-      sessions_.Start(Span(request->peer_identity()));
+  const size_t address_size = request->peer_address().size();
+  if (address_size != 0 && address_size != 4 && address_size != 16) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "peer_address must be 4 or 16 bytes");
+  }
+  absl::StatusOr<eap::Result> result = sessions_.Start(
+      Span(request->peer_identity()), Span(request->peer_address()));
   if (!result.ok()) return ToGrpcStatus(result.status());
   FillReply(*result, reply);
   return grpc::Status::OK;

@@ -30,6 +30,17 @@ class AuthMetrics {
   void CertificateValidation(bool valid) {
     (valid ? cert_valid_ : cert_invalid_).Increment();
   }
+  // Brute-force protection; `scope` is "user" or "address".
+  void BruteForceRefusal(absl::string_view scope);
+  void BruteForceLockout(absl::string_view scope);
+  void BruteForceLocked(absl::string_view scope, size_t locked);
+  // users_file.
+  void UsersFileReload(bool ok) {
+    (ok ? users_file_ok_ : users_file_error_).Increment();
+  }
+  void UsersFileUsers(size_t users) {
+    users_file_users_.Set(static_cast<double>(users));
+  }
 
  private:
   prometheus::Gauge& sessions_active_;
@@ -38,6 +49,13 @@ class AuthMetrics {
   prometheus::Family<prometheus::Counter>& validations_;
   prometheus::Counter& cert_valid_;
   prometheus::Counter& cert_invalid_;
+  prometheus::Family<prometheus::Counter>& refusals_;
+  prometheus::Family<prometheus::Counter>& lockouts_;
+  prometheus::Family<prometheus::Gauge>& locked_;
+  prometheus::Family<prometheus::Counter>& users_file_reloads_;
+  prometheus::Counter& users_file_ok_;
+  prometheus::Counter& users_file_error_;
+  prometheus::Gauge& users_file_users_;
 };
 
 class AuthServiceImpl final : public vpn::v1::Auth::Service {
@@ -48,6 +66,7 @@ class AuthServiceImpl final : public vpn::v1::Auth::Service {
                   const GatewaySigner* signer, const CertValidator* validator,
                   AuthMetrics& metrics);
 
+  // peer_address must be empty, 4 or 16 bytes (INVALID_ARGUMENT else).
   grpc::Status EapStart(grpc::ServerContext* context,
                         const vpn::v1::EapStartRequest* request,
                         vpn::v1::EapReply* reply) override;

@@ -75,13 +75,17 @@ void Stop(Running& running) {
   EXPECT_EQ(*code, 0) << running.child->output();
 }
 
-// Runs a whole EAP conversation over gRPC with a test peer.
+// Runs a whole EAP conversation over gRPC with a test peer, from
+// `peer_address` (4 bytes).
 vpn::v1::EapReply Converse(vpn::v1::Auth::Stub& stub,
-                           eap::testing::TestPeer& peer) {
+                           eap::testing::TestPeer& peer,
+                           const std::string& peer_address =
+                               std::string("\xc0\x00\x02\x0a", 4)) {
   grpc::ClientContext start_context;
   vpn::v1::EapStartRequest start;
   start.set_initiator_spi(0x0102030405060708ull);
   start.set_peer_identity("192.0.2.10");
+  start.set_peer_address(peer_address);
   vpn::v1::EapReply reply;
   grpc::Status status = stub.EapStart(&start_context, start, &reply);
   EXPECT_TRUE(status.ok()) << status.error_message();
@@ -119,7 +123,7 @@ class AuthServiceTest : public ::testing::Test {
   }
   static std::string P(const std::string& f) { return *pki_ + "/" + f; }
 
-  std::string WriteConfig() {
+  std::string WriteConfig(const std::string& extra = "") {
     const std::string dir = testing::MakeTempDir("auth");
     const std::string key = dir + "/credentials.key";
     testing::WriteFile(key, std::string(32, '\x5a'));
@@ -133,7 +137,7 @@ class AuthServiceTest : public ::testing::Test {
                      "gateway_key_file: ", P("gateway_rsa.key"), "\n",
                      "ca_file: ", P("ca.pem"), "\n",
                      "crl_files: [", P("crl.pem"), "]\n",
-                     "eap_retries: 1\n"));
+                     "eap_retries: 1\n", extra));
     return path;
   }
 
@@ -364,6 +368,211 @@ TEST_F(AuthServiceTest, LooseKeyFileModeIsAConfigError) {
   EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
   EXPECT_THAT(output, HasSubstr("'gateway_key_file'"));
   EXPECT_THAT(output, HasSubstr("looser than 0600"));
+}
+
+// Polls the metrics page until it contains `needle` (gauges are updated by
+// the once-a-second housekeeping).
+bool WaitForMetric(int port, const std::string& needle,
+                   absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    auto metrics = rpc::FetchMetrics("127.0.0.1", port);
+    if (metrics.ok() && metrics->find(needle) != std::string::npos) return true;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  return false;
+}
+
+// Lockouts per user and per address over gRPC: a locked user fails even
+// with the right password, from any address, exactly like a wrong password
+// (R=1 Failure request, then EAP-Failure); an address that sprayed guesses
+// is refused for every user; others are unaffected; a log line and metrics
+// say what happened.
+TEST_F(AuthServiceTest, BruteForceAttemptsAreRefusedLikeFailures) {
+  const std::string config = WriteConfig(
+      "max_failures_per_user: 3\nmax_failures_per_address: 5\n"
+      "failure_window: 10m\nlockout: 10m\n");
+  Running auth = Start(config);
+  ASSERT_NE(auth.stub, nullptr);
+  vpn::v1::Auth::Stub& stub = *auth.stub;
+  ASSERT_TRUE(PutUser(stub, "alice", "right-pw").ok());
+  ASSERT_TRUE(PutUser(stub, "bob", "bob-pw").ok());
+  const std::string a("\xcb\x00\x71\x05", 4);        // 203.0.113.5
+  const std::string b("\xc6\x33\x64\x02", 4);        // 198.51.100.2
+  const std::string c("\xc6\x33\x64\x03", 4);        // 198.51.100.3
+  const std::string d(std::string(15, '\0') + "\x01", 16);  // ::1
+
+  // Three wrong passwords lock alice (each peer declines the retry).
+  for (int i = 0; i < 3; ++i) {
+    eap::testing::TestPeer wrong("alice", "alice", absl::StrCat("guess", i));
+    vpn::v1::EapReply reply = Converse(stub, wrong, a);
+    EXPECT_EQ(reply.outcome(), vpn::v1::EapReply::FAILURE);
+    EXPECT_THAT(wrong.failure_message(), ::testing::StartsWith("E=691 R=1"));
+  }
+  // Now even the right password fails, from another address, the same way.
+  eap::testing::TestPeer locked("alice", "alice", "right-pw");
+  vpn::v1::EapReply refused = Converse(stub, locked, b);
+  EXPECT_EQ(refused.outcome(), vpn::v1::EapReply::FAILURE);
+  EXPECT_EQ(refused.eap_message().substr(0, 1), "\x04");
+  EXPECT_TRUE(refused.msk().empty());
+  EXPECT_THAT(locked.failure_message(), ::testing::StartsWith("E=691 R=1"));
+  EXPECT_FALSE(locked.server_authenticated());
+  // bob is not affected, from the attacker's address either (3 of 5).
+  eap::testing::TestPeer bob("bob", "bob", "bob-pw");
+  EXPECT_EQ(Converse(stub, bob, a).outcome(), vpn::v1::EapReply::SUCCESS);
+
+  // Spraying unknown users from one address locks the address.
+  for (int i = 0; i < 5; ++i) {
+    eap::testing::TestPeer spray(absl::StrCat("user", i),
+                                 absl::StrCat("user", i), "123456");
+    EXPECT_EQ(Converse(stub, spray, c).outcome(), vpn::v1::EapReply::FAILURE);
+  }
+  eap::testing::TestPeer bob_from_c("bob", "bob", "bob-pw");
+  EXPECT_EQ(Converse(stub, bob_from_c, c).outcome(),
+            vpn::v1::EapReply::FAILURE);
+  eap::testing::TestPeer bob_from_d("bob", "bob", "bob-pw");
+  EXPECT_EQ(Converse(stub, bob_from_d, d).outcome(),
+            vpn::v1::EapReply::SUCCESS);
+
+  {
+    grpc::ClientContext context;
+    vpn::v1::EapStartRequest start;
+    start.set_peer_address("12345");
+    vpn::v1::EapReply reply;
+    EXPECT_EQ(stub.EapStart(&context, start, &reply).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+
+  EXPECT_TRUE(WaitForMetric(auth.metrics_port,
+                            "auth_bruteforce_locked{scope=\"user\"} 1"));
+  auto metrics = rpc::FetchMetrics("127.0.0.1", auth.metrics_port);
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(*metrics,
+              HasSubstr("auth_bruteforce_refusals_total{scope=\"user\"} 1"));
+  EXPECT_THAT(*metrics,
+              HasSubstr("auth_bruteforce_refusals_total{scope=\"address\"} 1"));
+  EXPECT_THAT(*metrics,
+              HasSubstr("auth_bruteforce_lockouts_total{scope=\"user\"} 1"));
+  EXPECT_THAT(*metrics,
+              HasSubstr("auth_bruteforce_lockouts_total{scope=\"address\"} 1"));
+  EXPECT_THAT(*metrics, HasSubstr("auth_bruteforce_locked{scope=\"address\"} 1"));
+  EXPECT_THAT(*metrics, HasSubstr("auth_eap_results_total{result=\"failure\"} 10"));
+
+  Stop(auth);
+  const std::string log = auth.child->output();
+  EXPECT_THAT(log, ::testing::ContainsRegex(
+                       "brute-force lockout.*\"scope\":\"user\",\"user\":"
+                       "\"alice\",\"address\":\"203.0.113.5\",\"failures\":3"));
+  EXPECT_THAT(log, ::testing::ContainsRegex(
+                       "EAP attempt refused.*\"scope\":\"user\",\"user\":"
+                       "\"alice\",\"address\":\"198.51.100.2\",\"failures\":3,"
+                       "\"refused\":1,\"locked_until\":\"20[0-9-]+T"));
+  EXPECT_THAT(log, ::testing::ContainsRegex(
+                       "EAP attempt refused.*\"scope\":\"address\",\"user\":"
+                       "\"bob\",\"address\":\"198.51.100.3\""));
+  EXPECT_THAT(log, Not(HasSubstr("right-pw")));
+}
+
+// The README's one-liner gives the RFC 2759 §9.2 NT hash.
+std::string NtHashWithOpenssl(const std::string& password) {
+  auto out = testing::Run(absl::StrCat(
+      "printf %s '", password,
+      "' | iconv -t UTF-16LE | openssl dgst -md4 -provider legacy "
+      "-provider default"));
+  EXPECT_TRUE(out.ok()) << out.status();
+  if (!out.ok()) return "";
+  const size_t eq = out->rfind("= ");
+  return eq == std::string::npos ? "" : out->substr(eq + 2, 32);
+}
+
+void WriteUsersFile(const std::string& path, const std::string& yaml) {
+  // Replaced by rename, as an operator's editor or a Kubernetes secret does.
+  testing::WriteFile(path + ".new", yaml);
+  chmod((path + ".new").c_str(), 0600);
+  ASSERT_EQ(rename((path + ".new").c_str(), path.c_str()), 0);
+}
+
+// Users from users_file authenticate through whole EAP conversations; a
+// change is picked up within a few seconds, leaving API users alone; a bad
+// file on reload keeps the previous users and is counted.
+TEST_F(AuthServiceTest, UsersFileLoadsAndReloadsWhileRunning) {
+  EXPECT_EQ(NtHashWithOpenssl("clientPass"), "44ebba8d5312b8d611474411f56989ae");
+  const std::string dir = testing::MakeTempDir("users");
+  const std::string users = dir + "/users.yaml";
+  WriteUsersFile(users, absl::StrCat("users:\n  - name: User\n    nt_hash: ",
+                                     NtHashWithOpenssl("clientPass"), "\n"));
+  Running auth = Start(WriteConfig(absl::StrCat("users_file: ", users, "\n")));
+  ASSERT_NE(auth.stub, nullptr);
+  vpn::v1::Auth::Stub& stub = *auth.stub;
+
+  eap::testing::TestPeer user("User", "CORP\\User", "clientPass");
+  vpn::v1::EapReply done = Converse(stub, user);
+  ASSERT_EQ(done.outcome(), vpn::v1::EapReply::SUCCESS);
+  EXPECT_EQ(done.eap_identity(), "User");
+  EXPECT_TRUE(user.server_authenticated());
+  EXPECT_EQ(PutUser(stub, "User", "other").error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(PutUser(stub, "api", "api-pw").ok());
+  {
+    grpc::ClientContext context;
+    vpn::v1::ListUsersReply listed;
+    ASSERT_TRUE(stub.ListUsers(&context, {}, &listed).ok());
+    ASSERT_EQ(listed.users_size(), 2);
+    EXPECT_EQ(listed.users(0).name(), "User");
+    EXPECT_EQ(listed.users(1).name(), "api");
+  }
+
+  // User leaves, bob arrives.
+  WriteUsersFile(users, absl::StrCat("users:\n  - name: bob\n    nt_hash: ",
+                                     NtHashWithOpenssl("bob-pw"), "\n"));
+  // (Trying bob in a loop meanwhile would lock him out: watch the metric.)
+  const absl::Time changed = absl::Now();
+  EXPECT_TRUE(WaitForMetric(auth.metrics_port,
+                            "auth_users_file_reloads_total{result=\"ok\"} 1"));
+  EXPECT_LT(absl::Now() - changed, absl::Seconds(5));  // polled every 2 s
+  eap::testing::TestPeer bob("bob", "bob", "bob-pw");
+  EXPECT_EQ(Converse(stub, bob).outcome(), vpn::v1::EapReply::SUCCESS);
+  eap::testing::TestPeer gone("User", "User", "clientPass");
+  EXPECT_EQ(Converse(stub, gone).outcome(), vpn::v1::EapReply::FAILURE);
+  eap::testing::TestPeer api("api", "api", "api-pw");
+  EXPECT_EQ(Converse(stub, api).outcome(), vpn::v1::EapReply::SUCCESS);
+
+  // A plaintext password is refused; bob stays.
+  WriteUsersFile(users, "users:\n  - name: bob\n    password: bob-pw2\n");
+  EXPECT_TRUE(WaitForMetric(auth.metrics_port,
+                            "auth_users_file_reloads_total{result=\"error\"} 1"));
+  eap::testing::TestPeer still("bob", "bob", "bob-pw");
+  EXPECT_EQ(Converse(stub, still).outcome(), vpn::v1::EapReply::SUCCESS);
+  auto metrics = rpc::FetchMetrics("127.0.0.1", auth.metrics_port);
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(*metrics, HasSubstr("auth_users_file_reloads_total{result=\"ok\"} 1"));
+  EXPECT_THAT(*metrics, HasSubstr("auth_users_file_users 1"));
+
+  Stop(auth);
+  const std::string log = auth.child->output();
+  EXPECT_THAT(log, HasSubstr("\"msg\":\"users_file reloaded\""));
+  EXPECT_THAT(log, HasSubstr("\"added\":1,\"updated\":0,\"removed\":1"));
+  EXPECT_THAT(log, HasSubstr("users_file reload failed; keeping the previous users"));
+  EXPECT_THAT(log, HasSubstr("line 3: users[0].password"));
+  EXPECT_THAT(log, Not(HasSubstr("bob-pw2")));
+}
+
+TEST_F(AuthServiceTest, BadUsersFileAtStartIsAConfigError) {
+  const std::string dir = testing::MakeTempDir("badusers");
+  const std::string users = dir + "/users.yaml";
+  WriteUsersFile(users, "users:\n  - name: alice\n    password: hunter2\n");
+  auto child = ChildProcess::Start(
+      {RunfilePath("auth-service/auth-service"),
+       "--config=" + WriteConfig(absl::StrCat("users_file: ", users, "\n"))});
+  ASSERT_TRUE(child.ok());
+  auto code = (*child)->Wait(absl::Seconds(15));
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, 2);
+  const std::string output = (*child)->output();
+  EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
+  EXPECT_THAT(output, HasSubstr("'users_file'"));
+  EXPECT_THAT(output, HasSubstr("line 3: users[0].password"));
+  EXPECT_THAT(output, Not(HasSubstr("hunter2")));
 }
 
 }  // namespace

@@ -39,7 +39,7 @@ SessionManager& Manager() {
   }();
   static SessionManager* manager = new SessionManager(
       vpn::crypto::GetProvider(),
-      [](absl::string_view) {
+      [](const PeerInfo&) {
         MsChapV2Options options;
         options.retries = 1;
         return std::make_unique<MsChapV2Server>(vpn::crypto::GetProvider(),

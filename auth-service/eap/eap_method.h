@@ -38,9 +38,34 @@ class Method {
                                        uint8_t next_identifier) = 0;
 };
 
-// Creates the method for a peer that answered EAP-Identity with `identity`.
-using MethodFactory =
-    std::function<std::unique_ptr<Method>(absl::string_view identity)>;
+// The peer a method is created for, as IKE and EAP-Identity saw it.
+struct PeerInfo {
+  absl::string_view identity;  // its answer to EAP-Identity
+  ByteSpan address;            // its IP address (4 or 16 bytes); may be empty
+};
+
+// Creates the method for a peer that answered EAP-Identity.
+using MethodFactory = std::function<std::unique_ptr<Method>(const PeerInfo& peer)>;
+
+// Brute-force protection for methods that check a password: asked before a
+// credential is checked, told the outcome after. Thread-safe.
+class AttemptLimiter {
+ public:
+  enum class Outcome {
+    kSuccess,     // the credential verified
+    kFailure,     // it did not (wrong password, unknown or disabled user)
+    kNotChecked,  // no verdict (e.g. the user store failed)
+  };
+
+  virtual ~AttemptLimiter() = default;
+  // False refuses the attempt: the method then fails it exactly as it fails
+  // a wrong password, without looking up or checking the credential. `user`
+  // is the user name without its domain; `address` as in PeerInfo. Every
+  // true must be followed by one Finish with the same arguments.
+  virtual bool Begin(absl::string_view user, ByteSpan address) = 0;
+  virtual void Finish(absl::string_view user, ByteSpan address,
+                      Outcome outcome) = 0;
+};
 
 // Where EAP methods find user credentials.
 class CredentialSource {

@@ -27,6 +27,7 @@ struct SessionManager::Session {
   std::vector<std::pair<Bytes, Result>> history ABSL_GUARDED_BY(mu);
   std::unique_ptr<Method> method ABSL_GUARDED_BY(mu);
   std::string peer ABSL_GUARDED_BY(mu);      // IDi, for logs
+  Bytes address ABSL_GUARDED_BY(mu);         // the client's IP address
   std::string identity ABSL_GUARDED_BY(mu);  // EAP-Identity, for logs
 };
 
@@ -56,6 +57,20 @@ std::string PeerForLog(ByteSpan id) {
 }
 
 }  // namespace
+
+std::string AddressForLog(ByteSpan address) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (address.empty()) return "unknown";
+  if (address.size() == 4 &&
+      inet_ntop(AF_INET, address.data(), buf, sizeof(buf))) {
+    return buf;
+  }
+  if (address.size() == 16 &&
+      inet_ntop(AF_INET6, address.data(), buf, sizeof(buf))) {
+    return buf;
+  }
+  return absl::BytesToHexString(AsText(address.subspan(0, 16)));
+}
 
 std::string Printable(absl::string_view text) {
   std::string out;
@@ -93,7 +108,8 @@ void SessionManager::Report(absl::string_view result) {
   if (observer_.on_result) observer_.on_result(result);
 }
 
-absl::StatusOr<Result> SessionManager::Start(ByteSpan peer_identity) {
+absl::StatusOr<Result> SessionManager::Start(ByteSpan peer_identity,
+                                             ByteSpan peer_address) {
   MaybeSweep();
   auto session = std::make_shared<Session>();
   uint8_t random[17];
@@ -110,6 +126,7 @@ absl::StatusOr<Result> SessionManager::Start(ByteSpan peer_identity) {
     absl::MutexLock session_lock(&session->mu);
     session->last_identifier = identifier;
     session->peer = PeerForLog(peer_identity);
+    session->address.assign(peer_address.begin(), peer_address.end());
   }
   {
     absl::MutexLock lock(&mu_);
@@ -208,11 +225,13 @@ Result SessionManager::Round(absl::string_view id, ByteSpan message) {
       log_.Info("EAP authentication succeeded",
                 {{"session", session->id.substr(0, 8)},
                  {"peer", session->peer},
+                 {"address", AddressForLog(session->address)},
                  {"user", Printable(result.identity)}});
     } else {
       log_.Info("EAP authentication failed",
                 {{"session", session->id.substr(0, 8)},
                  {"peer", session->peer},
+                 {"address", AddressForLog(session->address)},
                  {"eap_identity", session->identity},
                  {"result", label},
                  {"reason", reason}});
@@ -221,6 +240,7 @@ Result SessionManager::Round(absl::string_view id, ByteSpan message) {
     log_.Info("EAP-MSCHAPv2 attempt failed; retry offered",
               {{"session", session->id.substr(0, 8)},
                {"peer", session->peer},
+               {"address", AddressForLog(session->address)},
                {"eap_identity", session->identity},
                {"reason", reason}});
   }
@@ -272,7 +292,7 @@ Result SessionManager::Process(Session& session, ByteSpan message,
     }
     const absl::string_view identity = AsText(packet->type_data);
     session.identity = Printable(identity);
-    session.method = factory_(identity);
+    session.method = factory_(PeerInfo{identity, session.address});
     if (session.method == nullptr) {
       *reason = "no EAP method available";
       return Finish(session, Result::Outcome::kFailure, expected, "failure",

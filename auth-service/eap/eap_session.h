@@ -63,9 +63,11 @@ class SessionManager {
                  SessionOptions options, SessionObserver observer = {});
   ~SessionManager();
 
-  // A new session and its EAP-Request/Identity (kContinue).
+  // A new session and its EAP-Request/Identity (kContinue). `peer_address`
+  // (4 or 16 bytes, or empty when unknown) goes to the method (PeerInfo).
   // kResourceExhausted when max_sessions are in use.
-  absl::StatusOr<Result> Start(ByteSpan peer_identity);
+  absl::StatusOr<Result> Start(ByteSpan peer_identity,
+                               ByteSpan peer_address = {});
   // The peer's next EAP response. Unknown or expired sessions and bad
   // packets give kFailure with an EAP-Failure packet.
   Result Round(absl::string_view session, ByteSpan message);
@@ -104,5 +106,8 @@ class SessionManager {
 
 // Printable ASCII for logs: other bytes become '?', at most 64 characters.
 std::string Printable(absl::string_view text);
+
+// A 4- or 16-byte IP address as text; "unknown" when empty, else hex.
+std::string AddressForLog(ByteSpan address);
 
 }  // namespace vpn::auth::eap

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "auth-service/eap/brute_force_guard.h"
 #include "auth-service/eap/eap_packet.h"
 #include "auth-service/eap/mschapv2_server.h"
 #include "auth-service/eap/test_peer.h"
@@ -107,9 +108,11 @@ class EapSessionTest : public ::testing::Test {
     observer.on_active = [this](size_t n) { active_ = n; };
     manager_ = std::make_unique<SessionManager>(
         crypto::GetProvider(),
-        [this](absl::string_view) {
-          return std::make_unique<MsChapV2Server>(crypto::GetProvider(),
-                                                  credentials_, options_);
+        [this](const PeerInfo& peer) {
+          addresses_seen_.push_back(Bytes(peer.address.begin(),
+                                          peer.address.end()));
+          return std::make_unique<MsChapV2Server>(
+              crypto::GetProvider(), credentials_, options_, peer.address);
         },
         session_options, observer);
   }
@@ -117,7 +120,8 @@ class EapSessionTest : public ::testing::Test {
   // Runs a conversation to its end; returns the last result.
   Result Converse(TestPeer& peer, int max_rounds = 10) {
     if (manager_ == nullptr) MakeManager();
-    absl::StatusOr<Result> result = manager_->Start(ToBytes("192.0.2.10"));
+    absl::StatusOr<Result> result =
+        manager_->Start(ToBytes("192.0.2.10"), address_);
     EXPECT_TRUE(result.ok());
     Result last = std::move(*result);
     for (int i = 0; i < max_rounds && last.outcome == Outcome::kContinue; ++i) {
@@ -140,6 +144,8 @@ class EapSessionTest : public ::testing::Test {
   std::unique_ptr<SessionManager> manager_;
   std::vector<std::string> results_;
   size_t active_ = 0;
+  Bytes address_ = {192, 0, 2, 10};
+  std::vector<Bytes> addresses_seen_;
 };
 
 // The whole conversation with the RFC 2759 §9.2 values: the NT-Response and
@@ -267,6 +273,42 @@ TEST_F(EapSessionTest, UnknownUserFailsLikeAWrongPassword) {
   EXPECT_EQ(done.outcome, Outcome::kFailure);
   EXPECT_EQ(ParsePacket(done.message)->code, Code::kFailure);
   EXPECT_EQ(results_, std::vector<std::string>{"failure"});
+}
+
+// A locked-out user gets what a wrong password gets (an R=1 Failure
+// request while retries remain, then EAP-Failure), with no credential
+// lookup and no MSCHAPv2 crypto; the peer address reaches the limiter.
+TEST_F(EapSessionTest, LockedOutUserFailsLikeAWrongPasswordWithoutCrypto) {
+  BruteForceOptions limits;
+  limits.max_failures_per_user = 2;
+  limits.clock = [this] { return now_; };
+  BruteForceGuard guard(limits);
+  options_.limiter = &guard;
+  options_.retries = 1;
+  TestPeer wrong("alice", "CORP\\alice", "wrong 1");
+  wrong.set_retry_with_password("wrong 2");
+  EXPECT_EQ(Converse(wrong).outcome, Outcome::kFailure);
+  EXPECT_EQ(credentials_.lookups_, 2);
+  EXPECT_EQ(guard.locked_users(), 1u);
+  ASSERT_EQ(addresses_seen_.size(), 1u);
+  EXPECT_EQ(addresses_seen_[0], address_);
+
+  TestPeer right("alice", "alice", "correct horse");
+  right.set_retry_with_password("correct horse");
+  Result done = Converse(right);
+  EXPECT_EQ(done.outcome, Outcome::kFailure);
+  EXPECT_EQ(ParsePacket(done.message)->code, Code::kFailure);
+  EXPECT_THAT(right.failure_message(), StartsWith("E=691 R=1 C="));
+  EXPECT_FALSE(right.server_authenticated());
+  EXPECT_EQ(credentials_.lookups_, 2);  // nothing looked up while locked
+  EXPECT_EQ(results_, (std::vector<std::string>{"failure", "failure"}));
+
+  // Another user from the same address is fine; alice is after the lockout.
+  TestPeer user("User", "User", "clientPass");
+  EXPECT_EQ(Converse(user).outcome, Outcome::kSuccess);
+  now_ += absl::Minutes(15);
+  TestPeer later("alice", "alice", "correct horse");
+  EXPECT_EQ(Converse(later).outcome, Outcome::kSuccess);
 }
 
 TEST_F(EapSessionTest, RetryWithTheRightPasswordSucceeds) {

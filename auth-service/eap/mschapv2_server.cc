@@ -32,10 +32,12 @@ const crypto::SecretBytes& DummyHash(const crypto::Provider& provider) {
 
 MsChapV2Server::MsChapV2Server(const crypto::Provider& provider,
                                CredentialSource& credentials,
-                               MsChapV2Options options)
+                               MsChapV2Options options,
+                               ByteSpan peer_address)
     : provider_(provider),
       credentials_(credentials),
       options_(std::move(options)),
+      peer_address_(peer_address.begin(), peer_address.end()),
       challenge_(kChallengeSize),
       retries_left_(options_.retries) {}
 
@@ -121,10 +123,19 @@ absl::StatusOr<MsChapV2Server::Step> MsChapV2Server::ProcessResponse(
     const Response& response, uint8_t next_identifier) {
   const absl::string_view user = UserPart(response.name);
   const std::string_view user_std(user.data(), user.size());
+  AttemptLimiter* const limiter = options_.limiter;
+  if (limiter != nullptr && !limiter->Begin(user, peer_address_)) {
+    return Reject("attempt refused: too many failures (locked out)",
+                  response.ms_chapv2_id, next_identifier);
+  }
+  auto finish = [&](AttemptLimiter::Outcome outcome) {
+    if (limiter != nullptr) limiter->Finish(user, peer_address_, outcome);
+  };
   absl::StatusOr<crypto::SecretBytes> hash =
       user.empty() ? absl::NotFoundError("empty user name")
                    : credentials_.NtHash(user);
   if (!hash.ok() && !absl::IsNotFound(hash.status())) {
+    finish(AttemptLimiter::Outcome::kNotChecked);
     return absl::UnavailableError(
         absl::StrCat("credential lookup failed: ", hash.status().message()));
   }
@@ -137,6 +148,8 @@ absl::StatusOr<MsChapV2Server::Step> MsChapV2Server::ProcessResponse(
           provider_, challenge_, response.peer_challenge, user_std, password_hash,
           response.nt_response) &&
       known;
+  finish(verified ? AttemptLimiter::Outcome::kSuccess
+                  : AttemptLimiter::Outcome::kFailure);
 
   if (verified) {
     absl::StatusOr<std::string> authenticator =
@@ -159,8 +172,13 @@ absl::StatusOr<MsChapV2Server::Step> MsChapV2Server::ProcessResponse(
     return step;
   }
 
-  const std::string reason =
-      known ? "wrong password" : "unknown or disabled user";
+  return Reject(known ? "wrong password" : "unknown or disabled user",
+                response.ms_chapv2_id, next_identifier);
+}
+
+MsChapV2Server::Step MsChapV2Server::Reject(std::string reason,
+                                            uint8_t ms_chapv2_id,
+                                            uint8_t next_identifier) {
   if (retries_left_ > 0) {
     --retries_left_;
     NewChallenge();
@@ -169,8 +187,8 @@ absl::StatusOr<MsChapV2Server::Step> MsChapV2Server::ProcessResponse(
     step.kind = Step::Kind::kContinue;
     step.reason = reason;
     step.request =
-        BuildStatusRequest(next_identifier, opcode::kFailure,
-                           response.ms_chapv2_id, FailureMessage(true));
+        BuildStatusRequest(next_identifier, opcode::kFailure, ms_chapv2_id,
+                           FailureMessage(true));
     return step;
   }
   if (options_.failure_request) {
@@ -180,11 +198,11 @@ absl::StatusOr<MsChapV2Server::Step> MsChapV2Server::ProcessResponse(
     step.kind = Step::Kind::kContinue;
     step.reason = reason;
     step.request =
-        BuildStatusRequest(next_identifier, opcode::kFailure,
-                           response.ms_chapv2_id, FailureMessage(false));
+        BuildStatusRequest(next_identifier, opcode::kFailure, ms_chapv2_id,
+                           FailureMessage(false));
     return step;
   }
-  return Fail(reason);
+  return Fail(std::move(reason));
 }
 
 }  // namespace vpn::auth::eap

@@ -17,6 +17,10 @@
 // strongSwan peers do not answer an R=0 Failure request ([MS-CHAP]
 // §3.2.5.4: the peer SHOULD just fail). With `failure_request` set it sends
 // the R=0 Failure request instead and fails on the peer's Failure response.
+//
+// With a `limiter`, each Response is an attempt: a refused one takes the
+// wrong-password path above without any credential lookup or crypto, so the
+// peer cannot tell a locked-out user from a wrong password.
 #pragma once
 
 #include <functional>
@@ -35,13 +39,17 @@ struct MsChapV2Options {
   // Fills authenticator challenges; the provider's RNG when unset. A test
   // hook (RFC 2759 §9.2 vectors).
   std::function<void(absl::Span<uint8_t>)> random;
+  // Brute-force protection; none when null. Must outlive the method.
+  AttemptLimiter* limiter = nullptr;
 };
 
 class MsChapV2Server : public Method {
  public:
-  // `credentials` must outlive the method.
+  // `credentials` must outlive the method. `peer_address` (4 or 16 bytes,
+  // or empty) is what attempts are counted against besides the user name.
   MsChapV2Server(const crypto::Provider& provider,
-                 CredentialSource& credentials, MsChapV2Options options);
+                 CredentialSource& credentials, MsChapV2Options options,
+                 ByteSpan peer_address = {});
 
   uint8_t type() const override { return type::kMsChapV2; }
   absl::StatusOr<Bytes> Initiate(uint8_t identifier) override;
@@ -62,6 +70,10 @@ class MsChapV2Server : public Method {
 
   absl::StatusOr<Step> ProcessResponse(const Response& response,
                                        uint8_t next_identifier);
+  // A wrong password (or a refused attempt): a retry while retries remain,
+  // else the end of the method.
+  Step Reject(std::string reason, uint8_t ms_chapv2_id,
+              uint8_t next_identifier);
   Step Fail(std::string reason);
   void NewChallenge();
   std::string FailureMessage(bool retry) const;
@@ -69,6 +81,7 @@ class MsChapV2Server : public Method {
   const crypto::Provider& provider_;
   CredentialSource& credentials_;
   const MsChapV2Options options_;
+  const Bytes peer_address_;
   State state_ = State::kIdle;
   uint8_t ms_chapv2_id_ = 0;
   Bytes challenge_;
