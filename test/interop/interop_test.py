@@ -376,7 +376,9 @@ class Run:
         if back < 2:
             raise Failure(f"{name}: ping {vip} from the protected network: {back}/2\n{out}")
         after = client.list_sas()[0]
-        child_after = next(c for c in after["children"] if c["spi_in"] == child["spi_in"])
+        # After --rekey the CHILD SA that carried the pings is the new one.
+        child_after = next((c for c in after["children"] if c["spi_in"] == child["spi_in"]),
+                           None) or next(c for c in after["children"] if c.get("state") == "INSTALLED")
         pkts_out, pkts_in = int(child_after.get("packets-out", 0)), int(child_after.get("packets-in", 0))
         if pkts_out < count + 2 or pkts_in < count + 2:
             raise Failure(f"{name}: CHILD SA counters too low (out {pkts_out}, in {pkts_in}); "

@@ -14,6 +14,8 @@ work=$IVPN_WORKDIR/our-gateway
 mkdir -p "$work"
 umask 077
 head -c 32 /dev/urandom > "$work/store.key"
+# The TUN side of the gateway is the pool's first host (10.10.0.0/24 -> .1/24).
+tun_address=$(python3 -c "import ipaddress,sys; n=ipaddress.ip_network(sys.argv[1]); print(f'{n.network_address+1}/{n.prefixlen}')" "$POOL4")
 cat > "$work/gateway.yaml" <<CONFIG
 metrics_listen: "127.0.0.1:9100"
 store: "embedded:$work/store"
@@ -32,6 +34,8 @@ auth_service:
 esp_forwarder:
   ike_listen: "0.0.0.0:500"
   natt_listen: "0.0.0.0:4500"
+  tun_name: "vpn0"
+  tun_address: "$tun_address"
 CONFIG
 "$gateway" --config="$work/gateway.yaml" &
 pid=$!
