@@ -1,6 +1,7 @@
-// A plain driver for LLVMFuzzerTestOneInput: runs every file named on the
-// command line (directories are expanded one level). Used as a regression
-// test over the seed corpus when libFuzzer is not in use.
+// The project's one plain driver for fuzz targets (LLVMFuzzerTestOneInput):
+// runs every file named on the command line, directories expanded one level.
+// It stands in for libFuzzer's main() when clang is not used, and runs seed
+// corpora as regression tests.
 #include <dirent.h>
 #include <sys/stat.h>
 
