@@ -46,6 +46,9 @@ void ReadGatewayConfig(config::ConfigReader& reader, GatewayConfig* out) {
   if (!out->ike.store.store.empty() || !out->ike.store.key_file.empty()) {
     reader.Fail("ike_service.store", "gateway shares one store; set the top-level store");
   }
+  if (!out->mobility.store.store.empty() || !out->mobility.store.key_file.empty()) {
+    reader.Fail("mobility_service.store", "gateway shares one store; set the top-level store");
+  }
   if (!out->forwarder.store.store.empty() || !out->forwarder.store.key_file.empty()) {
     reader.Fail("esp_forwarder.store", "gateway shares one store; set the top-level store");
   }
@@ -79,6 +82,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
       !s.ok()) {
     return s;
   }
+  config.mobility.shared_store = gateway->store_;
   absl::StatusOr<std::unique_ptr<mobility::MobilityComponent>> mobility =
       mobility::MobilityComponent::Create(config.mobility, gateway->metrics_->registry());
   if (!mobility.ok()) return mobility.status();

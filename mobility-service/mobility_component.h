@@ -1,5 +1,6 @@
 // mobility-service: tracks where each client is, applies address changes and
-// keeps SAs through outages.
+// keeps SAs through outages (the Mobility Manager, tracker/), over the SA
+// records in the shared store.
 #pragma once
 
 #include <memory>
@@ -7,9 +8,13 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/optional.h"
 #include "common/config/config_reader.h"
 #include "common/rpc/component.h"
 #include "common/rpc/server_options.h"
+#include "common/store/store_handle.h"
+#include "mobility-service/mobility_service_impl.h"
+#include "mobility-service/tracker/mobility_manager.h"
 #include "prometheus/registry.h"
 
 namespace vpn::mobility {
@@ -18,6 +23,17 @@ struct MobilityServiceConfig {
   rpc::ServerOptions server;
   // How long a silent client's SA is kept (Windows VPN Reconnect: 30 min).
   absl::Duration outage_window = absl::Minutes(30);
+  // Silence after which an SA is marked DORMANT.
+  absl::Duration liveness_timeout = absl::Minutes(2);
+  // How often a newer last_seen is written to the store.
+  absl::Duration liveness_persist_interval = absl::Seconds(30);
+  // Path history entries kept per SA.
+  uint64_t path_history = 16;
+  // `store` (and `store_key_file`, read for a shared config but unused:
+  // this service never opens sealed keys).
+  store::StoreConfig store;
+  // Set by `gateway` to share its store; otherwise `store` is opened.
+  absl::optional<store::StoreHandle> shared_store;
 };
 
 void ReadMobilityServiceConfig(config::ConfigReader& reader,
@@ -27,14 +43,17 @@ class MobilityComponent : public rpc::Component {
  public:
   static absl::StatusOr<std::unique_ptr<MobilityComponent>> Create(
       const MobilityServiceConfig& config, prometheus::Registry& registry);
+  ~MobilityComponent() override;
 
-  std::vector<grpc::Service*> services() override { return {}; }
+  std::vector<grpc::Service*> services() override { return {service_.get()}; }
+  void Stop() override;
 
  private:
-  explicit MobilityComponent(MobilityServiceConfig config)
-      : config_(std::move(config)) {}
+  MobilityComponent() = default;
 
-  MobilityServiceConfig config_;
+  std::shared_ptr<store::Store> store_;
+  std::unique_ptr<MobilityManager> manager_;
+  std::unique_ptr<MobilityServiceImpl> service_;
 };
 
 }  // namespace vpn::mobility

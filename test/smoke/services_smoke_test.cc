@@ -140,10 +140,10 @@ TEST_P(ServiceSmokeTest, RejectsIncompleteTlsNamingTheMissingFile) {
 INSTANTIATE_TEST_SUITE_P(
     AllServices, ServiceSmokeTest,
     ::testing::Values(
-        ServiceBinary{"ike-service", "ike-service/ike-service", "", ""},
-        ServiceBinary{"auth-service", "auth-service/auth-service", "", ""},
+        ServiceBinary{"ike-service", "ike-service/ike-service", "", "vpn.v1.Management"},
+        ServiceBinary{"auth-service", "auth-service/auth-service", "", "vpn.v1.Auth"},
         ServiceBinary{"mobility-service", "mobility-service/mobility-service", "",
-                      ""},
+                      "vpn.v1.Mobility"},
         ServiceBinary{"esp-forwarder", "esp-forwarder/esp-forwarder",
                       kLoopbackForwarder, "vpn.v1.IkeTransport"}),
     [](const ::testing::TestParamInfo<ServiceBinary>& info) {
