@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/log/log.h"
 #include "common/net/ip_endpoint.h"
 #include "ike-service/exchange/traffic_selectors.h"
 
@@ -127,6 +129,10 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
       NewGrpcAuthenticator(config.auth_service, config.server.client_tls);
   if (!authenticator.ok()) return authenticator.status();
   component->authenticator_ = std::move(*authenticator);
+  absl::StatusOr<std::unique_ptr<GrpcMobilityClient>> mobility =
+      GrpcMobilityClient::Create(config.mobility_service, config.server.client_tls);
+  if (!mobility.ok()) return mobility.status();
+  component->mobility_ = std::move(*mobility);
   component->recorder_ = std::make_unique<SaRecorder>(
       component->store_.store.get(), component->store_.sealer.get(), config.replica,
       &component->policy_);
@@ -138,6 +144,7 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
   IkeComponent* self = component.get();
   component->engine_ = std::make_unique<IkeEngine>(
       component->policy_, config.engine, services, component->recorder_.get(),
+      component->mobility_.get(),
       [self](size_t forwarder, const v1::IkeDatagram& datagram) {
         self->transport_->Send(forwarder, datagram);
       },
@@ -147,10 +154,23 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
       [self](size_t forwarder, const v1::IkeDatagram& datagram) {
         self->engine_->Submit(forwarder, datagram);
       });
+  // SAs this replica owned before a restart carry on from the store.
+  size_t skipped = 0;
+  absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> restored =
+      component->recorder_->LoadOwned(&skipped);
+  if (restored.ok()) {
+    log::Logger("ike-service").Info("SAs restored from the store",
+                                    {{"restored", restored->size()}, {"skipped", skipped}});
+    component->engine_->Restore(std::move(*restored));
+  } else {
+    log::Logger("ike-service").Warning("cannot restore SAs",
+                                       {{"error", restored.status().message()}});
+  }
   component->management_ = std::make_unique<ManagementService>(
       component->store_.store.get(), config.replica,
       [self](uint64_t spi_i, uint64_t spi_r) { return self->engine_->Terminate(spi_i, spi_r); });
   component->transport_->Start();
+  component->record_watcher_ = std::thread([self] { self->WatchRecords(); });
   component->sweeper_ = std::thread([self] {
     while (!self->stopping_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
       self->engine_->ExpireHalfOpen();
@@ -160,11 +180,54 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
   return component;
 }
 
+void IkeComponent::WatchRecords() {
+  const log::Logger log("ike-service");
+  auto apply = [this](const std::string& key, const std::string* value) {
+    uint64_t spi_i = 0, spi_r = 0;
+    if (key.size() != 4 + 16 + 1 + 16 ||
+        !absl::SimpleHexAtoi(absl::string_view(key).substr(4, 16), &spi_i) ||
+        !absl::SimpleHexAtoi(absl::string_view(key).substr(21, 16), &spi_r)) {
+      return;
+    }
+    if (value == nullptr) return engine_->ApplyRecord(spi_i, spi_r, nullptr);
+    v1::IkeSa record;
+    if (record.ParseFromString(*value)) engine_->ApplyRecord(spi_i, spi_r, &record);
+  };
+  while (!stopping_.HasBeenNotified()) {
+    absl::StatusOr<store::ListResult> listed = store_.store->List("ike/");
+    absl::StatusOr<std::unique_ptr<store::Watcher>> watcher =
+        listed.ok() ? store_.store->Watch("ike/", listed->revision + 1)
+                    : absl::StatusOr<std::unique_ptr<store::Watcher>>(listed.status());
+    if (!watcher.ok()) {
+      log.Warning("cannot watch IKE records; retrying", {{"error", watcher.status().message()}});
+      stopping_.WaitForNotificationWithTimeout(absl::Seconds(1));
+      continue;
+    }
+    while (!stopping_.HasBeenNotified()) {
+      absl::StatusOr<store::WatchEvent> event = (*watcher)->Next(absl::Milliseconds(500));
+      if (absl::IsDeadlineExceeded(event.status())) continue;
+      if (!event.ok()) break;  // list and watch again
+      switch (event->type) {
+        case store::WatchEvent::Type::kPut:
+          apply(event->kv.key, &event->kv.value);
+          break;
+        case store::WatchEvent::Type::kDelete:
+          apply(event->kv.key, nullptr);
+          break;
+        case store::WatchEvent::Type::kResync:
+          for (const store::KeyValue& kv : event->snapshot) apply(kv.key, &kv.value);
+          break;
+      }
+    }
+  }
+}
+
 IkeComponent::~IkeComponent() { Stop(); }
 
 void IkeComponent::Stop() {
   if (!stopping_.HasBeenNotified()) stopping_.Notify();
   if (sweeper_.joinable()) sweeper_.join();
+  if (record_watcher_.joinable()) record_watcher_.join();
   if (transport_ != nullptr) transport_->Stop();
   if (engine_ != nullptr) engine_->Stop();
 }

@@ -18,6 +18,7 @@
 #include "ike-service/engine/ike_engine.h"
 #include "ike-service/exchange/responder_policy.h"
 #include "ike-service/management/management_service.h"
+#include "ike-service/mobility_client/mobility_client.h"
 #include "ike-service/pool/address_pool.h"
 #include "ike-service/sa/sa_recorder.h"
 #include "ike-service/transport/ike_transport_client.h"
@@ -57,6 +58,7 @@ class IkeComponent : public rpc::Component {
   ResponderPolicy policy_;
   store::StoreHandle store_;
   std::unique_ptr<Authenticator> authenticator_;
+  std::unique_ptr<MobilityClient> mobility_;
   std::unique_ptr<AddressPool> pool_v4_;
   std::unique_ptr<AddressPool> pool_v6_;
   std::unique_ptr<SaRecorder> recorder_;
@@ -65,6 +67,9 @@ class IkeComponent : public rpc::Component {
   std::unique_ptr<ManagementService> management_;
   absl::Notification stopping_;
   std::thread sweeper_;
+  std::thread record_watcher_;  // follows IKE records changed elsewhere
+
+  void WatchRecords();
 };
 
 }  // namespace vpn::ike

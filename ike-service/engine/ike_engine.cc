@@ -4,6 +4,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/util/time_util.h"
 #include "ike-service/exchange/create_child_sa.h"
 #include "ike-service/exchange/ike_sa_init.h"
 #include "ike-service/exchange/informational.h"
@@ -32,12 +33,13 @@ std::string EndpointKey(const v1::Endpoint& endpoint) {
 }  // namespace
 
 IkeEngine::IkeEngine(ResponderPolicy policy, EngineOptions options, AuthServices services,
-                     SaRecorder* recorder, SendFunction send,
+                     SaRecorder* recorder, MobilityClient* mobility, SendFunction send,
                      prometheus::Registry& registry)
     : policy_(std::move(policy)),
       options_(options),
       services_(services),
       recorder_(recorder),
+      mobility_(mobility),
       send_(std::move(send)),
       dropped_family_(prometheus::BuildCounter()
                           .Name("ike_datagrams_dropped_total")
@@ -423,7 +425,7 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
     }
     return;
   }
-  if (message_id != sa->next_request_id) {
+  if (message_id != sa->next_request_id && !sa->message_id_unknown) {
     dropped_family_.Add({{"reason", "message_id"}}).Increment();
     return;
   }
@@ -437,15 +439,27 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
     }
     return;
   }
+  if (sa->message_id_unknown) {
+    // Restored SA: an authenticated request tells where the client is.
+    if (message_id + 1 < sa->next_request_id) return;  // older than we knew
+    sa->message_id_unknown = false;
+  }
   // Authenticated: behind a NAT the client is where this came from (§2.23).
   // With MOBIKE only UPDATE_SA_ADDRESSES moves the SA (RFC 4555 §3.8).
   if (sa->initiator_behind_nat && !sa->mobike && !path.remote.is_unspecified()) {
+    const bool moved = sa->remote != path.remote || sa->local != path.local;
     sa->remote = path.remote;
     sa->local = path.local;
     sa->udp_encapsulated = path.udp_encapsulated;
     sa->forwarder = forwarder;
+    if (moved && sa->phase == IkeSa::Phase::kEstablished) {
+      CommitMove(*sa, v1::EndpointUpdate::NAT_REBINDING);
+    }
   }
   sa->last_seen = absl::Now();
+  if (mobility_ != nullptr && sa->phase == IkeSa::Phase::kEstablished) {
+    mobility_->ReportLiveness(sa->spi_i, sa->spi_r);
+  }
 
   ExchangeResult result;
   switch (request.header.exchange_type) {
@@ -520,12 +534,12 @@ void IkeEngine::Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result) {
       return;
     }
     case ExchangeOutcome::kDone:
+      if (result.addresses_updated) sa->moved_here = absl::Now();
       if (result.addresses_updated && sa->pending_request.has_value()) {
         // One request at a time (window size 1): no check this time.
-        absl::Status recorded = recorder_->RecordEstablished(*sa, /*children_exist=*/true);
         log_.Info("MOBIKE address update without return routability check",
-                  {{"spi_r", Hex(sa->spi_r)}, {"remote", sa->remote.ToString()},
-                   {"recorded", recorded.ok()}});
+                  {{"spi_r", Hex(sa->spi_r)}, {"remote", sa->remote.ToString()}});
+        CommitMove(*sa, v1::EndpointUpdate::MOBIKE);
       } else if (result.addresses_updated) {
         // RFC 4555 §3.5: check that the client is reachable at the new
         // address (COOKIE2 echoed) before the CHILD SAs move there.
@@ -629,6 +643,67 @@ crypto::Bytes IkeEngine::CertificateAuthorities() {
   return authorities_;
 }
 
+void IkeEngine::CommitMove(IkeSa& sa, v1::EndpointUpdate::Cause cause) {
+  sa.moved_here = absl::Now();
+  if (mobility_ != nullptr) {
+    v1::EndpointUpdate update;
+    update.set_initiator_spi(sa.spi_i);
+    update.set_responder_spi(sa.spi_r);
+    *update.mutable_local() = sa.local.ToProto();
+    *update.mutable_remote() = sa.remote.ToProto();
+    update.set_cause(cause);
+    update.set_remote_behind_nat(sa.initiator_behind_nat);
+    absl::StatusOr<int64_t> version = mobility_->UpdateEndpoint(update);
+    if (version.ok()) return;
+    log_.Warning("mobility-service did not take the move; writing the records directly",
+                 {{"spi_r", Hex(sa.spi_r)}, {"error", version.status().message()}});
+  }
+  if (absl::Status s = recorder_->RecordEstablished(sa, /*children_exist=*/true); !s.ok()) {
+    log_.Error("cannot record the move", {{"spi_r", Hex(sa.spi_r)}, {"error", s.message()}});
+  }
+}
+
+void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* record) {
+  std::shared_ptr<IkeSa> sa;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sas_.find(spi_r);
+    if (it == sas_.end() || it->second->spi_i != spi_i) return;
+    sa = it->second;
+  }
+  absl::MutexLock lock(&sa->mu);
+  if (sa->phase != IkeSa::Phase::kEstablished) return;
+  if (record == nullptr) {
+    // Deleted elsewhere (the outage window ended): forget it quietly.
+    log_.Info("IKE SA removed from the store; forgetting it", {{"spi_r", Hex(spi_r)}});
+    sa->virtual_ips.clear();  // released with the record
+    sa->phase = IkeSa::Phase::kDeleted;
+    Forget(*sa);
+    return;
+  }
+  const absl::Time updated = absl::FromUnixNanos(
+      google::protobuf::util::TimeUtil::TimestampToNanoseconds(record->meta().updated()));
+  if (updated <= sa->moved_here) return;  // written before our own move
+  auto local = net::IpEndpoint::FromProto(record->local());
+  auto remote = net::IpEndpoint::FromProto(record->remote());
+  if (local.ok() && remote.ok() && (*remote != sa->remote || *local != sa->local)) {
+    sa->local = *local;
+    sa->remote = *remote;
+    sa->initiator_behind_nat = record->remote_behind_nat();
+    log_.Info("IKE SA follows its record to a new address",
+              {{"spi_r", Hex(spi_r)}, {"remote", sa->remote.ToString()}});
+  }
+}
+
+void IkeEngine::Restore(std::vector<std::unique_ptr<IkeSa>> sas) {
+  absl::MutexLock lock(&mu_);
+  for (std::unique_ptr<IkeSa>& sa : sas) {
+    const uint64_t spi_r = sa->spi_r;
+    sas_[spi_r] = std::shared_ptr<IkeSa>(std::move(sa));
+  }
+  sas_gauge_.Set(static_cast<double>(sas_.size()));
+}
+
 void IkeEngine::SendRequest(IkeSa& sa, std::vector<codec::Payload> payloads) {
   codec::Header header;
   header.initiator_spi = sa.spi_i;
@@ -649,6 +724,12 @@ void IkeEngine::SendRequest(IkeSa& sa, std::vector<codec::Payload> payloads) {
   pending.attempts = 1;
   for (const crypto::Bytes& message : pending.datagrams) SendTo(sa, message);
   sa.pending_request = std::move(pending);
+  if (sa.phase == IkeSa::Phase::kEstablished) {
+    // A replica that takes over must continue from the next message ID.
+    if (absl::Status s = recorder_->RecordIke(sa); !s.ok()) {
+      log_.Warning("cannot record message ID", {{"error", s.message()}});
+    }
+  }
 }
 
 void IkeEngine::HandleResponse(size_t forwarder, const v1::IkeDatagram& datagram,
@@ -681,6 +762,7 @@ void IkeEngine::HandleResponse(size_t forwarder, const v1::IkeDatagram& datagram
   (void)forwarder;
   sa->pending_request.reset();
   sa->last_seen = absl::Now();
+  if (mobility_ != nullptr) mobility_->ReportLiveness(sa->spi_i, sa->spi_r);
   if (!sa->return_routability_cookie.empty()) {
     bool echoed = false;
     for (const codec::Payload& payload : inner) {
@@ -691,10 +773,9 @@ void IkeEngine::HandleResponse(size_t forwarder, const v1::IkeDatagram& datagram
     if (echoed) {
       sa->return_routability_cookie.clear();
       // The new path works: the CHILD SAs follow (the forwarder watches).
-      absl::Status recorded = recorder_->RecordEstablished(*sa, /*children_exist=*/true);
       log_.Info("return routability confirmed", {{"spi_r", Hex(sa->spi_r)},
-                                                 {"remote", sa->remote.ToString()},
-                                                 {"recorded", recorded.ok()}});
+                                                 {"remote", sa->remote.ToString()}});
+      CommitMove(*sa, v1::EndpointUpdate::MOBIKE);
     }
   }
 }
@@ -738,16 +819,19 @@ void IkeEngine::CheckLiveness() {
   for (const std::shared_ptr<IkeSa>& sa : established) {
     absl::MutexLock lock(&sa->mu);
     if (sa->phase != IkeSa::Phase::kEstablished) continue;
-    if (now - sa->last_seen > options_.dead_peer_timeout) {
+    if (options_.dead_peer_timeout > absl::ZeroDuration() &&
+        now - sa->last_seen > options_.dead_peer_timeout) {
       DeleteEstablished(*sa, "the client stayed silent past dead_peer_timeout");
       continue;
     }
     if (sa->pending_request.has_value()) {
       // Retransmit with exponential back-off, capped at the interval.
       IkeSa::PendingRequest& pending = *sa->pending_request;
+      // A silent client may be in an outage: back off to 5 minutes rather
+      // than give up, so the outage window, not us, ends the SA.
       const absl::Duration wait = std::min(
           absl::Seconds(2) * (1 << std::min(pending.attempts - 1, 10)),
-          options_.liveness_interval);
+          std::max(options_.liveness_interval, absl::Minutes(5)));
       if (now - pending.sent >= wait) {
         for (const crypto::Bytes& message : pending.datagrams) SendTo(*sa, message);
         pending.sent = now;

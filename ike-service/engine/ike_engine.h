@@ -19,6 +19,7 @@
 #include "ike-service/exchange/ike_auth.h"
 #include "ike-service/exchange/informational.h"
 #include "ike-service/exchange/responder_policy.h"
+#include "ike-service/mobility_client/mobility_client.h"
 #include "ike-service/sa/ike_sa.h"
 #include "ike-service/sa/sa_recorder.h"
 #include "prometheus/counter.h"
@@ -39,15 +40,18 @@ struct EngineOptions {
   // retransmitted with back-off; a client silent for dead_peer_timeout is
   // deleted. VPN Reconnect keeps silent clients for the outage window.
   absl::Duration liveness_interval = absl::Seconds(30);
-  absl::Duration dead_peer_timeout = absl::Minutes(30);
+  // 0: never here; mobility-service ends silent SAs after its outage window.
+  absl::Duration dead_peer_timeout = absl::ZeroDuration();
 };
 
 class IkeEngine {
  public:
   using SendFunction = std::function<void(size_t forwarder, const v1::IkeDatagram&)>;
 
+  // `mobility` (may be null) commits address changes and hears liveness.
   IkeEngine(ResponderPolicy policy, EngineOptions options, AuthServices services,
-            SaRecorder* recorder, SendFunction send, prometheus::Registry& registry);
+            SaRecorder* recorder, MobilityClient* mobility, SendFunction send,
+            prometheus::Registry& registry);
   ~IkeEngine();
 
   // Queues a datagram for the worker that owns its SA.
@@ -55,6 +59,14 @@ class IkeEngine {
 
   // Handles a datagram on the calling thread (tests and the workers).
   void Handle(size_t forwarder, const v1::IkeDatagram& datagram);
+
+  // Follows a change to an IKE SA's record made elsewhere (mobility-service
+  // moved it, or deleted it after the outage window). `record` is null for
+  // a delete.
+  void ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* record);
+
+  // Takes over SAs rebuilt from the store after a restart.
+  void Restore(std::vector<std::unique_ptr<IkeSa>> sas);
 
   // Drops half-open SAs older than the timeout; returns how many.
   size_t ExpireHalfOpen();
@@ -106,6 +118,9 @@ class IkeEngine {
   void HandleResponse(size_t forwarder, const v1::IkeDatagram& datagram,
                       const codec::Message& response);
   void DeleteEstablished(IkeSa& sa, absl::string_view reason);
+  // Commits the SA's new addresses through mobility-service (compare-on-
+  // version there); without it, writes the records directly.
+  void CommitMove(IkeSa& sa, v1::EndpointUpdate::Cause cause);
   // The CAs to name in CERTREQ, from auth-service, cached for a while.
   crypto::Bytes CertificateAuthorities();
   void Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result);
@@ -116,6 +131,7 @@ class IkeEngine {
   const EngineOptions options_;
   const AuthServices services_;
   SaRecorder* const recorder_;
+  MobilityClient* const mobility_;
   const SendFunction send_;
   const log::Logger log_{"ike-service"};
   CookieJar cookies_;

@@ -77,6 +77,9 @@ struct IkeSa {
   // Requests from the initiator: the next expected ID, and the last answer
   // (one datagram, or several fragments) for retransmits (§2.1).
   uint32_t next_request_id = 0;
+  // Restored from the store after a restart: the client's next message ID
+  // is taken from its first authenticated request.
+  bool message_id_unknown = false;
   uint32_t last_response_id = 0;
   std::vector<crypto::Bytes> last_response;
   Reassembly reassembly;
@@ -108,6 +111,9 @@ struct IkeSa {
 
   absl::Time created;
   absl::Time last_seen;
+  // When this replica last moved the SA itself; records written before it
+  // are older news (the store watch may deliver them late).
+  absl::Time moved_here = absl::InfinitePast();
 
   // The store key of this SA's record: "ike/<spi_i>-<spi_r>" in hex.
   std::string record_key() const;

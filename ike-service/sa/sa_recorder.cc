@@ -3,6 +3,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/time_util.h"
+#include "common/net/ip_endpoint.h"
 
 namespace vpn::ike {
 namespace {
@@ -79,6 +80,10 @@ absl::StatusOr<v1::IkeSa> SaRecorder::IkeRecord(const IkeSa& sa) const {
   *record.mutable_established() = ToTimestamp(sa.created);
   *record.mutable_last_seen() = ToTimestamp(sa.last_seen);
   for (const ChildSaState& child : sa.children) record.add_child_spis(child.inbound_spi);
+  record.set_next_message_id_out(sa.next_own_request_id);
+  record.set_peer_fragmentation(sa.peer_supports_fragmentation);
+  record.set_udp_encapsulated(sa.udp_encapsulated);
+  record.set_certificate_subject(sa.certificate_subject);
   v1::IkeSaKeys keys;
   keys.set_sk_d(Str(sa.keys.sk_d));
   keys.set_sk_ai(Str(sa.keys.sk_ai));
@@ -150,6 +155,14 @@ absl::Status SaRecorder::RecordEstablished(const IkeSa& sa, bool children_exist)
   return store_->Txn(ops).status();
 }
 
+absl::Status SaRecorder::RecordIke(const IkeSa& sa) {
+  absl::StatusOr<v1::IkeSa> record = IkeRecord(sa);
+  if (!record.ok()) return record.status();
+  std::string value;
+  record->SerializeToString(&value);
+  return store_->Put(sa.record_key(), value).status();
+}
+
 absl::Status SaRecorder::RecordChild(const IkeSa& sa, const ChildSaState& child) {
   absl::StatusOr<v1::ChildSa> record = ChildRecord(sa, child);
   if (!record.ok()) return record.status();
@@ -161,6 +174,161 @@ absl::Status SaRecorder::RecordChild(const IkeSa& sa, const ChildSaState& child)
   if (!written.ok()) return written;
   // The IKE SA's record lists its CHILD SAs.
   return RecordEstablished(sa, /*children_exist=*/true);
+}
+
+namespace {
+
+crypto::SecretBytes Secret(const std::string& bytes) {
+  return crypto::SecretBytes(
+      crypto::ByteSpan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+}
+
+ipsec::TransformSet TransformsFrom(const v1::Proposal& proposal) {
+  ipsec::TransformSet t;
+  for (const v1::Transform& transform : proposal.transforms()) {
+    const uint16_t id = static_cast<uint16_t>(transform.id());
+    switch (transform.type()) {
+      case v1::Transform::ENCR:
+        t.encryption = id;
+        t.encryption_key_bits = static_cast<uint16_t>(transform.key_length_bits());
+        break;
+      case v1::Transform::PRF:
+        t.prf = id;
+        break;
+      case v1::Transform::INTEG:
+        t.integrity = id;
+        break;
+      case v1::Transform::KE:
+        t.key_exchange = id;
+        break;
+      case v1::Transform::ESN:
+        t.esn = id;
+        break;
+      default:
+        break;
+    }
+  }
+  return t;
+}
+
+std::vector<codec::TrafficSelector> SelectorsFrom(
+    const google::protobuf::RepeatedPtrField<v1::TrafficSelector>& selectors) {
+  std::vector<codec::TrafficSelector> out;
+  for (const v1::TrafficSelector& ts : selectors) {
+    codec::TrafficSelector selector;
+    selector.type = static_cast<codec::TsType>(ts.ts_type());
+    selector.ip_protocol_id = static_cast<uint8_t>(ts.ip_protocol());
+    selector.start_port = static_cast<uint16_t>(ts.start_port());
+    selector.end_port = static_cast<uint16_t>(ts.end_port());
+    selector.starting_address.assign(ts.start_address().begin(), ts.start_address().end());
+    selector.ending_address.assign(ts.end_address().begin(), ts.end_address().end());
+    out.push_back(std::move(selector));
+  }
+  return out;
+}
+
+absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixNanos(google::protobuf::util::TimeUtil::TimestampToNanoseconds(t));
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> SaRecorder::LoadOwned(
+    size_t* skipped) const {
+  *skipped = 0;
+  absl::StatusOr<store::ListResult> listed = store_->List("ike/");
+  if (!listed.ok()) return listed.status();
+  std::vector<std::unique_ptr<IkeSa>> restored;
+  for (const store::KeyValue& kv : listed->kvs) {
+    v1::IkeSa record;
+    if (!record.ParseFromString(kv.value) || record.meta().owner_replica() != replica_ ||
+        record.state() != v1::IKE_SA_STATE_ESTABLISHED) {
+      *skipped += record.meta().owner_replica() == replica_;
+      continue;
+    }
+    absl::StatusOr<v1::IkeSaKeys> keys =
+        store::OpenFrom<v1::IkeSaKeys>(*sealer_, kv.key, record);
+    auto sa = std::make_unique<IkeSa>();
+    sa->spi_i = record.initiator_spi();
+    sa->spi_r = record.responder_spi();
+    if (!keys.ok() || sa->record_key() != kv.key) {
+      ++*skipped;
+      continue;
+    }
+    sa->phase = IkeSa::Phase::kEstablished;
+    sa->transforms = TransformsFrom(record.proposal());
+    sa->keys.sk_d = Secret(keys->sk_d());
+    sa->keys.sk_ai = Secret(keys->sk_ai());
+    sa->keys.sk_ar = Secret(keys->sk_ar());
+    sa->keys.sk_ei = Secret(keys->sk_ei());
+    sa->keys.sk_er = Secret(keys->sk_er());
+    sa->keys.sk_pi = Secret(keys->sk_pi());
+    sa->keys.sk_pr = Secret(keys->sk_pr());
+    auto from_initiator = SkProtector::Create(sa->transforms, sa->keys.sk_ei.span(),
+                                              sa->keys.sk_ai.span());
+    auto to_initiator = SkProtector::Create(sa->transforms, sa->keys.sk_er.span(),
+                                            sa->keys.sk_ar.span());
+    auto local = net::IpEndpoint::FromProto(record.local());
+    auto remote = net::IpEndpoint::FromProto(record.remote());
+    if (!from_initiator.ok() || !to_initiator.ok() || !local.ok() || !remote.ok()) {
+      ++*skipped;
+      continue;
+    }
+    sa->from_initiator = std::move(*from_initiator);
+    sa->to_initiator = std::move(*to_initiator);
+    sa->local = *local;
+    sa->remote = *remote;
+    sa->udp_encapsulated = record.udp_encapsulated();
+    sa->initiator_behind_nat = record.remote_behind_nat();
+    sa->responder_behind_nat = record.local_behind_nat();
+    sa->peer_supports_fragmentation = record.peer_fragmentation();
+    sa->mobike = record.mobike();
+    sa->next_request_id = record.next_message_id_in();
+    sa->message_id_unknown = true;  // the client may have moved on since
+    sa->next_own_request_id = record.next_message_id_out();
+    sa->idi.id_type = static_cast<codec::IdType>(record.initiator_id().type());
+    sa->idi.data.assign(record.initiator_id().data().begin(),
+                        record.initiator_id().data().end());
+    sa->idr_body = {static_cast<uint8_t>(record.responder_id().type()), 0, 0, 0};
+    sa->idr_body.insert(sa->idr_body.end(), record.responder_id().data().begin(),
+                        record.responder_id().data().end());
+    sa->uses_eap = record.auth_method() == v1::AUTH_METHOD_EAP_MSCHAPV2;
+    sa->eap_identity = record.eap_identity();
+    sa->certificate_subject = record.certificate_subject();
+    for (const std::string& ip : record.virtual_ips()) sa->virtual_ips.push_back(ip);
+    sa->created = FromTimestamp(record.established());
+    sa->last_seen = absl::Now();
+    bool children_ok = true;
+    for (uint32_t spi : record.child_spis()) {
+      absl::StatusOr<store::Versioned<v1::ChildSa>> child =
+          store::GetProto<v1::ChildSa>(*store_, ChildKey(spi));
+      if (!child.ok()) {
+        children_ok = false;
+        continue;
+      }
+      absl::StatusOr<v1::ChildSaKeys> child_keys =
+          store::OpenFrom<v1::ChildSaKeys>(*sealer_, ChildKey(spi), child->record);
+      if (!child_keys.ok()) {
+        children_ok = false;
+        continue;
+      }
+      ChildSaState state;
+      state.inbound_spi = child->record.inbound_spi();
+      state.outbound_spi = child->record.outbound_spi();
+      state.transforms = TransformsFrom(child->record.proposal());
+      state.keys.encryption_i = Secret(child_keys->inbound_encryption());
+      state.keys.integrity_i = Secret(child_keys->inbound_integrity());
+      state.keys.encryption_r = Secret(child_keys->outbound_encryption());
+      state.keys.integrity_r = Secret(child_keys->outbound_integrity());
+      state.local_ts = SelectorsFrom(child->record.local_ts());
+      state.remote_ts = SelectorsFrom(child->record.remote_ts());
+      state.created = FromTimestamp(child->record.created());
+      sa->children.push_back(std::move(state));
+    }
+    if (!children_ok) ++*skipped;
+    restored.push_back(std::move(sa));
+  }
+  return restored;
 }
 
 absl::Status SaRecorder::RemoveSa(const IkeSa& sa) {

@@ -22,6 +22,9 @@ class SaRecorder {
   // The IKE SA and every CHILD SA, in one transaction. After an IKE rekey
   // the CHILD SA records exist already and are rewritten for the new SA.
   absl::Status RecordEstablished(const IkeSa& sa, bool children_exist = false);
+  // The IKE SA's record alone (message IDs of the gateway's own requests,
+  // which a restarted replica must continue from).
+  absl::Status RecordIke(const IkeSa& sa);
   // One new CHILD SA of an established IKE SA (CREATE_CHILD_SA).
   absl::Status RecordChild(const IkeSa& sa, const ChildSaState& child);
   // Deletes the IKE SA's record and its CHILD SAs'.
@@ -29,6 +32,11 @@ class SaRecorder {
   absl::Status RemoveChild(const ChildSaState& child);
 
   static std::string ChildKey(uint32_t inbound_spi);
+
+  // Rebuilds the established IKE SAs this replica owns from their records
+  // and sealed keys, after a restart. Records that do not open are skipped
+  // and counted in `skipped`.
+  absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> LoadOwned(size_t* skipped) const;
 
   // The records as they are written (exposed for tests).
   absl::StatusOr<v1::IkeSa> IkeRecord(const IkeSa& sa) const;

@@ -1,0 +1,83 @@
+#include "ike-service/mobility_client/mobility_client.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/rpc/credentials.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace vpn::ike {
+namespace {
+
+constexpr absl::Duration kUpdateDeadline = absl::Seconds(2);
+constexpr absl::Duration kLivenessDeadline = absl::Milliseconds(500);
+constexpr size_t kMaxTracked = 1 << 20;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GrpcMobilityClient>> GrpcMobilityClient::Create(
+    const std::string& target, const rpc::TlsFiles& tls, absl::Duration interval) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = rpc::MakeChannel(target, tls);
+  if (!channel.ok()) return channel.status();
+  return std::unique_ptr<GrpcMobilityClient>(
+      new GrpcMobilityClient(v1::Mobility::NewStub(*channel), interval));
+}
+
+GrpcMobilityClient::GrpcMobilityClient(std::unique_ptr<v1::Mobility::Stub> stub,
+                                       absl::Duration interval)
+    : stub_(std::move(stub)), interval_(interval) {
+  sender_ = std::thread([this] {
+    while (!stopping_.WaitForNotificationWithTimeout(absl::Seconds(1))) Flush();
+  });
+}
+
+GrpcMobilityClient::~GrpcMobilityClient() {
+  stopping_.Notify();
+  sender_.join();
+}
+
+absl::StatusOr<int64_t> GrpcMobilityClient::UpdateEndpoint(
+    const v1::EndpointUpdate& update) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kUpdateDeadline));
+  v1::EndpointUpdateReply reply;
+  grpc::Status status = stub_->UpdateEndpoint(&context, update, &reply);
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        absl::StrCat("mobility-service UpdateEndpoint: ",
+                                     status.error_message()));
+  }
+  return reply.version();
+}
+
+void GrpcMobilityClient::ReportLiveness(uint64_t spi_i, uint64_t spi_r) {
+  const auto key = std::make_pair(spi_i, spi_r);
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&mu_);
+  auto it = reported_.find(key);
+  if (it != reported_.end() && now - it->second < interval_) return;
+  if (reported_.size() >= kMaxTracked) reported_.clear();
+  reported_[key] = now;
+  pending_[key] = now;
+}
+
+void GrpcMobilityClient::Flush() {
+  absl::flat_hash_map<std::pair<uint64_t, uint64_t>, absl::Time> batch;
+  {
+    absl::MutexLock lock(&mu_);
+    batch.swap(pending_);
+  }
+  for (const auto& [key, seen] : batch) {
+    v1::LivenessReport report;
+    report.set_initiator_spi(key.first);
+    report.set_responder_spi(key.second);
+    *report.mutable_last_seen() =
+        google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(seen));
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kLivenessDeadline));
+    v1::LivenessReply reply;
+    // Best effort: a lost report is followed by the next one.
+    (void)stub_->ReportLiveness(&context, report, &reply);
+  }
+}
+
+}  // namespace vpn::ike
