@@ -6,8 +6,7 @@
 #include "gateway/gateway.h"
 
 int main(int argc, char** argv) {
-  vpn::rpc::BlockTerminationSignals();
-  std::signal(SIGPIPE, SIG_IGN);
+  vpn::rpc::PrepareProcess();
   const vpn::rpc::CommonFlags flags = vpn::rpc::ParseCommonFlags(
       argc, argv, "gateway [--config=FILE]: all four services in one process");
   const vpn::log::Logger log("gateway");

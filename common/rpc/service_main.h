@@ -41,6 +41,10 @@ struct CommonFlags {
 };
 CommonFlags ParseCommonFlags(int argc, char** argv, const std::string& usage);
 
+// First thing in a service's main(): SIGTERM/SIGINT blocked for
+// WaitForTerminationSignal, SIGPIPE ignored, Mutex deadlock detection off.
+void PrepareProcess();
+
 // Applies --log_level; the error names the flag.
 absl::Status ApplyLogLevel(const std::string& level);
 
