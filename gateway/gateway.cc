@@ -110,6 +110,10 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
   config.ike.forwarders = {
       absl::StrCat("127.0.0.1:", gateway->running_[2].host->port())};
   config.ike.shared_store = gateway->store_;
+  // In one process ike-service calls auth-service directly, not over gRPC.
+  for (grpc::Service* service : gateway->running_[0].component->services()) {
+    if (auto* auth = dynamic_cast<v1::Auth::Service*>(service)) config.ike.local_auth = auth;
+  }
   absl::StatusOr<std::unique_ptr<ike::IkeComponent>> ike =
       ike::IkeComponent::Create(config.ike, gateway->metrics_->registry());
   if (!ike.ok()) return ike.status();

@@ -125,10 +125,14 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
     if (!created.ok()) return created.status();
     *pool = std::move(*created);
   }
-  absl::StatusOr<std::unique_ptr<Authenticator>> authenticator =
-      NewGrpcAuthenticator(config.auth_service, config.server.client_tls);
-  if (!authenticator.ok()) return authenticator.status();
-  component->authenticator_ = std::move(*authenticator);
+  if (config.local_auth != nullptr) {
+    component->authenticator_ = NewInProcessAuthenticator(config.local_auth);
+  } else {
+    absl::StatusOr<std::unique_ptr<Authenticator>> authenticator =
+        NewGrpcAuthenticator(config.auth_service, config.server.client_tls);
+    if (!authenticator.ok()) return authenticator.status();
+    component->authenticator_ = std::move(*authenticator);
+  }
   absl::StatusOr<std::unique_ptr<GrpcMobilityClient>> mobility =
       GrpcMobilityClient::Create(config.mobility_service, config.server.client_tls);
   if (!mobility.ok()) return mobility.status();

@@ -39,6 +39,8 @@ struct IkeServiceConfig {
   EngineOptions engine;
   // Set by `gateway` to share its store; otherwise `store` is opened.
   absl::optional<store::StoreHandle> shared_store;
+  // Set by `gateway`: auth-service in the same process, called directly.
+  v1::Auth::Service* local_auth = nullptr;
 };
 
 void ReadIkeServiceConfig(config::ConfigReader& reader, IkeServiceConfig* out);

@@ -22,6 +22,9 @@ class Authenticator {
   virtual absl::StatusOr<v1::GatewayCertificateReply> GatewayCertificate() = 0;
 };
 
+// Calls an auth-service implementation in this process (`gateway`).
+std::unique_ptr<Authenticator> NewInProcessAuthenticator(v1::Auth::Service* service);
+
 // Calls auth-service at `target` with a per-call deadline.
 absl::StatusOr<std::unique_ptr<Authenticator>> NewGrpcAuthenticator(
     const std::string& target, const rpc::TlsFiles& tls);
