@@ -136,24 +136,7 @@ class Run:
         if received:
             raise Failure("the protected network is reachable without a tunnel: topology is wrong")
         if a.gateway_cmd:
-            env = dict(os.environ, **{k: v for k, v in self.topo.facts.items()},
-                       IVPN_WORKDIR=self.workdir, IVPN_PKI_DIR=self.pki.dir)
-            log = open(os.path.join(self.workdir, "gateway.log"), "w")
-            say(f"starting gateway in {self.topo.gw_ns}: {a.gateway_cmd}")
-            self.gateway_proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.topo.gw_ns, "sh", "-c", a.gateway_cmd],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-            if not wait_udp500(self.topo):
-                raise Failure("the gateway did not bind UDP 500 in 20 s; see gateway.log")
-            # A gateway command that needs set-up after binding (users, ...)
-            # says when it is done by creating IVPN_WORKDIR/gateway.ready.
-            if a.wait_ready:
-                ready = os.path.join(self.workdir, "gateway.ready")
-                deadline = time.monotonic() + 20
-                while not os.path.exists(ready):
-                    if time.monotonic() > deadline or self.gateway_proc.poll() is not None:
-                        raise Failure("the gateway never became ready; see gateway.log")
-                    time.sleep(0.05)
+            self.start_gateway()
         elif a.responder == "strongswan":
             self.responder = swan.Charon(os.path.join(self.workdir, "gw"), self.topo.gw_ns)
             self.responder.configure(
@@ -166,6 +149,74 @@ class Run:
             say(f"strongSwan responder up in {self.topo.gw_ns} (pid {self.responder.pid})")
         else:
             say(f"no responder started; expecting a gateway at {self.remote}")
+
+    def start_gateway(self):
+        a = self.args
+        env = dict(os.environ, **{k: v for k, v in self.topo.facts.items()},
+                   IVPN_WORKDIR=self.workdir, IVPN_PKI_DIR=self.pki.dir)
+        log = open(os.path.join(self.workdir, "gateway.log"), "a")
+        say(f"starting gateway in {self.topo.gw_ns}: {a.gateway_cmd}")
+        self.gateway_proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.topo.gw_ns, "sh", "-c", a.gateway_cmd],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        if not wait_udp500(self.topo):
+            raise Failure("the gateway did not bind UDP 500 in 20 s; see gateway.log")
+        # A gateway command that needs set-up after binding (users, ...)
+        # says when it is done by creating IVPN_WORKDIR/gateway.ready.
+        if a.wait_ready:
+            ready = os.path.join(self.workdir, "gateway.ready")
+            deadline = time.monotonic() + 20
+            while not os.path.exists(ready):
+                if time.monotonic() > deadline or self.gateway_proc.poll() is not None:
+                    raise Failure("the gateway never became ready; see gateway.log")
+                time.sleep(0.05)
+
+    def kill_gateway(self):
+        """SIGKILL: what a crash looks like. Nothing gets to clean up."""
+        os.killpg(self.gateway_proc.pid, signal.SIGKILL)
+        self.gateway_proc.wait(5)
+        deadline = time.monotonic() + 10
+        while wait_udp500(self.topo, timeout=0.1) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def restart_scenario(self, name):
+        """The gateway crashes (SIGKILL) and comes back on the same store: the
+        client's IKE SA carries on (a CHILD rekey and ping work) without a new
+        IKE SA or EAP."""
+        t = self.topo
+        if not self.gateway_proc:
+            raise Failure(f"{name} needs --gateway-cmd")
+        client = swan.Charon(os.path.join(self.workdir, f"cli-{name}"), t.cli_ns)
+        self.clients.append(client)
+        client.configure(swan.client_swanctl_conf(self.remote, "eap-mschapv2", "modern",
+                                                  remote_id=t.gw_dns), self.pki, role="client")
+        client.start()
+        client.load_all()
+        ok, secs, out = client.initiate(timeout=self.args.initiate_timeout)
+        if not ok:
+            raise Failure(f"{name}: initiate failed:\n{out}")
+        before = client.list_sas()[0]
+        self.kill_gateway()
+        t0 = time.monotonic()
+        self.start_gateway()
+        say(f"{name}: gateway killed and restarted in {(time.monotonic() - t0) * 1000:.0f} ms")
+        client.swanctl("--rekey", "--child", "rw", check=True)
+        old_child = before["children"][0]["spi_in"]
+        after = self._wait_for(client, lambda sa: sa if sa["spi_r"] == before["spi_r"] and any(
+            c.get("state") == "INSTALLED" and c["spi_in"] != old_child for c in sa["children"])
+            else None, timeout=15)
+        if not after:
+            raise Failure(f"{name}: no CHILD rekey on the restored IKE SA: {client.list_sas()}")
+        if int(after.get("uniqueid", 0)) != int(before.get("uniqueid", 0)):
+            raise Failure(f"{name}: the client made a new IKE SA")
+        say(f"{name}: the restored IKE SA {before['spi_r']}_r rekeyed its CHILD SA")
+        if not self.args.no_traffic:
+            received, rtt, out = ping(t, "cli", t.lan_host, count=3)
+            if received < 3:
+                raise Failure(f"{name}: ping after the restart: {received}/3\n{out}")
+            say(f"{name}: ping through the restored SA: 3/3")
+        client.terminate()
+        client.stop()
 
     def gateway_sas(self):
         """Responder SPIs the gateway's management API lists (`vpnctl sas`)."""
@@ -304,6 +355,8 @@ class Run:
             return self.failure_scenario(name)
         if name in MOBILITY:
             return self.mobike_scenario(name)
+        if name == "gateway-restart":
+            return self.restart_scenario(name)
         auth, proposals = SCENARIOS[name]
         t = self.topo
         levels = swan.DEBUG_LEVELS if self.args.debug else swan.DEFAULT_LEVELS
@@ -518,7 +571,7 @@ def main():
     junit = os.environ.get("XML_OUTPUT_FILE")
     names = [s for s in args.scenarios.split(",") if s]
     for s in names:
-        if s not in SCENARIOS and s not in FAILURES and s not in MOBILITY:
+        if s not in SCENARIOS and s not in FAILURES and s not in MOBILITY and s != "gateway-restart":
             ap.error(f"unknown scenario {s}")
 
     if os.geteuid() != 0:

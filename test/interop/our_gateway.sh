@@ -1,10 +1,30 @@
 #!/bin/sh
-# Runs our `gateway` (all four services, embedded store) in the gateway
-# namespace, configured from the harness's topology facts and test PKI, and
-# adds the test user through auth-service's API. interop_test.py starts it
-# through --gateway-cmd, with the facts (GW_DNS, POOL4, LAN_NET, ...),
-# IVPN_PKI_DIR and IVPN_WORKDIR in the environment.
+# Runs our gateway in the gateway namespace, configured from the harness's
+# topology facts and test PKI, and adds the test user through auth-service's
+# API. interop_test.py starts it through --gateway-cmd, with the facts
+# (GW_DNS, POOL4, LAN_NET, ...), IVPN_PKI_DIR and IVPN_WORKDIR in the
+# environment.
 #   our_gateway.sh PATH-TO-gateway PATH-TO-vpnctl [USER PASSWORD]
+#
+# Default: `gateway` (all four services in one process, embedded store,
+# metrics on 127.0.0.1:9100).
+#
+# Optional, `gateway` only (mobility_interop_test.py), each left out when unset:
+#   OUR_GATEWAY_FORWARDER_MOBILITY=127.0.0.1:50053   esp_forwarder.mobility_service
+#   OUR_GATEWAY_LIVENESS_REPORT_INTERVAL=1s          esp_forwarder.liveness_report_interval
+#   OUR_GATEWAY_MOBILITY_YAML='{outage_window: 12s, liveness_timeout: 3s, liveness_persist_interval: 1s}'
+#                                                    the mobility_service section (a YAML flow map)
+#
+# OUR_GATEWAY_SPLIT=1: the four service binaries as separate processes
+# sharing a real etcd (/usr/bin/etcd on 127.0.0.1:2379, data under
+# IVPN_WORKDIR/our-gateway/etcd), as in Kubernetes. They are found beside the
+# gateway binary (PATH-TO-gateway/../../<service>/<service>, the bazel-bin
+# and runfiles layout) or in OUR_GATEWAY_BIN_ROOT. gRPC 127.0.0.1:50051-50054,
+# metrics 127.0.0.1:9101-9104 (esp-forwarder: 9104). esp-forwarder runs under
+# a supervisor loop that restarts it when it dies (like a Pod's
+# restartPolicy), at most OUR_GATEWAY_FORWARDER_RESTARTS (default 3) times;
+# its current pid is in IVPN_WORKDIR/our-gateway/esp-forwarder.pid and each
+# start appends "<pid> <epoch seconds>" to esp-forwarder.starts.
 set -eu
 gateway=$1
 vpnctl=$2
@@ -13,10 +33,19 @@ password=${4:-interop-Pa55word}
 work=$IVPN_WORKDIR/our-gateway
 mkdir -p "$work"
 umask 077
-head -c 32 /dev/urandom > "$work/store.key"
+# Kept across restarts of this script: the store's sealed keys need it.
+[ -f "$work/store.key" ] || head -c 32 /dev/urandom > "$work/store.key"
+rm -f "$IVPN_WORKDIR/gateway.ready"
 # The TUN side of the gateway is the pool's first host (10.10.0.0/24 -> .1/24).
 tun_address=$(python3 -c "import ipaddress,sys; n=ipaddress.ip_network(sys.argv[1]); print(f'{n.network_address+1}/{n.prefixlen}')" "$POOL4")
-cat > "$work/gateway.yaml" <<CONFIG
+
+add_user() {
+  "$vpnctl" --target=127.0.0.1:50052 --wait=20s health >/dev/null
+  printf '%s\n' "$password" | "$vpnctl" --target=127.0.0.1:50052 user-add "$user" >/dev/null
+}
+
+if [ "${OUR_GATEWAY_SPLIT:-0}" != 1 ]; then
+  cat > "$work/gateway.yaml" <<CONFIG
 metrics_listen: "127.0.0.1:9100"
 store: "embedded:$work/store"
 store_key_file: "$work/store.key"
@@ -36,12 +65,142 @@ esp_forwarder:
   natt_listen: "0.0.0.0:4500"
   tun_name: "vpn0"
   tun_address: "$tun_address"
+  ${OUR_GATEWAY_FORWARDER_MOBILITY:+mobility_service: $OUR_GATEWAY_FORWARDER_MOBILITY}
+  ${OUR_GATEWAY_LIVENESS_REPORT_INTERVAL:+liveness_report_interval: $OUR_GATEWAY_LIVENESS_REPORT_INTERVAL}
+${OUR_GATEWAY_MOBILITY_YAML:+mobility_service: $OUR_GATEWAY_MOBILITY_YAML}
 CONFIG
-"$gateway" --config="$work/gateway.yaml" &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid' TERM INT
-"$vpnctl" --target=127.0.0.1:50052 --wait=20s health >/dev/null
-printf '%s\n' "$password" | "$vpnctl" --target=127.0.0.1:50052 user-add "$user" >/dev/null
-echo "our_gateway.sh: gateway up (pid $pid), user $user added"
+  "$gateway" --config="$work/gateway.yaml" &
+  pid=$!
+  trap 'kill -TERM $pid 2>/dev/null; wait $pid' TERM INT
+  add_user
+  echo "our_gateway.sh: gateway up (pid $pid), user $user added"
+  touch "$IVPN_WORKDIR/gateway.ready"
+  wait $pid
+  exit
+fi
+
+# ---- split mode: etcd and four processes
+bin_root=${OUR_GATEWAY_BIN_ROOT:-$(dirname "$gateway")/..}
+for b in ike-service auth-service mobility-service esp-forwarder; do
+  [ -x "$bin_root/$b/$b" ] || { echo "our_gateway.sh: no $bin_root/$b/$b" >&2; exit 1; }
+done
+[ -x /usr/bin/etcd ] || { echo "our_gateway.sh: /usr/bin/etcd missing (Debian etcd-server)" >&2; exit 1; }
+store="etcd:127.0.0.1:2379"
+pids=""
+stop_all() {
+  trap - TERM INT
+  stopping=1
+  [ -z "${sup:-}" ] || kill -TERM "$sup" 2>/dev/null || true
+  fwd=$(cat "$work/esp-forwarder.pid" 2>/dev/null || true)
+  # Services first, the store last.
+  for p in $fwd $pids; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  exit 0
+}
+trap stop_all TERM INT
+
+# A throw-away single-member etcd, as common/store/etcd_launcher.cc starts it;
+# this namespace's loopback is ours alone, so the ports are fixed.
+mkdir -p "$work/etcd"
+/usr/bin/etcd --name=default --data-dir="$work/etcd/member-data" \
+  --listen-client-urls=http://127.0.0.1:2379 --advertise-client-urls=http://127.0.0.1:2379 \
+  --listen-peer-urls=http://127.0.0.1:2380 --initial-advertise-peer-urls=http://127.0.0.1:2380 \
+  --initial-cluster=default=http://127.0.0.1:2380 --logger=zap \
+  --log-outputs="$work/etcd/etcd.log" 2>>"$work/etcd/etcd.stderr" &
+etcd_pid=$!
+i=0
+until ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:2379 --dial-timeout=1s endpoint health >/dev/null 2>&1; do
+  i=$((i + 1))
+  if [ $i -ge 100 ] || ! kill -0 $etcd_pid 2>/dev/null; then
+    echo "our_gateway.sh: etcd did not become healthy" >&2
+    tail -5 "$work/etcd/etcd.log" >&2 || true
+    exit 1
+  fi
+  sleep 0.2
+done
+
+cat > "$work/auth-service.yaml" <<CONFIG
+server:
+  grpc_listen: "127.0.0.1:50052"
+  metrics_listen: "127.0.0.1:9102"
+store: "$store"
+credentials_key_file: "$work/store.key"
+gateway_cert_file: "$IVPN_PKI_DIR/gw.crt"
+gateway_key_file: "$IVPN_PKI_DIR/gw.key"
+ca_file: "$IVPN_PKI_DIR/ca.crt"
+crl_files: ["$IVPN_PKI_DIR/ca.crl"]
+CONFIG
+cat > "$work/mobility-service.yaml" <<CONFIG
+server:
+  grpc_listen: "127.0.0.1:50053"
+  metrics_listen: "127.0.0.1:9103"
+store: "$store"
+store_key_file: "$work/store.key"
+CONFIG
+cat > "$work/esp-forwarder.yaml" <<CONFIG
+server:
+  grpc_listen: "127.0.0.1:50054"
+  metrics_listen: "127.0.0.1:9104"
+store: "$store"
+store_key_file: "$work/store.key"
+ike_listen: "0.0.0.0:500"
+natt_listen: "0.0.0.0:4500"
+tun_name: "vpn0"
+tun_address: "$tun_address"
+mobility_service: "127.0.0.1:50053"
+CONFIG
+cat > "$work/ike-service.yaml" <<CONFIG
+server:
+  grpc_listen: "127.0.0.1:50051"
+  metrics_listen: "127.0.0.1:9101"
+replica: "ike-0"
+store: "$store"
+store_key_file: "$work/store.key"
+auth_service: "127.0.0.1:50052"
+mobility_service: "127.0.0.1:50053"
+forwarders: ["127.0.0.1:50054"]
+gateway_id: "$GW_DNS"
+pool_v4: "$POOL4"
+local_ts: ["$LAN_NET"]
+mobike_addresses: [${GW_ADDR_B:+"$GW_ADDR_B"}]
+CONFIG
+
+"$bin_root/auth-service/auth-service" --config="$work/auth-service.yaml" 2>"$work/auth-service.log" &
+pids="$pids $!"
+"$bin_root/mobility-service/mobility-service" --config="$work/mobility-service.yaml" 2>"$work/mobility-service.log" &
+pids="$pids $!"
+# esp-forwarder under a bounded restart loop; logs of every start in one file.
+restarts=${OUR_GATEWAY_FORWARDER_RESTARTS:-3}
+(
+  trap 'kill -TERM $(cat "$work/esp-forwarder.pid") 2>/dev/null; exit 0' TERM
+  n=0
+  while :; do
+    "$bin_root/esp-forwarder/esp-forwarder" --config="$work/esp-forwarder.yaml" 2>>"$work/esp-forwarder.log" &
+    echo $! > "$work/esp-forwarder.pid"
+    echo "$! $(date +%s.%N)" >> "$work/esp-forwarder.starts"
+    rc=0
+    wait $! || rc=$?
+    echo "our_gateway.sh: esp-forwarder exited with $rc" >&2
+    n=$((n + 1))
+    [ $n -le "$restarts" ] || exit 1
+  done
+) &
+sup=$!
+"$bin_root/ike-service/ike-service" --config="$work/ike-service.yaml" 2>"$work/ike-service.log" &
+pids="$pids $!"
+pids="$pids $etcd_pid"
+for port in 50051 50053 50054; do
+  "$vpnctl" --target=127.0.0.1:$port --wait=20s health >/dev/null
+done
+add_user
+echo "our_gateway.sh: split gateway up (etcd $etcd_pid, services$pids, forwarder $(cat "$work/esp-forwarder.pid")), user $user added"
 touch "$IVPN_WORKDIR/gateway.ready"
-wait $pid
+# Until TERM; ends early if ike-service, auth-service, mobility-service or
+# etcd dies (the forwarder has its supervisor).
+while :; do
+  for p in $pids; do
+    kill -0 "$p" 2>/dev/null || { echo "our_gateway.sh: process $p exited" >&2; stop_all; }
+  done
+  sleep 0.5 &
+  wait $! || true
+done
