@@ -1,35 +1,11 @@
 #include "mobility-service/mobility_component.h"
 
-#include <stdlib.h>
-
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
-#include "common/store/store_factory.h"
+#include "common/store/store_handle.h"
 #include "mobility-service/outage/outage_policy.h"
 
 namespace vpn::mobility {
-namespace {
-
-// The store alone: no sealer, since mobility-service copies sealed keys as
-// they are and never opens them.
-absl::StatusOr<std::shared_ptr<store::Store>> OpenOwnStore(const store::StoreConfig& config) {
-  std::string where = config.store;
-  if (where.empty()) {
-    std::string dir = "/tmp/mobility-service-store.XXXXXX";
-    if (mkdtemp(dir.data()) == nullptr) {
-      return absl::InternalError("cannot make a temporary store directory");
-    }
-    where = "embedded:" + dir;
-    log::Logger("mobility-service")
-        .Warning("no store configured; it holds no SAs and will not survive a restart",
-                 {{"store", where}});
-  }
-  absl::StatusOr<std::unique_ptr<store::Store>> opened = store::OpenStore(where);
-  if (!opened.ok()) return opened.status();
-  return std::shared_ptr<store::Store>(std::move(*opened));
-}
-
-}  // namespace
 
 void ReadMobilityServiceConfig(config::ConfigReader& reader,
                                MobilityServiceConfig* out) {
@@ -67,7 +43,7 @@ absl::StatusOr<std::unique_ptr<MobilityComponent>> MobilityComponent::Create(
   if (config.shared_store.has_value()) {
     component->store_ = config.shared_store->store;
   } else {
-    absl::StatusOr<std::shared_ptr<store::Store>> opened = OpenOwnStore(config.store);
+    absl::StatusOr<std::shared_ptr<store::Store>> opened = store::OpenConfiguredStore(config.store, "mobility-service");
     if (!opened.ok()) return opened.status();
     component->store_ = std::move(*opened);
   }

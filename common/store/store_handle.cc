@@ -18,9 +18,8 @@ void ReadStoreConfig(config::ConfigReader& reader, StoreConfig* out) {
   reader.String("store_key_file", &out->key_file);
 }
 
-absl::StatusOr<StoreHandle> OpenStoreHandle(const StoreConfig& config,
-                                            const std::string& component) {
-  const log::Logger log(component);
+absl::StatusOr<std::shared_ptr<Store>> OpenConfiguredStore(const StoreConfig& config,
+                                                           const std::string& component) {
   std::string where = config.store;
   if (where.empty()) {
     std::string dir = absl::StrCat("/tmp/", component, "-store.XXXXXX");
@@ -28,13 +27,21 @@ absl::StatusOr<StoreHandle> OpenStoreHandle(const StoreConfig& config,
       return absl::InternalError("cannot make a temporary store directory");
     }
     where = "embedded:" + dir;
-    log.Warning("no store configured; SA state will not survive a restart",
-                {{"store", where}});
+    log::Logger(component).Warning(
+        "no store configured; SA state will not survive a restart", {{"store", where}});
   }
   absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(where);
   if (!store.ok()) return store.status();
+  return std::shared_ptr<Store>(std::move(*store));
+}
+
+absl::StatusOr<StoreHandle> OpenStoreHandle(const StoreConfig& config,
+                                            const std::string& component) {
+  const log::Logger log(component);
+  absl::StatusOr<std::shared_ptr<Store>> store = OpenConfiguredStore(config, component);
+  if (!store.ok()) return store.status();
   StoreHandle handle;
-  handle.store = std::move(*store);
+  handle.store = *std::move(store);
   if (config.key_file.empty()) {
     crypto::SecretBytes key(Sealer::kKeySize);
     crypto::GetProvider().RandomBytes(key.mutable_span());

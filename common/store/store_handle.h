@@ -32,4 +32,9 @@ void ReadStoreConfig(config::ConfigReader& reader, StoreConfig* out);
 absl::StatusOr<StoreHandle> OpenStoreHandle(const StoreConfig& config,
                                             const std::string& component);
 
+// The store alone, for a component that never opens sealed keys; the same
+// temporary fallback as OpenStoreHandle.
+absl::StatusOr<std::shared_ptr<Store>> OpenConfiguredStore(const StoreConfig& config,
+                                                           const std::string& component);
+
 }  // namespace vpn::store
