@@ -42,6 +42,18 @@ void ReadForwarderConfig(config::ConfigReader& reader, ForwarderConfig* out) {
   reader.Uint("path_mtu", 576, 65535, &out->path_mtu);
   reader.Uint("replay_window", 32, esp::ReplayWindow::kMaxWindow, &out->replay_window);
   store::ReadStoreConfig(reader, &out->store);
+  std::string mobility = out->mobility_service;
+  reader.String("mobility_service", &mobility);
+  if (!mobility.empty() && mobility != out->mobility_service) {
+    absl::Status valid = config::ValidateHostPort(mobility);
+    if (!valid.ok()) reader.Fail("mobility_service", valid.message());
+  }
+  out->mobility_service = mobility;
+  reader.Duration("liveness_report_interval", &out->liveness_report_interval);
+  if (out->liveness_report_interval < absl::Seconds(1) ||
+      out->liveness_report_interval > absl::Minutes(10)) {
+    reader.Fail("liveness_report_interval", "must be between 1s and 10m");
+  }
   std::string address;
   int prefix = 0;
   if (!out->tun_address.empty() && (!ParseCidr(out->tun_address, &address, &prefix).ok() ||
@@ -95,6 +107,19 @@ absl::StatusOr<std::unique_ptr<ForwarderComponent>> ForwarderComponent::Create(
   options.udp_gro = config.udp_gro;
   options.udp_gso = config.udp_gso;
   options.path_mtu = static_cast<uint32_t>(config.path_mtu);
+  if (!config.mobility_service.empty()) {
+    absl::StatusOr<std::unique_ptr<MobilityApi>> api =
+        MakeGrpcMobilityApi(config.mobility_service, config.server.client_tls);
+    if (!api.ok()) return api.status();
+    MobilityReporterOptions reporter;
+    reporter.liveness_interval = config.liveness_report_interval;
+    component->mobility_ = std::make_unique<MobilityReporter>(
+        std::move(*api), &component->sa_table_, registry, reporter);
+    options.observer = component->mobility_.get();
+  } else {
+    log.Warning("no mobility_service configured: NAT rebinding on ESP is not followed and "
+                "liveness is not reported");
+  }
   ForwarderComponent* self = component.get();
   absl::StatusOr<std::unique_ptr<Dataplane>> dataplane = Dataplane::Create(
       options, &component->sa_table_, registry,
@@ -132,6 +157,7 @@ absl::StatusOr<std::unique_ptr<ForwarderComponent>> ForwarderComponent::Create(
   } else {
     log.Warning("no store configured: no CHILD SAs will be installed");
   }
+  if (component->mobility_) component->mobility_->Start();
   component->dataplane_->Start();
   component->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   component->receiver_ = std::thread([c = component.get()] { c->ReceiveLoop(); });
@@ -150,6 +176,7 @@ void ForwarderComponent::Stop() {
   relay_.Shutdown();
   if (store_sync_) store_sync_->Stop();
   if (dataplane_) dataplane_->Stop();
+  if (mobility_) mobility_->Stop();
   if (!receiver_.joinable()) return;
   const uint64_t one = 1;
   ssize_t ignored = write(stop_fd_, &one, sizeof(one));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "common/config/config_reader.h"
 #include "common/rpc/component.h"
@@ -19,6 +20,7 @@
 #include "common/store/store_handle.h"
 #include "esp-forwarder/dataplane/dataplane.h"
 #include "esp-forwarder/ike_relay/ike_relay.h"
+#include "esp-forwarder/mobility/mobility_reporter.h"
 #include "esp-forwarder/io/udp_socket.h"
 #include "esp-forwarder/sa_table/sa_table.h"
 #include "esp-forwarder/sa_table/store_sync.h"
@@ -43,6 +45,12 @@ struct ForwarderConfig {
   bool udp_gso = true;
   uint64_t path_mtu = 1500;                  // outer MTU towards clients
   uint64_t replay_window = 1024;             // when a CHILD SA record says 0
+  // mobility-service (host:port) told of NAT rebinding seen on ESP and of
+  // liveness; empty: neither is reported and ESP from a new source moves
+  // nothing. `gateway` points it at its own mobility-service.
+  std::string mobility_service = "mobility-service:50053";
+  // At most one liveness report per IKE SA this often while ESP comes in.
+  absl::Duration liveness_report_interval = absl::Seconds(10);
   store::StoreConfig store;
   // Set by `gateway` to share its store; otherwise `store` is opened, and
   // without `store` no SAs are installed (warned).
@@ -76,6 +84,7 @@ class ForwarderComponent : public rpc::Component {
 
   std::unique_ptr<UdpSocket> ike_socket_;
   SaTable sa_table_;
+  std::unique_ptr<MobilityReporter> mobility_;  // null: no mobility_service
   std::unique_ptr<Dataplane> dataplane_;  // owns the NAT-T sockets
   std::unique_ptr<StoreSync> store_sync_;
   IkeRelay relay_;

@@ -93,6 +93,12 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
     return s;
   }
   config.forwarder.shared_store = gateway->store_;
+  // The forwarder tells this process's mobility-service of NAT rebinding and
+  // liveness; an explicit address (or "", off) in the config is kept.
+  if (config.forwarder.mobility_service == forwarder::ForwarderConfig().mobility_service) {
+    config.forwarder.mobility_service =
+        absl::StrCat("127.0.0.1:", gateway->running_[1].host->port());
+  }
   absl::StatusOr<std::unique_ptr<forwarder::ForwarderComponent>> forwarder =
       forwarder::ForwarderComponent::Create(config.forwarder, gateway->metrics_->registry());
   if (!forwarder.ok()) return forwarder.status();

@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -42,6 +43,12 @@ const log::Logger& Log() {
 }
 
 inline uint32_t Be32(const uint8_t* p) { return esp::ReadBe32(p); }
+
+int64_t MonotonicNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
 
 // Steers datagrams of a reuseport group: SPI % n; IKE (marker 0) and
 // anything shorter than 4 bytes (keepalives) to socket 0.
@@ -167,7 +174,8 @@ class Dataplane::Worker : public SegmentSink {
   void ReceiveUdp();
   void ReceiveRaw(int fd, bool v6);
   void HandleUdpPayload(uint8_t* data, size_t size, const msghdr& message);
-  void HandleEsp(uint8_t* esp, size_t size);
+  // `message`: the datagram's header for ESP in UDP (its source), null for raw.
+  void HandleEsp(uint8_t* esp, size_t size, const msghdr* message);
   void WriteTun(uint8_t* packet, size_t size);
   void ReadTun();
   void Outbound(uint8_t* inner, size_t size);
@@ -188,6 +196,7 @@ class Dataplane::Worker : public SegmentSink {
   std::unique_ptr<uint8_t[]> slots_;
   uint16_t mss_v4_ = 1360, mss_v6_ = 1340;
   bool gso_ = true;
+  int64_t now_ns_ = 0;  // CLOCK_MONOTONIC of this batch (observer reports)
 
   std::shared_ptr<const SaSnapshot> snapshot_;
   Tx tx_[kTxSlots];
@@ -223,6 +232,7 @@ void Dataplane::Worker::Run(int stop_fd) {
     if (poll(fds, n, 1000) < 0 && errno != EINTR) break;
     if (fds[0].revents != 0) break;
     snapshot_ = plane_->table_->Current();
+    if (plane_->options_.observer != nullptr) now_ns_ = MonotonicNanos();
     if (fds[1].revents & POLLIN) ReceiveUdp();
     if (raw4_at >= 0 && (fds[raw4_at].revents & POLLIN)) ReceiveRaw(raw4_, false);
     if (raw6_at >= 0 && (fds[raw6_at].revents & POLLIN)) ReceiveRaw(raw6_, true);
@@ -312,7 +322,7 @@ void Dataplane::Worker::HandleUdpPayload(uint8_t* data, size_t size, const msghd
     return;
   }
   if (Be32(data) != 0) {
-    HandleEsp(data, size);
+    HandleEsp(data, size, &message);
     return;
   }
   // IKE behind the non-ESP marker (RFC 3948 §2.2).
@@ -364,13 +374,13 @@ void Dataplane::Worker::ReceiveRaw(int fd, bool v6) {
         data += ihl;
         size -= ihl;
       }
-      HandleEsp(data, size);
+      HandleEsp(data, size, nullptr);
     }
     if (n < kRxBatch) return;
   }
 }
 
-void Dataplane::Worker::HandleEsp(uint8_t* esp_packet, size_t size) {
+void Dataplane::Worker::HandleEsp(uint8_t* esp_packet, size_t size, const msghdr* message) {
   if (size < esp::kEspHeaderSize) {
     Drop(DropReason::kTruncated);
     return;
@@ -385,6 +395,21 @@ void Dataplane::Worker::HandleEsp(uint8_t* esp_packet, size_t size) {
   if (reason != DropReason::kNone) {
     Drop(reason);
     return;
+  }
+  if (InboundObserver* observer = plane_->options_.observer; observer != nullptr) {
+    // Authenticated and not a replay: liveness, and (ESP in UDP from a new
+    // source with a new highest sequence number) NAT rebinding.
+    net::IpEndpoint source;
+    const net::IpEndpoint* from = nullptr;
+    if (message != nullptr && entry->encap == Encap::kUdp) {
+      auto parsed = net::IpEndpoint::FromSockaddr(
+          static_cast<const sockaddr*>(message->msg_name), message->msg_namelen);
+      if (parsed.ok()) {
+        source = *parsed;
+        from = &source;
+      }
+    }
+    observer->OnAuthenticated(*entry, from, out.highest, now_ns_);
   }
   ++stats_.packets_in;
   stats_.bytes_in += out.inner_size;

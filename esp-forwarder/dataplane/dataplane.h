@@ -31,6 +31,19 @@
 
 namespace vpn::forwarder {
 
+// Told of every inbound ESP packet that passed its integrity and replay
+// checks, on the worker thread that decrypted it: must not block or
+// allocate (esp-forwarder/mobility/ hands what it needs to its own thread).
+class InboundObserver {
+ public:
+  virtual ~InboundObserver() = default;
+  // `source`: the packet's outer source for ESP in UDP, nullptr for raw
+  // ESP. `highest`: its sequence number is the SA's new highest. `now_ns`:
+  // CLOCK_MONOTONIC of the worker's current batch.
+  virtual void OnAuthenticated(const SaEntry& entry, const net::IpEndpoint* source,
+                               bool highest, int64_t now_ns) = 0;
+};
+
 struct DataplaneOptions {
   std::string natt_listen = "0.0.0.0:4500";
   int workers = 0;              // 0: one per core
@@ -39,6 +52,7 @@ struct DataplaneOptions {
   bool udp_gro = true;          // UDP_GRO on receive
   bool udp_gso = true;          // UDP_SEGMENT on send
   uint32_t path_mtu = 1500;     // outer MTU towards clients (PMTU check)
+  InboundObserver* observer = nullptr;  // must outlive the data plane; may be null
 };
 
 struct DataplaneStats {

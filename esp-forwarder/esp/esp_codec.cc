@@ -57,10 +57,12 @@ DropReason Decapsulate(EspSa& sa, uint8_t* esp, size_t size, Decapsulated* out) 
     sa.CountAuthFailure();
     return DropReason::kAuthFailed;
   }
-  if (!sa.UpdateReplay(seq)) {
+  bool highest = false;
+  if (!sa.UpdateReplay(seq, &highest)) {
     sa.CountReplayDrop();
     return DropReason::kReplay;
   }
+  out->highest = highest;
 
   uint8_t* body = esp + kEspHeaderSize + cipher.iv_size();
   const uint8_t pad_len = body[cipher_len - 2];

@@ -29,6 +29,7 @@ struct Decapsulated {
   size_t inner_size = 0;
   bool inner_v6 = false;
   uint64_t sequence = 0;
+  bool highest = false;  // above every sequence number accepted before
 };
 
 // `esp` starts at the ESP header (the SPI must be `sa`'s inbound SPI).

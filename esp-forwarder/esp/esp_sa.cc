@@ -60,6 +60,17 @@ bool EspSa::UpdateReplay(uint64_t seq) {
   return replay_.Update(seq);
 }
 
+bool EspSa::UpdateReplay(uint64_t seq, bool* highest) {
+  absl::MutexLock lock(&replay_mu_);
+  const uint64_t top = replay_.top();
+  if (!replay_.Update(seq)) {
+    *highest = false;
+    return false;
+  }
+  *highest = seq > top;
+  return true;
+}
+
 uint64_t EspSa::replay_top() const {
   absl::MutexLock lock(&replay_mu_);
   return replay_.top();

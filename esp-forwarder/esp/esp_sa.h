@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -59,6 +60,20 @@ struct SaKeys {
   crypto::ByteSpan outbound_integrity;
 };
 
+// What the forwarder last told mobility-service about one SA (see
+// esp-forwarder/mobility/). Atomics, so a data-plane worker checks and
+// claims them without a lock or an allocation; they live here because this
+// object survives endpoint changes (a new SaEntry keeps its EspSa).
+struct MobilityMarks {
+  // Monotonic time (ns) of the last liveness report queued for this SA.
+  std::atomic<int64_t> liveness_queued_ns{std::numeric_limits<int64_t>::min() / 2};
+  // An endpoint change (NAT rebinding) of this SA is being applied/reported.
+  std::atomic<bool> move_pending{false};
+  // Monotonic time (ns) before which a new source address is not followed
+  // (mobility-service refused the last one).
+  std::atomic<int64_t> rebind_holdoff_until_ns{0};
+};
+
 struct SaCounters {
   uint64_t bytes_in = 0, packets_in = 0, bytes_out = 0, packets_out = 0;
   uint64_t replay_drops = 0, auth_failures = 0;
@@ -78,6 +93,10 @@ class EspSa {
   // ---- inbound replay (RFC 4303 §3.4.3); see ReplayWindow.
   ReplayWindow::Verdict CheckReplay(uint32_t seq_low, uint64_t* seq) const;
   bool UpdateReplay(uint64_t seq);
+  // The same; `*highest` tells whether `seq` is above every sequence number
+  // accepted before (RFC 4555 §3.5 / RFC 3948: only such a packet may move
+  // the SA).
+  bool UpdateReplay(uint64_t seq, bool* highest);
   uint64_t replay_top() const;
 
   // ---- outbound sequence numbers. 0 when exhausted (32-bit SA at 2^32-1).
@@ -92,6 +111,7 @@ class EspSa {
   void CountReplayDrop() { replay_drops_.fetch_add(1, std::memory_order_relaxed); }
   void CountAuthFailure() { auth_failures_.fetch_add(1, std::memory_order_relaxed); }
   SaCounters counters() const;
+  MobilityMarks& mobility() const { return mobility_; }
 
   bool hard_expired() const { return hard_expired_.load(std::memory_order_relaxed); }
   // Checks the time lifetimes at `now`. Returns true exactly once, when the
@@ -116,6 +136,7 @@ class EspSa {
   std::atomic<uint64_t> replay_drops_{0}, auth_failures_{0};
   std::atomic<bool> soft_reached_{false}, soft_taken_{false};
   std::atomic<bool> hard_expired_{false}, hard_taken_{false};
+  mutable MobilityMarks mobility_;
 };
 
 }  // namespace vpn::forwarder::esp

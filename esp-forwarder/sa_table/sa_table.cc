@@ -91,6 +91,9 @@ std::shared_ptr<const SaEntry> SaTable::Staged(uint32_t spi) const {
 }
 
 void SaTable::Publish() {
+  // Two writers (the store sync, the mobility reporter) must not store
+  // their snapshots out of order: build and store under publish_mu_.
+  absl::MutexLock publishing(&publish_mu_);
   auto snapshot = std::make_shared<SaSnapshot>();
   {
     absl::MutexLock lock(&mu_);
@@ -99,6 +102,25 @@ void SaTable::Publish() {
   }
   std::atomic_store_explicit(&current_, std::shared_ptr<const SaSnapshot>(std::move(snapshot)),
                              std::memory_order_release);
+}
+
+absl::StatusOr<net::IpEndpoint> SaTable::MoveRemote(uint32_t spi, const esp::EspSa* sa,
+                                                    const net::IpEndpoint& remote) {
+  net::IpEndpoint previous;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = staged_.find(spi);
+    if (it == staged_.end() || it->second->sa.get() != sa) {
+      return absl::NotFoundError("the SA is gone or was replaced");
+    }
+    previous = it->second->remote;
+    if (previous == remote) return previous;
+    auto moved = std::make_shared<SaEntry>(*it->second);
+    moved->remote = remote;
+    it->second = std::move(moved);
+  }
+  Publish();
+  return previous;
 }
 
 }  // namespace vpn::forwarder

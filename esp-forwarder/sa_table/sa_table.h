@@ -12,6 +12,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/net/ip_endpoint.h"
 #include "esp-forwarder/esp/esp_sa.h"
@@ -27,6 +28,10 @@ struct SaEntry {
   net::IpEndpoint remote;  // the client (port: its NAT-T port; 0 for raw)
   Encap encap = Encap::kUdp;
   int64_t create_revision = 0;  // store revision that created the record
+  // The IKE SA this CHILD SA belongs to (its record's ike_*_spi), for
+  // reports to mobility-service.
+  uint64_t ike_spi_i = 0;
+  uint64_t ike_spi_r = 0;
 };
 
 class SaSnapshot {
@@ -71,7 +76,17 @@ class SaTable {
   std::shared_ptr<const SaEntry> Staged(uint32_t spi) const;
   void Publish();
 
+  // Points the staged entry of `spi` at `remote` (same EspSa: SPIs,
+  // sequence numbers and replay window kept) when it still holds `sa`, and
+  // publishes. Returns the remote it had; kNotFound when the SA is gone or
+  // was replaced. Safe beside the store sync (the other writer): whichever
+  // Put comes last wins, and the store's record wins in the end.
+  absl::StatusOr<net::IpEndpoint> MoveRemote(uint32_t spi, const esp::EspSa* sa,
+                                             const net::IpEndpoint& remote);
+
  private:
+  // Serialises Publish() (build and store) between writers.
+  absl::Mutex publish_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint32_t, std::shared_ptr<const SaEntry>> staged_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const SaSnapshot> current_;

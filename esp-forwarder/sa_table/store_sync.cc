@@ -49,6 +49,8 @@ absl::StatusOr<std::shared_ptr<const SaEntry>> EntryFromRecord(
   }
   auto entry = std::make_shared<SaEntry>();
   entry->create_revision = create_revision;
+  entry->ike_spi_i = record.ike_initiator_spi();
+  entry->ike_spi_r = record.ike_responder_spi();
   entry->encap = record.encapsulation() == v1::ENCAPSULATION_RAW ? Encap::kRaw : Encap::kUdp;
   absl::StatusOr<net::IpEndpoint> remote = net::IpEndpoint::FromProto(record.remote());
   if (!remote.ok()) return absl::InvalidArgumentError("no remote endpoint");
