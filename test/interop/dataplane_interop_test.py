@@ -130,20 +130,9 @@ class Phase(it.Run):
     def connect(self, scenario, proposals):
         """A fresh client charon; returns (client, IKE SA dict, CHILD SA dict, vip)."""
         t = self.topo
-        client = swan.Charon(os.path.join(self.workdir, f"cli-{scenario}"), t.cli_ns)
-        self.clients.append(client)
-        client.configure(swan.client_swanctl_conf(self.remote, "eap-mschapv2", proposals,
-                                                  remote_id=t.gw_dns), self.pki, role="client",
-                         levels=swan.DEBUG_LEVELS if self.opts.debug else swan.DEFAULT_LEVELS)
-        client.start()
-        client.load_all()
-        ok, secs, out = client.initiate(timeout=15)
-        if not ok:
-            raise Failure(f"{scenario}: initiate failed after {secs:.1f} s:\n{out}")
-        ike = client.list_sas()[0]
-        child = next((c for c in ike["children"] if c.get("state") == "INSTALLED"), None)
-        if ike["state"] != "ESTABLISHED" or not child:
-            raise Failure(f"{scenario}: not established: {ike}")
+        client, ike, child = self.connect_client(
+            scenario, proposals,
+            levels=swan.DEBUG_LEVELS if self.opts.debug else swan.DEFAULT_LEVELS)
         alg, size = EXPECTED_ESP[proposals]
         if child.get("encr-alg") != alg or child.get("encr-keysize") != size:
             raise Failure(f"{scenario}: ESP {child.get('encr-alg')}-{child.get('encr-keysize')}, "

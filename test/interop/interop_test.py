@@ -150,6 +150,24 @@ class Run:
         else:
             say(f"no responder started; expecting a gateway at {self.remote}")
 
+    def connect_client(self, name, proposals="modern", auth="eap-mschapv2", levels=None):
+        """A fresh client charon that establishes; returns (client, IKE SA, CHILD SA)."""
+        t = self.topo
+        client = swan.Charon(os.path.join(self.workdir, f"cli-{name}"), t.cli_ns)
+        self.clients.append(client)
+        client.configure(swan.client_swanctl_conf(self.remote, auth, proposals, remote_id=t.gw_dns),
+                         self.pki, role="client", levels=levels or swan.DEFAULT_LEVELS)
+        client.start()
+        client.load_all()
+        ok, secs, out = client.initiate(timeout=getattr(self.args, "initiate_timeout", 15))
+        if not ok:
+            raise Failure(f"{name}: initiate failed after {secs:.1f} s:\n{out}")
+        ike = client.list_sas()[0]
+        child = next((c for c in ike["children"] if c.get("state") == "INSTALLED"), None)
+        if ike["state"] != "ESTABLISHED" or not child:
+            raise Failure(f"{name}: not established: {ike}")
+        return client, ike, child
+
     def start_gateway(self):
         a = self.args
         env = dict(os.environ, **{k: v for k, v in self.topo.facts.items()},
@@ -186,16 +204,7 @@ class Run:
         t = self.topo
         if not self.gateway_proc:
             raise Failure(f"{name} needs --gateway-cmd")
-        client = swan.Charon(os.path.join(self.workdir, f"cli-{name}"), t.cli_ns)
-        self.clients.append(client)
-        client.configure(swan.client_swanctl_conf(self.remote, "eap-mschapv2", "modern",
-                                                  remote_id=t.gw_dns), self.pki, role="client")
-        client.start()
-        client.load_all()
-        ok, secs, out = client.initiate(timeout=self.args.initiate_timeout)
-        if not ok:
-            raise Failure(f"{name}: initiate failed:\n{out}")
-        before = client.list_sas()[0]
+        client, before, _ = self.connect_client(name)
         self.kill_gateway()
         t0 = time.monotonic()
         self.start_gateway()
@@ -305,17 +314,7 @@ class Run:
         t = self.topo
         if not getattr(t, "cli_addr_b", ""):
             raise Failure(f"{name} needs --two-paths")
-        client = swan.Charon(os.path.join(self.workdir, f"cli-{name}"), t.cli_ns)
-        self.clients.append(client)
-        client.configure(swan.client_swanctl_conf(self.remote, "eap-mschapv2", "modern",
-                                                  remote_id=t.gw_dns),
-                         self.pki, role="client")
-        client.start()
-        client.load_all()
-        ok, secs, out = client.initiate(timeout=self.args.initiate_timeout)
-        if not ok:
-            raise Failure(f"{name}: initiate failed:\n{out}")
-        before = client.list_sas()[0]
+        client, before, _ = self.connect_client(name)
         eap_rounds = sum("EAP" in line and "succeeded" in line for line in client.log_lines())
         swan.run([os.path.join(swan.HERE, "netns.sh"), "path-down", t.run_id, "a"])
         t0 = time.monotonic()
