@@ -418,11 +418,20 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
   const uint32_t message_id = request.header.message_id;
   if (message_id + 1 == sa->next_request_id && message_id == sa->last_response_id) {
     // A retransmitted request: the same response again (§2.1). Of a
-    // fragmented request only the first fragment triggers it (RFC 7383 §2.6.1).
+    // fragmented request only the first fragment triggers it (RFC 7383
+    // §2.6.1). The copy must pass the integrity check, so a forged one from
+    // a spoofed address cannot bounce the (larger) response there.
+    const auto* sk = request.payloads.back().As<codec::SkPayload>();
     const auto* skf = request.payloads.back().As<codec::SkfPayload>();
-    if (skf == nullptr || skf->fragment_number == 1) {
-      for (const crypto::Bytes& message : sa->last_response) SendTo(*sa, message, &path);
+    if (skf != nullptr && skf->fragment_number != 1) return;
+    const codec::Bytes& encrypted = sk != nullptr ? sk->encrypted : skf->encrypted;
+    const crypto::ByteSpan bytes = AsBytes(datagram.payload());
+    if (!sa->from_initiator->Open(bytes.subspan(0, bytes.size() - encrypted.size()), encrypted)
+             .ok()) {
+      dropped_family_.Add({{"reason", "integrity_or_syntax"}}).Increment();
+      return;
     }
+    for (const crypto::Bytes& message : sa->last_response) SendTo(*sa, message, &path);
     return;
   }
   if (message_id != sa->next_request_id && !sa->message_id_unknown) {
