@@ -353,14 +353,17 @@ int SelfTest() {
   absl::SleepFor(absl::Milliseconds(50));
   Check(gw->Drops(esp::DropReason::kReplay) == replays + 2, "replay window kept across the move");
 
-  // 4. Make-before-break rekey: the new SA carries outbound traffic at once;
-  // the old one still decrypts until deleted, then stops.
+  // 4. Make-before-break rekey (RFC 7296 §2.8): outbound stays on the old
+  // SA until the client sends on the new one; the old one still decrypts
+  // until deleted, then stops.
   Client b = MakeClient(*gw, "aes128-sha1", 0xc2000001, 2, true, 4502);
   Check(PutChildSa(*gw->store, *gw->sealer, b.spec).ok() && gw->WaitInstalled(b.spec.inbound_spi),
         "rekeyed SA installed");
-  Check(Downstream(b, lan, "down-4"), "outbound uses the newest SA");
+  Check(Downstream(moved, lan, "down-4"),
+        "outbound stays on the old SA while the new one has carried no inbound");
   Check(Upstream(moved, lan, "up-6"), "old SA still decrypts before its delete");
   Check(Upstream(b, lan, "up-7"), "new SA decrypts");
+  Check(Downstream(b, lan, "down-5"), "outbound uses the new SA once the client sent on it");
   Check(gw->store->Delete(ChildKey(a.spec.inbound_spi)).ok() &&
             gw->WaitInstalled(a.spec.inbound_spi, false),
         "old SA removed from the data plane after its delete");

@@ -25,6 +25,7 @@ enum class DropReason : uint8_t {
   kNoSa,           // outbound: no SA for the inner destination
   kIoError,        // a send or write failed
   kNoTun,          // decrypted, but no TUN device is configured
+  kSeqUnreserved,  // outbound: past the persisted sequence-number lease (store slow or down)
   kCount,
 };
 
@@ -33,7 +34,7 @@ inline constexpr std::array<const char*, static_cast<size_t>(DropReason::kCount)
                         "too_old",    "auth_failed", "bad_padding",     "bad_next_header",
                         "dummy",      "bad_inner",   "policy",          "oversized",
                         "hard_expired", "seq_exhausted", "no_sa",       "io_error",
-                        "no_tun"};
+                        "no_tun",     "seq_unreserved"};
 
 inline const char* DropReasonName(DropReason reason) {
   return kDropReasonNames[static_cast<size_t>(reason)];

@@ -108,8 +108,9 @@ DropReason Encapsulate(EspSa& sa, uint8_t* inner, size_t inner_size, Encapsulate
     return DropReason::kPolicy;
   }
   if (!sa.AccountOutbound(inner_size)) return DropReason::kHardExpired;
-  const uint64_t seq = sa.NextSequence();
-  if (seq == 0) return DropReason::kSeqExhausted;
+  bool unreserved = false;
+  const uint64_t seq = sa.NextSequence(&unreserved);
+  if (seq == 0) return unreserved ? DropReason::kSeqUnreserved : DropReason::kSeqExhausted;
 
   const EspCipher& cipher = sa.outbound_cipher();
   uint8_t* esp = inner - kEspHeaderSize - cipher.iv_size();

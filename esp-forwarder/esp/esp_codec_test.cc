@@ -311,6 +311,83 @@ TEST(EspCodecTest, WithoutEsnTheSenderStopsAt32Bits) {
   EXPECT_EQ(Encapsulate(*pair.client, b.inner(), 60, &out), DropReason::kSeqExhausted);
 }
 
+namespace {
+struct CountingWaker : CheckpointWaker {
+  void Wake() override { ++wakes; }
+  int wakes = 0;
+};
+}  // namespace
+
+// With a lease only granted numbers go out; past the grant the packet is
+// dropped (never sent with a number that may not be persisted), and the
+// writer is woken once per checkpoint.
+TEST(EspCodecTest, SequenceLeaseGatesOutboundNumbers) {
+  auto pair = MakeSaPair(SuiteByName("aes128gcm16")->algorithms);
+  auto waker = std::make_shared<CountingWaker>();
+  pair.gateway->AttachLease(waker, 100);
+  auto encap = [&] {
+    testing::Frame f(Ipv4Packet(kLanHost, kClientVip, 60));
+    Encapsulated out;
+    return Encapsulate(*pair.gateway, f.inner(), 60, &out);
+  };
+  EXPECT_EQ(encap(), DropReason::kSeqUnreserved);  // nothing granted yet
+  EXPECT_EQ(waker->wakes, 1);
+  EXPECT_TRUE(pair.gateway->TakeSequenceRequest());
+  pair.gateway->GrantSequences(/*floor=*/0, /*limit=*/105, /*request_at=*/103);
+  EXPECT_EQ(pair.gateway->next_sequence(), 101u);  // 100 was burnt
+  uint64_t seqs[4];
+  for (uint64_t& seq : seqs) {
+    testing::Frame f(Ipv4Packet(kLanHost, kClientVip, 60));
+    Encapsulated out;
+    ASSERT_EQ(Encapsulate(*pair.gateway, f.inner(), 60, &out), DropReason::kNone);
+    seq = ReadBe32(out.esp + 4);
+  }
+  EXPECT_EQ(seqs[0], 101u);
+  EXPECT_EQ(seqs[3], 104u);
+  EXPECT_EQ(waker->wakes, 2);  // asked at 103, once
+  EXPECT_EQ(encap(), DropReason::kSeqUnreserved);
+  EXPECT_EQ(waker->wakes, 2);
+  // Another writer reserved up to 200: the next grant skips there.
+  EXPECT_TRUE(pair.gateway->TakeSequenceRequest());
+  pair.gateway->GrantSequences(/*floor=*/200, /*limit=*/300, /*request_at=*/250);
+  testing::Frame f(Ipv4Packet(kLanHost, kClientVip, 60));
+  Encapsulated out;
+  ASSERT_EQ(Encapsulate(*pair.gateway, f.inner(), 60, &out), DropReason::kNone);
+  EXPECT_EQ(ReadBe32(out.esp + 4), 200u);
+  // The client accepts them all (gaps are fine).
+  EXPECT_EQ(DecapStatus(*pair.client, std::vector<uint8_t>(out.esp, out.esp + out.size)),
+            DropReason::kNone);
+}
+
+// Authenticated inbound marks the SA as installed by the peer
+// (make-before-break) and a restored mark refuses older numbers.
+TEST(EspCodecTest, InboundSeenAndRestoredReplayMark) {
+  auto pair = MakeSaPair(SuiteByName("aes256gcm16")->algorithms, 64);
+  EXPECT_FALSE(pair.gateway->inbound_seen());
+  auto forged = Protect(*pair.client, Ipv4Packet(kClientVip, kLanHost, 60));
+  forged[forged.size() - 1] ^= 1;
+  EXPECT_EQ(DecapStatus(*pair.gateway, forged), DropReason::kAuthFailed);
+  EXPECT_FALSE(pair.gateway->inbound_seen());
+  EXPECT_EQ(DecapStatus(*pair.gateway, Protect(*pair.client, Ipv4Packet(kClientVip, kLanHost, 60))),
+            DropReason::kNone);
+  EXPECT_TRUE(pair.gateway->inbound_seen());
+  EXPECT_EQ(pair.gateway->inbound_highest(), 2u);
+
+  auto fresh = MakeSaPair(SuiteByName("aes256gcm16")->algorithms, 64);
+  fresh.gateway->RestoreReplay(40);
+  EXPECT_TRUE(fresh.gateway->inbound_seen());
+  EXPECT_EQ(fresh.gateway->inbound_highest(), 40u);
+  fresh.client->SetNextSequence(40);
+  EXPECT_EQ(DecapStatus(*fresh.gateway, Protect(*fresh.client, Ipv4Packet(kClientVip, kLanHost, 60))),
+            DropReason::kReplay);
+  fresh.client->SetNextSequence(3);
+  EXPECT_EQ(DecapStatus(*fresh.gateway, Protect(*fresh.client, Ipv4Packet(kClientVip, kLanHost, 60))),
+            DropReason::kReplay);
+  fresh.client->SetNextSequence(41);
+  EXPECT_EQ(DecapStatus(*fresh.gateway, Protect(*fresh.client, Ipv4Packet(kClientVip, kLanHost, 60))),
+            DropReason::kNone);
+}
+
 TEST(EspCodecTest, ByteLifetimes) {
   Lifetime life;
   life.soft_bytes = 500;

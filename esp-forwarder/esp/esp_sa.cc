@@ -56,8 +56,8 @@ ReplayWindow::Verdict EspSa::CheckReplay(uint32_t seq_low, uint64_t* seq) const 
 }
 
 bool EspSa::UpdateReplay(uint64_t seq) {
-  absl::MutexLock lock(&replay_mu_);
-  return replay_.Update(seq);
+  bool highest = false;
+  return UpdateReplay(seq, &highest);
 }
 
 bool EspSa::UpdateReplay(uint64_t seq, bool* highest) {
@@ -68,7 +68,33 @@ bool EspSa::UpdateReplay(uint64_t seq, bool* highest) {
     return false;
   }
   *highest = seq > top;
+  NoteInbound(seq, *highest);
   return true;
+}
+
+void EspSa::NoteInbound(uint64_t seq, bool highest) {
+  // Plain loads first: after the first packet these are read-only, so the
+  // cache line stays shared between workers.
+  if (!inbound_seen_.load(std::memory_order_relaxed)) {
+    inbound_seen_.store(true, std::memory_order_release);
+  }
+  if (!highest) return;
+  in_highest_.store(seq, std::memory_order_relaxed);
+  if (seq >= in_request_at_.load(std::memory_order_relaxed) &&
+      !in_wanted_.load(std::memory_order_relaxed) &&
+      !in_wanted_.exchange(true, std::memory_order_acq_rel) && waker_ != nullptr) {
+    waker_->Wake();
+  }
+}
+
+void EspSa::RestoreReplay(uint64_t highest) {
+  if (highest == 0) return;
+  absl::MutexLock lock(&replay_mu_);
+  replay_.MarkSeenThrough(highest);
+  if (replay_.top() > in_highest_.load(std::memory_order_relaxed)) {
+    in_highest_.store(replay_.top(), std::memory_order_relaxed);
+  }
+  inbound_seen_.store(true, std::memory_order_release);
 }
 
 uint64_t EspSa::replay_top() const {
@@ -76,11 +102,43 @@ uint64_t EspSa::replay_top() const {
   return replay_.top();
 }
 
-uint64_t EspSa::NextSequence() {
+uint64_t EspSa::NextSequence(bool* unreserved) {
+  // The limit is read before the counter is taken: a grant that skipped the
+  // counter forward (GrantSequences' floor) is stored after the skip, so a
+  // number taken under the new limit is never one below the floor.
+  const uint64_t limit = out_limit_.load(std::memory_order_acquire);
   const uint64_t seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
   if (!params_.algorithms.esn && seq > 0xffffffffull) return 0;
   if (seq == 0) return 0;  // 64-bit wrap
+  if (seq >= out_request_at_.load(std::memory_order_relaxed)) RequestSequences();
+  if (seq >= limit) {
+    if (unreserved != nullptr) *unreserved = true;
+    return 0;
+  }
   return seq;
+}
+
+void EspSa::RequestSequences() {
+  if (!out_wanted_.load(std::memory_order_relaxed) &&
+      !out_wanted_.exchange(true, std::memory_order_acq_rel) && waker_ != nullptr) {
+    waker_->Wake();
+  }
+}
+
+void EspSa::AttachLease(std::shared_ptr<CheckpointWaker> waker, uint64_t next) {
+  waker_ = std::move(waker);
+  next_seq_.store(std::max<uint64_t>(next, 1), std::memory_order_relaxed);
+  out_limit_.store(0, std::memory_order_release);
+  out_request_at_.store(0, std::memory_order_relaxed);
+}
+
+void EspSa::GrantSequences(uint64_t floor, uint64_t limit, uint64_t request_at) {
+  uint64_t current = next_seq_.load(std::memory_order_relaxed);
+  while (current < floor &&
+         !next_seq_.compare_exchange_weak(current, floor, std::memory_order_relaxed)) {
+  }
+  out_request_at_.store(request_at, std::memory_order_relaxed);
+  out_limit_.store(limit, std::memory_order_release);
 }
 
 void EspSa::CheckBytes(uint64_t total) {

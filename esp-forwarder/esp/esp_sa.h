@@ -74,6 +74,16 @@ struct MobilityMarks {
   std::atomic<int64_t> rebind_holdoff_until_ns{0};
 };
 
+// Woken (from a data-plane worker: must not block or allocate) when an SA
+// wants its sequence-number checkpoint written: its outbound lease is running
+// low, or enough inbound packets arrived since the last checkpoint. See
+// esp-forwarder/sa_table/seq_checkpoint.h.
+class CheckpointWaker {
+ public:
+  virtual ~CheckpointWaker() = default;
+  virtual void Wake() = 0;
+};
+
 struct SaCounters {
   uint64_t bytes_in = 0, packets_in = 0, bytes_out = 0, packets_out = 0;
   uint64_t replay_drops = 0, auth_failures = 0;
@@ -98,11 +108,45 @@ class EspSa {
   // the SA).
   bool UpdateReplay(uint64_t seq, bool* highest);
   uint64_t replay_top() const;
+  // The same without the lock (may lag a concurrent update).
+  uint64_t inbound_highest() const { return in_highest_.load(std::memory_order_relaxed); }
+  // Whether an authenticated packet has arrived on this SA (or, after a
+  // restart, had arrived before it): proof the peer installed it. Outbound
+  // prefers such an SA (make-before-break, RFC 7296 §2.8).
+  bool inbound_seen() const { return inbound_seen_.load(std::memory_order_acquire); }
+  // After a restart, before the SA is published: every inbound sequence
+  // number at or below `highest` counts as already seen.
+  void RestoreReplay(uint64_t highest);
 
-  // ---- outbound sequence numbers. 0 when exhausted (32-bit SA at 2^32-1).
-  uint64_t NextSequence();
+  // ---- outbound sequence numbers. 0 when none may be used: the 32-bit
+  // space is exhausted (no ESN), or, with a lease (below), the numbers past
+  // the persisted reservation are not ours yet (`*unreserved` = true).
+  uint64_t NextSequence(bool* unreserved = nullptr);
   // For tests: continue from `next`.
   void SetNextSequence(uint64_t next) { next_seq_.store(next); }
+  // The number NextSequence() would hand out next.
+  uint64_t next_sequence() const { return next_seq_.load(std::memory_order_relaxed); }
+
+  // ---- sequence-number lease (seq_checkpoint.h). Without one (the default)
+  // every number may be used. With one, only numbers below the granted
+  // limit: the limit is persisted before it is granted, so a restarted
+  // forwarder resumes above every number this one may have sent.
+  // Before the SA is published: continue from `next`, nothing granted yet;
+  // `waker` is told when a grant or an inbound checkpoint is wanted.
+  void AttachLease(std::shared_ptr<CheckpointWaker> waker, uint64_t next);
+  // Grants numbers below `limit` (after they are persisted). `floor`: skip
+  // the counter to at least this (numbers between the previous limit and it
+  // were reserved by someone else). A new grant is asked for once the
+  // counter reaches `request_at`.
+  void GrantSequences(uint64_t floor, uint64_t limit, uint64_t request_at);
+  uint64_t sequence_limit() const { return out_limit_.load(std::memory_order_acquire); }
+  // Checkpoint requests from the data plane, taken (cleared) by the writer.
+  bool TakeSequenceRequest() { return out_wanted_.exchange(false, std::memory_order_acq_rel); }
+  void RequestSequences();
+  // Ask for an inbound checkpoint once the highest inbound number reaches
+  // `at`.
+  void SetInboundCheckpointAt(uint64_t at) { in_request_at_.store(at, std::memory_order_relaxed); }
+  bool TakeInboundRequest() { return in_wanted_.exchange(false, std::memory_order_acq_rel); }
 
   // ---- counters and lifetimes. Account*() return false once the SA is
   // past its hard lifetime (the packet must be dropped).
@@ -123,6 +167,8 @@ class EspSa {
  private:
   explicit EspSa(const SaParams& params);
   void CheckBytes(uint64_t total);
+  // After a successful replay-window update of `seq` (replay_mu_ held).
+  void NoteInbound(uint64_t seq, bool highest);
 
   const SaParams params_;
   std::unique_ptr<EspCipher> inbound_;
@@ -131,6 +177,16 @@ class EspSa {
   mutable absl::Mutex replay_mu_;
   ReplayWindow replay_ ABSL_GUARDED_BY(replay_mu_);
   std::atomic<uint64_t> next_seq_{1};
+  // Lease: numbers >= out_limit_ are not ours yet; at out_request_at_ a new
+  // grant is asked for (out_wanted_ + waker_).
+  std::atomic<uint64_t> out_limit_{std::numeric_limits<uint64_t>::max()};
+  std::atomic<uint64_t> out_request_at_{std::numeric_limits<uint64_t>::max()};
+  std::atomic<bool> out_wanted_{false};
+  std::atomic<uint64_t> in_request_at_{std::numeric_limits<uint64_t>::max()};
+  std::atomic<bool> in_wanted_{false};
+  std::shared_ptr<CheckpointWaker> waker_;  // set before publication
+  std::atomic<uint64_t> in_highest_{0};
+  std::atomic<bool> inbound_seen_{false};
 
   std::atomic<uint64_t> bytes_in_{0}, packets_in_{0}, bytes_out_{0}, packets_out_{0};
   std::atomic<uint64_t> replay_drops_{0}, auth_failures_{0};

@@ -63,4 +63,10 @@ bool ReplayWindow::Update(uint64_t seq) {
   return true;
 }
 
+void ReplayWindow::MarkSeenThrough(uint64_t highest) {
+  if (highest <= top_) return;
+  top_ = highest;
+  bitmap_.fill(~uint64_t{0});
+}
+
 }  // namespace vpn::forwarder::esp

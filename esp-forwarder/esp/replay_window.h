@@ -37,6 +37,10 @@ class ReplayWindow {
   // Marks `seq` seen after its ICV verified; returns false (and changes
   // nothing) if it is a replay after all (a concurrent duplicate).
   bool Update(uint64_t seq);
+  // After a restart: treats every sequence number at or below `highest` as
+  // already seen (those in the window as replays, older ones as too old);
+  // numbers above it are accepted as usual. No-op if `highest` <= top().
+  void MarkSeenThrough(uint64_t highest);
 
  private:
   static constexpr size_t kWords = kMaxWindow / 64;

@@ -99,5 +99,38 @@ TEST(ReplayWindowTest, LargestWindowTracksEveryBit) {
   EXPECT_EQ(w.Check(2), V::kReplayed);
 }
 
+// After a forwarder restart the window is seeded from the checkpointed mark:
+// everything at or below it is refused, everything above is accepted.
+TEST(ReplayWindowTest, MarkSeenThroughRefusesEverythingAtOrBelow) {
+  for (uint32_t size : {32u, 100u, 1024u}) {
+    ReplayWindow w(size, false);
+    w.MarkSeenThrough(5000);
+    EXPECT_EQ(w.top(), 5000u);
+    EXPECT_EQ(w.Check(5000), V::kReplayed);
+    EXPECT_EQ(w.Check(4999), V::kReplayed);
+    EXPECT_EQ(w.Check(5000 - size + 1), V::kReplayed);
+    EXPECT_EQ(w.Check(5000 - size), V::kTooOld);
+    EXPECT_EQ(w.Check(1), V::kTooOld);
+    // Above the mark: accepted, out of order too, and then tracked as usual.
+    EXPECT_TRUE(Accept(w, 5003));
+    EXPECT_TRUE(Accept(w, 5001));
+    EXPECT_FALSE(Accept(w, 5001));
+    EXPECT_FALSE(Accept(w, 5000));
+    EXPECT_TRUE(Accept(w, 5002));
+    EXPECT_TRUE(Accept(w, 5000 + 3 * size));
+    EXPECT_FALSE(Accept(w, 5000 + 3 * size - 1 - size));
+    // A lower mark changes nothing.
+    w.MarkSeenThrough(10);
+    EXPECT_EQ(w.top(), 5000u + 3 * size);
+    EXPECT_TRUE(Accept(w, 5000 + 3 * size - 1));
+  }
+  // ESN: the mark's high-order bits carry over into inference.
+  ReplayWindow esn(64, true);
+  esn.MarkSeenThrough((uint64_t{3} << 32) | 10);
+  EXPECT_EQ(esn.Infer(11), (uint64_t{3} << 32) | 11);
+  EXPECT_FALSE(Accept(esn, 10));
+  EXPECT_TRUE(Accept(esn, 11));
+}
+
 }  // namespace
 }  // namespace vpn::forwarder::esp

@@ -9,25 +9,39 @@ bool IsHost(const esp::AddressRange& range) {
   return std::memcmp(range.start.data(), range.end.data(), range.v6 ? 16 : 4) == 0;
 }
 
+// Newer first: higher create revision; equal ones (one Txn) by SPI.
+bool Newer(const SaEntry* a, const SaEntry* b) {
+  if (a->create_revision != b->create_revision) return a->create_revision > b->create_revision;
+  return a->sa->inbound_spi() > b->sa->inbound_spi();
+}
+
 }  // namespace
+
+void SaSnapshot::AddCandidate(Candidates& candidates, const SaEntry* entry) {
+  auto at = candidates.begin();
+  while (at != candidates.end() && Newer(*at, entry)) ++at;
+  candidates.insert(at, entry);
+}
+
+const SaEntry* SaSnapshot::Pick(const Candidates& candidates) {
+  for (const SaEntry* entry : candidates) {
+    if (entry->sa->inbound_seen()) return entry;
+  }
+  return candidates.empty() ? nullptr : candidates.back();
+}
 
 void SaSnapshot::Index(const std::shared_ptr<const SaEntry>& entry) {
   by_spi_[entry->sa->inbound_spi()] = entry;
-  auto newer = [&](const SaEntry* current) {
-    return current == nullptr || entry->create_revision > current->create_revision;
-  };
   for (const esp::AddressRange& range : entry->sa->params().remote_ts) {
     if (IsHost(range)) {
       if (range.v6) {
         V6 key;
         std::memcpy(key.data(), range.start.data(), 16);
-        const SaEntry*& slot = out_v6_[key];
-        if (newer(slot)) slot = entry.get();
+        AddCandidate(out_v6_[key], entry.get());
       } else {
         uint32_t key;
         std::memcpy(&key, range.start.data(), 4);
-        const SaEntry*& slot = out_v4_[key];
-        if (newer(slot)) slot = entry.get();
+        AddCandidate(out_v4_[key], entry.get());
       }
     } else {
       out_ranges_.push_back(entry.get());
@@ -39,20 +53,20 @@ const SaEntry* SaSnapshot::Outbound(const uint8_t* dst, bool v6) const {
   if (v6) {
     V6 key;
     std::memcpy(key.data(), dst, 16);
-    if (auto it = out_v6_.find(key); it != out_v6_.end()) return it->second;
+    if (auto it = out_v6_.find(key); it != out_v6_.end()) return Pick(it->second);
   } else {
     uint32_t key;
     std::memcpy(&key, dst, 4);
-    if (auto it = out_v4_.find(key); it != out_v4_.end()) return it->second;
+    if (auto it = out_v4_.find(key); it != out_v4_.end()) return Pick(it->second);
   }
-  const SaEntry* best = nullptr;
+  const SaEntry* seen = nullptr;    // newest with inbound traffic
+  const SaEntry* oldest = nullptr;  // fallback
   for (const SaEntry* entry : out_ranges_) {
-    if (esp::AnyContains(entry->sa->params().remote_ts, dst, v6) &&
-        (best == nullptr || entry->create_revision > best->create_revision)) {
-      best = entry;
-    }
+    if (!esp::AnyContains(entry->sa->params().remote_ts, dst, v6)) continue;
+    if (oldest == nullptr || Newer(oldest, entry)) oldest = entry;
+    if (entry->sa->inbound_seen() && (seen == nullptr || Newer(entry, seen))) seen = entry;
   }
-  return best;
+  return seen != nullptr ? seen : oldest;
 }
 
 std::vector<std::shared_ptr<const SaEntry>> SaSnapshot::All() const {

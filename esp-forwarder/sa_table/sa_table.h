@@ -12,6 +12,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/net/ip_endpoint.h"
@@ -41,7 +42,12 @@ class SaSnapshot {
     auto it = by_spi_.find(spi);
     return it == by_spi_.end() ? nullptr : it->second.get();
   }
-  // Outbound: the newest SA whose remote selector covers `dst`.
+  // Outbound, make-before-break (RFC 7296 §2.8): of the SAs whose remote
+  // selector covers `dst`, the newest that has received an authenticated
+  // packet (the peer has installed it), else the oldest. So after a CHILD
+  // rekey the old SA keeps carrying traffic until the client sends on the
+  // new one or the old one is deleted. No allocation; candidates are
+  // usually one or two.
   const SaEntry* Outbound(const uint8_t* dst, bool v6) const;
   size_t size() const { return by_spi_.size(); }
   std::vector<std::shared_ptr<const SaEntry>> All() const;
@@ -49,12 +55,16 @@ class SaSnapshot {
  private:
   friend class SaTable;
   using V6 = std::array<uint8_t, 16>;
+  // SAs for one destination, newest (highest create_revision) first.
+  using Candidates = absl::InlinedVector<const SaEntry*, 2>;
   void Index(const std::shared_ptr<const SaEntry>& entry);
+  static void AddCandidate(Candidates& candidates, const SaEntry* entry);
+  static const SaEntry* Pick(const Candidates& candidates);
 
   absl::flat_hash_map<uint32_t, std::shared_ptr<const SaEntry>> by_spi_;
   // Host selectors (/32, /128) by address; wider ones searched in order.
-  absl::flat_hash_map<uint32_t, const SaEntry*> out_v4_;
-  absl::flat_hash_map<V6, const SaEntry*> out_v6_;
+  absl::flat_hash_map<uint32_t, Candidates> out_v4_;
+  absl::flat_hash_map<V6, Candidates> out_v6_;
   std::vector<const SaEntry*> out_ranges_;
 };
 

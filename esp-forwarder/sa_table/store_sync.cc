@@ -155,11 +155,16 @@ StoreSync::StoreSync(std::shared_ptr<store::Store> store, std::shared_ptr<store:
                      .Name("forwarder_sas_installed")
                      .Help("CHILD SAs installed in the data plane.")
                      .Register(registry)
-                     .Add({})) {}
+                     .Add({})) {
+  if (options_.checkpoint_sequences) {
+    checkpointer_ = std::make_unique<SeqCheckpointer>(store_, registry, options_.checkpoint);
+  }
+}
 
 StoreSync::~StoreSync() { Stop(); }
 
 void StoreSync::Start() {
+  if (checkpointer_) checkpointer_->Start();
   if (absl::Status listed = Relist(); !listed.ok()) {
     Log().Warning("cannot list CHILD SAs; retrying", {{"error", listed.ToString()}});
   }
@@ -169,6 +174,7 @@ void StoreSync::Start() {
 void StoreSync::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
   if (thread_.joinable()) thread_.join();
+  if (checkpointer_) checkpointer_->Stop();
 }
 
 absl::Status StoreSync::Relist() {
@@ -179,6 +185,7 @@ absl::Status StoreSync::Relist() {
   resync.revision = list->revision;
   resync.snapshot = std::move(list->kvs);
   Apply(resync);
+  InstallPending();
   table_->Publish();
   installed_.Set(table_->Current()->size());
   return absl::OkStatus();
@@ -191,15 +198,18 @@ void StoreSync::ApplyPut(const store::KeyValue& kv) {
     Log().Warning("CHILD SA record does not parse", {{"key", kv.key}});
     return;
   }
-  std::shared_ptr<const SaEntry> old = table_->Staged(record.inbound_spi());
+  const uint32_t spi = record.inbound_spi();
+  std::shared_ptr<const SaEntry> old = Current(spi);
   auto entry = EntryFromRecord(*sealer_, kv.key, record, kv.create_revision,
                                options_.default_replay_window, old ? old->sa : nullptr);
   if (!entry.ok()) {
     rejected_.Increment();
     Log().Warning("CHILD SA not installed",
                   {{"key", kv.key}, {"error", entry.status().ToString()}});
-    // A record that no longer works must not keep its old SA alive.
-    table_->Remove(record.inbound_spi());
+    // A record that no longer works must not keep its old SA alive (its
+    // checkpoint stays: the record may be fixed under the same SPI).
+    Drop(spi);
+    if (checkpointer_) checkpointer_->Untrack(spi);
     return;
   }
   const bool kept = old != nullptr && old->sa == (*entry)->sa;
@@ -209,7 +219,34 @@ void StoreSync::ApplyPut(const store::KeyValue& kv) {
               {"spi_out", Hex(record.outbound_spi())},
               {"remote", (*entry)->remote.ToString()},
               {"encap", (*entry)->encap == Encap::kUdp ? "udp" : "raw"}});
-  table_->Put(*std::move(entry));
+  if (kept && !pending_.contains(spi)) {
+    table_->Put(*std::move(entry));
+  } else {
+    // A new EspSa: staged once its sequence numbers are restored.
+    pending_[spi] = *std::move(entry);
+  }
+}
+
+std::shared_ptr<const SaEntry> StoreSync::Current(uint32_t spi) const {
+  if (auto it = pending_.find(spi); it != pending_.end()) return it->second;
+  return table_->Staged(spi);
+}
+
+void StoreSync::Drop(uint32_t spi) {
+  pending_.erase(spi);
+  table_->Remove(spi);
+}
+
+void StoreSync::InstallPending() {
+  if (pending_.empty()) return;
+  if (checkpointer_) {
+    std::vector<std::shared_ptr<esp::EspSa>> sas;
+    sas.reserve(pending_.size());
+    for (const auto& [spi, entry] : pending_) sas.push_back(entry->sa);
+    checkpointer_->Install(sas);
+  }
+  for (auto& [spi, entry] : pending_) table_->Put(std::move(entry));
+  pending_.clear();
 }
 
 void StoreSync::Apply(const store::WatchEvent& event) {
@@ -221,7 +258,8 @@ void StoreSync::Apply(const store::WatchEvent& event) {
       uint32_t spi = 0;
       const std::string hex = event.kv.key.substr(sizeof(kChildPrefix) - 1);
       if (absl::SimpleHexAtoi(hex, &spi)) {
-        table_->Remove(spi);
+        Drop(spi);
+        if (checkpointer_) checkpointer_->Remove(spi);
         removes_.Increment();
         Log().Info("CHILD SA removed", {{"spi_in", Hex(spi)}});
       }
@@ -238,6 +276,8 @@ void StoreSync::Apply(const store::WatchEvent& event) {
         }
       }
       table_->RetainOnly(present);
+      absl::erase_if(pending_, [&](const auto& kv) { return !present.contains(kv.first); });
+      if (checkpointer_) checkpointer_->Retain(present, event.revision);
       for (const store::KeyValue& kv : event.snapshot) ApplyPut(kv);
       break;
     }
@@ -293,6 +333,7 @@ void StoreSync::Run() {
         if (!more.ok()) break;
         Apply(*more);
       }
+      InstallPending();
       table_->Publish();
       installed_.Set(table_->Current()->size());
     } else if (!absl::IsDeadlineExceeded(event.status())) {

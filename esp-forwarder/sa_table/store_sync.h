@@ -4,6 +4,10 @@
 // zeroed at once. A record rewritten under the same SPI (an endpoint change:
 // MOBIKE, NAT rebinding) keeps its EspSa: SPIs, sequence numbers, replay
 // window and counters survive. Also runs the lifetime sweep.
+//
+// A new SA's sequence-number state is restored from, and checkpointed to,
+// its "seq/" key (seq_checkpoint.h) before it is published; its key is
+// deleted with its record.
 #pragma once
 
 #include <atomic>
@@ -19,6 +23,7 @@
 #include "common/store/sealer.h"
 #include "common/store/store.h"
 #include "esp-forwarder/sa_table/sa_table.h"
+#include "esp-forwarder/sa_table/seq_checkpoint.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
@@ -35,6 +40,10 @@ struct StoreSyncOptions {
   // ike-service should rekey it. The default only logs and counts.
   std::function<void(const SaEntry&)> on_soft_expire;
   std::function<void(const SaEntry&)> on_hard_expire;
+  // Checkpoint sequence numbers in "seq/" keys (restart safety). Off: a
+  // restarted forwarder starts every SA at 1 with an empty replay window.
+  bool checkpoint_sequences = true;
+  SeqCheckpointOptions checkpoint;
 };
 
 // Builds the data-plane entry for a record; kInvalidArgument/kDataLoss with
@@ -57,12 +66,19 @@ class StoreSync {
 
   // Revision the table reflects (for tests).
   int64_t revision() const { return revision_.load(); }
+  // Null when checkpoint_sequences is off.
+  SeqCheckpointer* checkpointer() { return checkpointer_.get(); }
 
  private:
   void Run();
   absl::Status Relist();
   void Apply(const store::WatchEvent& event);
   void ApplyPut(const store::KeyValue& kv);
+  // Entry for `spi` staged or waiting in pending_.
+  std::shared_ptr<const SaEntry> Current(uint32_t spi) const;
+  void Drop(uint32_t spi);
+  // Restores/reserves the sequence numbers of new SAs, then stages them.
+  void InstallPending();
   void Sweep();
 
   const std::shared_ptr<store::Store> store_;
@@ -73,6 +89,10 @@ class StoreSync {
   std::thread thread_;
   std::atomic<int64_t> revision_{0};
   absl::Time last_sweep_ = absl::InfinitePast();
+  std::unique_ptr<SeqCheckpointer> checkpointer_;
+  // New EspSas (not yet staged) of the events being applied, by SPI: staged
+  // by InstallPending() once their sequence-number state is in place.
+  absl::flat_hash_map<uint32_t, std::shared_ptr<const SaEntry>> pending_;
 
   prometheus::Family<prometheus::Counter>& events_;
   prometheus::Counter& installs_;

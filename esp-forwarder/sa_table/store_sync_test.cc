@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include "absl/strings/match.h"
 #include "common/store/embedded_store.h"
 #include "esp-forwarder/esp/esp_codec.h"
 #include "esp-forwarder/esp/esp_testing.h"
@@ -127,14 +128,26 @@ TEST_F(StoreSyncTest, InstallUpdateDeleteAndRestart) {
   EXPECT_EQ(esp::Decapsulate(*moved->sa, replayed.data(), replayed.size(), &out),
             esp::DropReason::kReplay);
 
-  // Make-before-break: a rekeyed SA for the same VIP takes outbound traffic;
-  // the old one still decrypts until its record is deleted.
+  // Make-before-break: a rekeyed SA for the same VIP is installed at once
+  // and decrypts, but outbound stays on the old SA until the client sends on
+  // the new one (proof it has installed it)...
   ChildSaSpec rekeyed = Spec(0xc0000002, 0xd0000002, "aes256-sha1");
   ASSERT_TRUE(PutChildSa(*store_, *sealer_, rekeyed).ok());
   WaitFor(table, [](const SaSnapshot& s) { return s.Inbound(0xc0000002) != nullptr; });
-  EXPECT_EQ(table.Current()->Outbound(kClientVip, false)->sa->inbound_spi(), 0xc0000002u);
+  EXPECT_EQ(table.Current()->Outbound(kClientVip, false)->sa->inbound_spi(), 0xc0000001u);
   EXPECT_NE(table.Current()->Inbound(0xc0000001), nullptr);
+  auto rekeyed_client = Client(rekeyed);
+  {
+    std::vector<uint8_t> esp =
+        esp::testing::Protect(*rekeyed_client, Ipv4Packet(kClientVip, kLanHost, 100));
+    esp::Decapsulated decap;
+    ASSERT_EQ(esp::Decapsulate(*table.Current()->Inbound(0xc0000002)->sa, esp.data(), esp.size(),
+                               &decap),
+              esp::DropReason::kNone);
+  }
+  EXPECT_EQ(table.Current()->Outbound(kClientVip, false)->sa->inbound_spi(), 0xc0000002u);
 
+  // ... or until the old one is deleted, whichever comes first (below).
   // Delete: gone from the table at once.
   ASSERT_TRUE(store_->Delete(ChildKey(0xc0000001)).ok());
   const absl::Duration removal = WaitFor(table, [](const SaSnapshot& s) {
@@ -190,6 +203,282 @@ TEST_F(StoreSyncTest, SoftLifetimeCallsTheRekeyHook) {
   const absl::Time start = absl::Now();
   while (rekey.load() == 0 && absl::Now() - start < absl::Seconds(5)) absl::SleepFor(absl::Milliseconds(5));
   EXPECT_EQ(rekey.load(), 0xc0000020u);
+}
+
+// ---- Sequence-number checkpoints ("seq/" keys): a restart is a new
+// SaTable + StoreSync over the same store.
+
+// A crash: nothing is flushed on stop; short intervals for the test.
+StoreSyncOptions CrashOptions() {
+  StoreSyncOptions options;
+  options.checkpoint.flush_on_stop = false;
+  options.checkpoint.tick = absl::Milliseconds(5);
+  options.checkpoint.inbound_interval = absl::Milliseconds(20);
+  return options;
+}
+
+// Counts the restored SAs of a registry.
+double Restored(prometheus::Registry& registry) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name == "forwarder_seq_checkpoint_restored_total") {
+      return family.metric.empty() ? 0 : family.metric[0].counter.value;
+    }
+  }
+  return -1;
+}
+
+TEST_F(StoreSyncTest, RestartResumesOutboundAboveEveryNumberUsed) {
+  constexpr uint64_t kStep = SeqCheckpointOptions().outbound_step;
+  constexpr int kSas = 10;  // > 8: the restart reads them with one List
+  uint64_t last = 0;
+  uint64_t last_other = 0;
+  {
+    SaTable table;
+    StoreSync sync(store_, sealer_, &table, registry_, CrashOptions());
+    sync.Start();
+    for (int i = 0; i < kSas; ++i) {
+      ASSERT_TRUE(PutChildSa(*store_, *sealer_, Spec(0xc0000100 + i, 0xd0000100 + i)).ok());
+    }
+    WaitFor(table, [](const SaSnapshot& s) { return s.size() == kSas; });
+    esp::EspSa& sa = *table.Current()->Inbound(0xc0000100)->sa;
+    // Three lease blocks' worth, as fast as the CPU goes: the writer must
+    // keep up (or the data plane waits), and no number may repeat.
+    int waits = 0;
+    while (last < 3 * kStep + 100) {
+      bool unreserved = false;
+      const uint64_t seq = sa.NextSequence(&unreserved);
+      if (seq == 0) {
+        ASSERT_TRUE(unreserved);
+        ++waits;
+        absl::SleepFor(absl::Microseconds(50));
+        continue;
+      }
+      ASSERT_GT(seq, last);
+      last = seq;
+    }
+    std::printf("outbound: %llu numbers, %d waits for a lease\n",
+                static_cast<unsigned long long>(last), waits);
+    absl::optional<SeqMarks> persisted = sync.checkpointer()->Persisted(0xc0000100);
+    ASSERT_TRUE(persisted.has_value());
+    EXPECT_GT(persisted->outbound_reserved, last);
+    esp::EspSa& other = *table.Current()->Inbound(0xc0000105)->sa;
+    for (int i = 0; i < 5; ++i) last_other = other.NextSequence();
+    sync.Stop();  // crash: no final write
+  }
+  SaTable table;
+  prometheus::Registry registry;
+  StoreSync sync(store_, sealer_, &table, registry, CrashOptions());
+  sync.Start();
+  ASSERT_EQ(table.Current()->size(), static_cast<size_t>(kSas));
+  EXPECT_EQ(Restored(registry), kSas);
+  const uint64_t resumed = table.Current()->Inbound(0xc0000100)->sa->NextSequence();
+  EXPECT_GT(resumed, last);
+  EXPECT_LE(resumed, last + 2 * kStep + 1) << "at most two blocks skipped";
+  const uint64_t resumed_other = table.Current()->Inbound(0xc0000105)->sa->NextSequence();
+  EXPECT_GT(resumed_other, last_other);
+  EXPECT_EQ(resumed_other, 2 * kStep);  // the first block was [1, 2 * step)
+}
+
+TEST_F(StoreSyncTest, RestartRefusesCheckpointedInboundReplays) {
+  ChildSaSpec spec = Spec(0xc0000200, 0xd0000200);
+  auto client = Client(spec);
+  std::vector<std::vector<uint8_t>> sent;
+  {
+    SaTable table;
+    StoreSync sync(store_, sealer_, &table, registry_, CrashOptions());
+    sync.Start();
+    ASSERT_TRUE(PutChildSa(*store_, *sealer_, spec).ok());
+    WaitFor(table, [](const SaSnapshot& s) { return s.Inbound(0xc0000200) != nullptr; });
+    esp::EspSa& sa = *table.Current()->Inbound(0xc0000200)->sa;
+    for (int i = 0; i < 50; ++i) {
+      sent.push_back(esp::testing::Protect(*client, Ipv4Packet(kClientVip, kLanHost, 100)));
+      std::vector<uint8_t> copy = sent.back();
+      esp::Decapsulated out;
+      ASSERT_EQ(esp::Decapsulate(sa, copy.data(), copy.size(), &out), esp::DropReason::kNone);
+    }
+    // The periodic checkpoint (20 ms here) catches up with seq 50.
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (absl::Now() < deadline) {
+      absl::optional<SeqMarks> marks = sync.checkpointer()->Persisted(0xc0000200);
+      if (marks.has_value() && marks->inbound_highest == 50) break;
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    EXPECT_EQ(sync.checkpointer()->Persisted(0xc0000200)->inbound_highest, 50u);
+    sync.Stop();  // crash
+  }
+  SaTable table;
+  prometheus::Registry registry;
+  StoreSync sync(store_, sealer_, &table, registry, CrashOptions());
+  sync.Start();
+  const SaEntry* entry = table.Current()->Inbound(0xc0000200);
+  ASSERT_NE(entry, nullptr);
+  EXPECT_TRUE(entry->sa->inbound_seen());
+  EXPECT_EQ(entry->sa->replay_top(), 50u);
+  for (int i : {0, 9, 48, 49}) {  // seq 1, 10, 49, 50
+    std::vector<uint8_t> copy = sent[i];
+    esp::Decapsulated out;
+    const esp::DropReason reason = esp::Decapsulate(*entry->sa, copy.data(), copy.size(), &out);
+    EXPECT_TRUE(reason == esp::DropReason::kReplay || reason == esp::DropReason::kTooOld)
+        << "seq " << i + 1 << ": " << esp::DropReasonName(reason);
+  }
+  // The client's next packets are above the mark: accepted.
+  for (int i = 0; i < 3; ++i) {
+    std::vector<uint8_t> fresh = esp::testing::Protect(*client, Ipv4Packet(kClientVip, kLanHost, 100));
+    esp::Decapsulated out;
+    EXPECT_EQ(esp::Decapsulate(*entry->sa, fresh.data(), fresh.size(), &out), esp::DropReason::kNone);
+  }
+}
+
+// The documented gap: numbers accepted after the last checkpoint and before
+// a crash are accepted once more after it. A clean stop closes it.
+TEST_F(StoreSyncTest, InboundGapAfterACrashAndNoneAfterACleanStop) {
+  ChildSaSpec spec = Spec(0xc0000300, 0xd0000300);
+  auto client = Client(spec);
+  for (const bool clean : {false, true}) {
+    SCOPED_TRACE(clean ? "clean stop" : "crash");
+    std::vector<uint8_t> last_sent;
+    StoreSyncOptions options = CrashOptions();
+    options.checkpoint.inbound_interval = absl::Hours(1);  // only the first write
+    options.checkpoint.flush_on_stop = clean;
+    {
+      SaTable table;
+      prometheus::Registry registry;
+      StoreSync sync(store_, sealer_, &table, registry, options);
+      sync.Start();
+      if (!clean) {
+        ASSERT_TRUE(PutChildSa(*store_, *sealer_, spec).ok());
+      }
+      WaitFor(table, [](const SaSnapshot& s) { return s.Inbound(0xc0000300) != nullptr; });
+      esp::EspSa& sa = *table.Current()->Inbound(0xc0000300)->sa;
+      for (int i = 0; i < 5; ++i) {
+        last_sent = esp::testing::Protect(*client, Ipv4Packet(kClientVip, kLanHost, 100));
+        std::vector<uint8_t> copy = last_sent;
+        esp::Decapsulated out;
+        ASSERT_EQ(esp::Decapsulate(sa, copy.data(), copy.size(), &out), esp::DropReason::kNone);
+      }
+      sync.Stop();
+    }
+    SaTable table;
+    prometheus::Registry registry;
+    StoreSync sync(store_, sealer_, &table, registry, options);
+    sync.Start();
+    esp::Decapsulated out;
+    EXPECT_EQ(esp::Decapsulate(*table.Current()->Inbound(0xc0000300)->sa, last_sent.data(),
+                               last_sent.size(), &out),
+              clean ? esp::DropReason::kReplay : esp::DropReason::kNone);
+    sync.Stop();
+  }
+}
+
+TEST_F(StoreSyncTest, CheckpointKeysGoWithTheirRecords) {
+  StoreSyncOptions options = CrashOptions();
+  auto key_exists = [&](uint32_t spi) { return store_->Get(SeqKey(spi)).ok(); };
+  auto wait_key = [&](uint32_t spi, bool exists) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (key_exists(spi) != exists && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(2));
+    return key_exists(spi) == exists;
+  };
+  {
+    SaTable table;
+    StoreSync sync(store_, sealer_, &table, registry_, options);
+    sync.Start();
+    for (uint32_t spi : {0xc0000401u, 0xc0000402u, 0xc0000403u}) {
+      ASSERT_TRUE(PutChildSa(*store_, *sealer_, Spec(spi, spi + 0x1000)).ok());
+    }
+    WaitFor(table, [](const SaSnapshot& s) { return s.size() == 3; });
+    EXPECT_TRUE(key_exists(0xc0000401));  // written before the SA was published
+    ASSERT_TRUE(store_->Delete(ChildKey(0xc0000401)).ok());
+    EXPECT_TRUE(wait_key(0xc0000401, false)) << "deleted with its record";
+    sync.Stop();
+  }
+  // While no forwarder runs: a record is deleted, and a stray key appears.
+  ASSERT_TRUE(store_->Delete(ChildKey(0xc0000402)).ok());
+  ASSERT_TRUE(store_->Put(SeqKey(0xc00004ff), EncodeSeqMarks({7, 7})).ok());
+  SaTable table;
+  prometheus::Registry registry;
+  StoreSync sync(store_, sealer_, &table, registry, options);
+  sync.Start();
+  EXPECT_TRUE(wait_key(0xc0000402, false));
+  EXPECT_TRUE(wait_key(0xc00004ff, false));
+  EXPECT_TRUE(key_exists(0xc0000403));
+  EXPECT_EQ(table.Current()->size(), 1u);
+}
+
+// Writes of "seq/" keys fail while `fail` is set; everything else passes.
+class FlakyStore : public store::Store {
+ public:
+  explicit FlakyStore(std::shared_ptr<store::Store> inner) : inner_(std::move(inner)) {}
+  std::atomic<bool> fail{false};
+
+  absl::StatusOr<store::KeyValue> Get(absl::string_view key) override { return inner_->Get(key); }
+  absl::StatusOr<store::ListResult> List(absl::string_view prefix) override {
+    return inner_->List(prefix);
+  }
+  absl::StatusOr<store::WriteResult> Put(absl::string_view key, absl::string_view value,
+                                         const store::PutOptions& options) override {
+    if (fail && absl::StartsWith(key, kSeqPrefix)) return absl::UnavailableError("flaky");
+    return inner_->Put(key, value, options);
+  }
+  absl::StatusOr<store::WriteResult> Delete(absl::string_view key,
+                                            const store::Condition& condition) override {
+    return inner_->Delete(key, condition);
+  }
+  absl::StatusOr<store::TxnResult> Txn(const std::vector<store::Op>& ops) override {
+    if (fail) return absl::UnavailableError("flaky");
+    return inner_->Txn(ops);
+  }
+  absl::StatusOr<std::unique_ptr<store::Watcher>> Watch(absl::string_view prefix,
+                                                        int64_t from) override {
+    return inner_->Watch(prefix, from);
+  }
+  absl::StatusOr<store::LeaseId> GrantLease(absl::Duration ttl) override {
+    return inner_->GrantLease(ttl);
+  }
+  absl::Status KeepAlive(store::LeaseId lease) override { return inner_->KeepAlive(lease); }
+  absl::Status RevokeLease(store::LeaseId lease) override { return inner_->RevokeLease(lease); }
+  absl::Status Compact(int64_t revision) override { return inner_->Compact(revision); }
+
+ private:
+  std::shared_ptr<store::Store> inner_;
+};
+
+// Fail closed: when the lease cannot be extended the data plane drops
+// (seq_unreserved) instead of sending numbers a restart could reuse; it
+// resumes once the store takes writes again.
+TEST_F(StoreSyncTest, StoreOutageStopsOutboundAtTheLeaseNotPastIt) {
+  auto flaky = std::make_shared<FlakyStore>(store_);
+  SaTable table;
+  StoreSync sync(flaky, sealer_, &table, registry_, CrashOptions());
+  sync.Start();
+  ChildSaSpec spec = Spec(0xc0000500, 0xd0000500);
+  ASSERT_TRUE(PutChildSa(*store_, *sealer_, spec).ok());
+  WaitFor(table, [](const SaSnapshot& s) { return s.Inbound(0xc0000500) != nullptr; });
+  esp::EspSa& sa = *table.Current()->Inbound(0xc0000500)->sa;
+  const uint64_t limit = sync.checkpointer()->Persisted(0xc0000500)->outbound_reserved;
+  flaky->fail = true;
+  uint64_t last = 0;
+  int unreserved_drops = 0;
+  for (uint64_t i = 0; i < limit + 100; ++i) {
+    bool unreserved = false;
+    const uint64_t seq = sa.NextSequence(&unreserved);
+    if (seq == 0) {
+      ++unreserved_drops;
+      continue;
+    }
+    last = seq;
+  }
+  EXPECT_EQ(last, limit - 1);
+  EXPECT_EQ(unreserved_drops, 101);
+  EXPECT_EQ(sync.checkpointer()->Persisted(0xc0000500)->outbound_reserved, limit);
+  flaky->fail = false;
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  uint64_t seq = 0;
+  while (seq == 0 && absl::Now() < deadline) {
+    seq = sa.NextSequence();
+    if (seq == 0) absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_GT(seq, last);
+  EXPECT_LT(seq, sync.checkpointer()->Persisted(0xc0000500)->outbound_reserved);
 }
 
 }  // namespace
