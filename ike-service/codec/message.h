@@ -52,10 +52,7 @@ struct Message {
   // The first payload of type T, or null.
   template <typename T>
   const T* Find() const {
-    for (const Payload& payload : payloads) {
-      if (const T* body = payload.As<T>()) return body;
-    }
-    return nullptr;
+    return FindPayload<T>(payloads);
   }
 };
 

@@ -281,6 +281,31 @@ struct Payload {
   T* As() { return absl::get_if<T>(&body); }
 };
 
+// The first payload of type T in `payloads`, or null.
+template <typename T>
+const T* FindPayload(absl::Span<const Payload> payloads) {
+  for (const Payload& payload : payloads) {
+    if (const T* body = payload.As<T>()) return body;
+  }
+  return nullptr;
+}
+
+// A Notify payload without an SPI (RFC 7296 §3.10).
+inline Payload MakeNotify(NotifyType type, Bytes data = {}) {
+  NotifyPayload notify;
+  notify.type = type;
+  notify.data = std::move(data);
+  return Payload{std::move(notify)};
+}
+
+// The body of an IDi/IDr payload (type, RESERVED, data): what AUTH's
+// MACedIDFor{I,R} covers (RFC 7296 §2.15).
+inline Bytes IdPayloadBody(IdType type, const Bytes& data) {
+  Bytes body = {static_cast<uint8_t>(type), 0, 0, 0};
+  body.insert(body.end(), data.begin(), data.end());
+  return body;
+}
+
 // Parses the body of a payload of wire type `type`. Unknown types give an
 // UnknownPayload if !critical and kUnsupportedCriticalPayload otherwise.
 // For SK and SKF, `next_payload` (the generic header's Next Payload) becomes

@@ -481,12 +481,9 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
     case ExchangeType::kCreateChildSa:
       result = HandleCreateChildSa(*sa, inner, policy_);
       break;
-    default: {
-      codec::NotifyPayload refuse;
-      refuse.type = NotifyType::kInvalidSyntax;
-      result.payloads.push_back(codec::Payload{std::move(refuse)});
+    default:
+      result.payloads.push_back(codec::MakeNotify(NotifyType::kInvalidSyntax));
       result.outcome = ExchangeOutcome::kDone;
-    }
   }
 
   codec::Header header = request.header;
@@ -554,11 +551,8 @@ void IkeEngine::Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result) {
         // address (COOKIE2 echoed) before the CHILD SAs move there.
         crypto::Bytes cookie(16);
         crypto::GetProvider().RandomBytes(absl::MakeSpan(cookie));
-        codec::NotifyPayload cookie2;
-        cookie2.type = NotifyType::kCookie2;
-        cookie2.data = cookie;
         sa->return_routability_cookie = cookie;
-        SendRequest(*sa, {codec::Payload{std::move(cookie2)}});
+        SendRequest(*sa, {codec::MakeNotify(NotifyType::kCookie2, cookie)});
         log_.Info("MOBIKE address update", {{"spi_r", Hex(sa->spi_r)},
                                             {"remote", sa->remote.ToString()},
                                             {"local", sa->local.ToString()}});

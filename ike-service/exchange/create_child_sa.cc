@@ -14,20 +14,10 @@ constexpr size_t kNonceSize = 32;
 
 ExchangeResult Refuse(NotifyType type, std::string note) {
   ExchangeResult result;
-  codec::NotifyPayload notify;
-  notify.type = type;
-  result.payloads.push_back(codec::Payload{std::move(notify)});
+  result.payloads.push_back(codec::MakeNotify(type));
   result.outcome = ExchangeOutcome::kDone;
   result.note = std::move(note);
   return result;
-}
-
-template <typename T>
-const T* FindPayload(const std::vector<codec::Payload>& payloads) {
-  for (const codec::Payload& payload : payloads) {
-    if (const T* body = payload.As<T>()) return body;
-  }
-  return nullptr;
 }
 
 codec::Bytes SpiBytes(uint32_t spi) {
@@ -167,9 +157,9 @@ ExchangeResult HandleCreateChildSa(IkeSa& sa, const std::vector<codec::Payload>&
   if (sa.phase != IkeSa::Phase::kEstablished) {
     return Refuse(NotifyType::kInvalidSyntax, "CREATE_CHILD_SA before IKE_AUTH completed");
   }
-  const codec::SaPayload* offered = FindPayload<codec::SaPayload>(request);
-  const codec::NoncePayload* nonce = FindPayload<codec::NoncePayload>(request);
-  const codec::KePayload* ke = FindPayload<codec::KePayload>(request);
+  const codec::SaPayload* offered = codec::FindPayload<codec::SaPayload>(request);
+  const codec::NoncePayload* nonce = codec::FindPayload<codec::NoncePayload>(request);
+  const codec::KePayload* ke = codec::FindPayload<codec::KePayload>(request);
   if (offered == nullptr || nonce == nullptr || offered->proposals.empty()) {
     return Refuse(NotifyType::kInvalidSyntax, "CREATE_CHILD_SA without SA or Nonce");
   }
@@ -177,8 +167,8 @@ ExchangeResult HandleCreateChildSa(IkeSa& sa, const std::vector<codec::Payload>&
     return RekeyIkeSa(sa, *offered, *nonce, ke, policy);
   }
 
-  const codec::TsiPayload* tsi = FindPayload<codec::TsiPayload>(request);
-  const codec::TsrPayload* tsr = FindPayload<codec::TsrPayload>(request);
+  const codec::TsiPayload* tsi = codec::FindPayload<codec::TsiPayload>(request);
+  const codec::TsrPayload* tsr = codec::FindPayload<codec::TsrPayload>(request);
   if (tsi == nullptr || tsr == nullptr) {
     return Refuse(NotifyType::kInvalidSyntax, "CREATE_CHILD_SA without TSi/TSr");
   }

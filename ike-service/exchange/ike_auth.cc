@@ -13,33 +13,12 @@ using codec::NotifyType;
 
 constexpr char kKeyPad[] = "Key Pad for IKEv2";  // RFC 7296 §2.15, no NUL
 
-codec::Payload Notify(NotifyType type, codec::Bytes data = {}) {
-  codec::NotifyPayload notify;
-  notify.type = type;
-  notify.data = std::move(data);
-  return codec::Payload{std::move(notify)};
-}
-
 ExchangeResult Fail(NotifyType type, std::string note) {
   ExchangeResult result;
-  result.payloads.push_back(Notify(type));
+  result.payloads.push_back(codec::MakeNotify(type));
   result.outcome = ExchangeOutcome::kFailed;
   result.note = std::move(note);
   return result;
-}
-
-crypto::Bytes IdBody(codec::IdType type, const codec::Bytes& data) {
-  crypto::Bytes body = {static_cast<uint8_t>(type), 0, 0, 0};
-  body.insert(body.end(), data.begin(), data.end());
-  return body;
-}
-
-template <typename T>
-const T* FindPayload(const std::vector<codec::Payload>& payloads) {
-  for (const codec::Payload& payload : payloads) {
-    if (const T* body = payload.As<T>()) return body;
-  }
-  return nullptr;
 }
 
 bool HasNotify(const std::vector<codec::Payload>& payloads, NotifyType type) {
@@ -63,7 +42,7 @@ absl::Status AppendGatewayAuth(IkeSa& sa, const ResponderPolicy& policy,
     idr.id_type = sa.local.is_v6() ? codec::IdType::kIpv6Addr : codec::IdType::kIpv4Addr;
     idr.data.assign(sa.local.address_bytes().begin(), sa.local.address_bytes().end());
   }
-  sa.idr_body = IdBody(idr.id_type, idr.data);
+  sa.idr_body = codec::IdPayloadBody(idr.id_type, idr.data);
   absl::StatusOr<crypto::Bytes> octets =
       SignedOctets(sa.transforms.prf, sa.init_response, sa.nonce_i,
                    sa.keys.sk_pr.span(), sa.idr_body);
@@ -153,7 +132,7 @@ void AppendFirstChild(IkeSa& sa, const ResponderPolicy& policy,
       }
     }
     if ((wants_v4 || wants_v6) && !assigned_any) {
-      out->push_back(Notify(NotifyType::kInternalAddressFailure));
+      out->push_back(codec::MakeNotify(NotifyType::kInternalAddressFailure));
       absl::StrAppend(note, "INTERNAL_ADDRESS_FAILURE");
       return;
     }
@@ -168,14 +147,14 @@ void AppendFirstChild(IkeSa& sa, const ResponderPolicy& policy,
   absl::optional<SelectedProposal> selected =
       SelectProposal(pending.proposals, policy.esp_proposals, codec::ProtocolId::kEsp);
   if (!selected || selected->spi.size() != 4) {
-    out->push_back(Notify(NotifyType::kNoProposalChosen));
+    out->push_back(codec::MakeNotify(NotifyType::kNoProposalChosen));
     absl::StrAppend(note, "no acceptable ESP proposal");
     return;
   }
   std::vector<codec::TrafficSelector> tsi = Narrow(pending.tsi, client_side);
   std::vector<codec::TrafficSelector> tsr = Narrow(pending.tsr, policy.local_ts);
   if (tsi.empty() || tsr.empty()) {
-    out->push_back(Notify(NotifyType::kTsUnacceptable));
+    out->push_back(codec::MakeNotify(NotifyType::kTsUnacceptable));
     absl::StrAppend(note, "TS_UNACCEPTABLE");
     return;
   }
@@ -183,7 +162,7 @@ void AppendFirstChild(IkeSa& sa, const ResponderPolicy& policy,
       DeriveChildSaKeys(sa.transforms.prf, sa.keys.sk_d.span(), selected->transforms, {},
                         sa.nonce_i, sa.nonce_r);
   if (!keys.ok()) {
-    out->push_back(Notify(NotifyType::kNoProposalChosen));
+    out->push_back(codec::MakeNotify(NotifyType::kNoProposalChosen));
     absl::StrAppend(note, keys.status().message());
     return;
   }
@@ -221,14 +200,14 @@ ExchangeResult Establish(IkeSa& sa, std::vector<codec::Payload> payloads,
   AppendFirstChild(sa, policy, services, &result.payloads, &result.note);
   if (sa.mobike) {
     // RFC 4555 §3.1, §3.4: the gateway's other addresses, or none.
-    result.payloads.push_back(Notify(NotifyType::kMobikeSupported));
+    result.payloads.push_back(codec::MakeNotify(NotifyType::kMobikeSupported));
     for (const std::string& address : policy.additional_addresses) {
-      result.payloads.push_back(Notify(address.size() == 16 ? NotifyType::kAdditionalIp6Address
+      result.payloads.push_back(codec::MakeNotify(address.size() == 16 ? NotifyType::kAdditionalIp6Address
                                                              : NotifyType::kAdditionalIp4Address,
                                        codec::Bytes(address.begin(), address.end())));
     }
     if (policy.additional_addresses.empty()) {
-      result.payloads.push_back(Notify(NotifyType::kNoAdditionalAddresses));
+      result.payloads.push_back(codec::MakeNotify(NotifyType::kNoAdditionalAddresses));
     }
   }
   sa.phase = IkeSa::Phase::kEstablished;
@@ -239,16 +218,16 @@ ExchangeResult Establish(IkeSa& sa, std::vector<codec::Payload> payloads,
 
 ExchangeResult FirstRound(IkeSa& sa, const std::vector<codec::Payload>& request,
                           const ResponderPolicy& policy, const AuthServices& services) {
-  const codec::IdiPayload* idi = FindPayload<codec::IdiPayload>(request);
+  const codec::IdiPayload* idi = codec::FindPayload<codec::IdiPayload>(request);
   if (idi == nullptr) return Fail(NotifyType::kAuthenticationFailed, "IKE_AUTH without IDi");
   sa.idi = *idi;
   PendingChild& pending = sa.pending_child;
-  if (const auto* child_sa = FindPayload<codec::SaPayload>(request)) {
+  if (const auto* child_sa = codec::FindPayload<codec::SaPayload>(request)) {
     pending.proposals = child_sa->proposals;
   }
-  if (const auto* tsi = FindPayload<codec::TsiPayload>(request)) pending.tsi = tsi->selectors;
-  if (const auto* tsr = FindPayload<codec::TsrPayload>(request)) pending.tsr = tsr->selectors;
-  if (const auto* config = FindPayload<codec::ConfigPayload>(request);
+  if (const auto* tsi = codec::FindPayload<codec::TsiPayload>(request)) pending.tsi = tsi->selectors;
+  if (const auto* tsr = codec::FindPayload<codec::TsrPayload>(request)) pending.tsr = tsr->selectors;
+  if (const auto* config = codec::FindPayload<codec::ConfigPayload>(request);
       config != nullptr && config->cfg_type == codec::CfgType::kRequest) {
     pending.has_config_request = true;
     pending.config_request = *config;
@@ -262,7 +241,7 @@ ExchangeResult FirstRound(IkeSa& sa, const std::vector<codec::Payload>& request,
                 absl::StrCat("cannot sign as the gateway: ", signed_ok.message()));
   }
 
-  const codec::AuthPayload* auth = FindPayload<codec::AuthPayload>(request);
+  const codec::AuthPayload* auth = codec::FindPayload<codec::AuthPayload>(request);
   if (auth == nullptr) {
     // No AUTH: the client authenticates with EAP (§2.16).
     v1::EapStartRequest start;
@@ -295,7 +274,7 @@ ExchangeResult FirstRound(IkeSa& sa, const std::vector<codec::Payload>& request,
   }
   absl::StatusOr<crypto::Bytes> octets =
       SignedOctets(sa.transforms.prf, sa.init_request, sa.nonce_r, sa.keys.sk_pi.span(),
-                   IdBody(idi->id_type, idi->data));
+                   codec::IdPayloadBody(idi->id_type, idi->data));
   if (!octets.ok()) return Fail(NotifyType::kAuthenticationFailed, "signed octets");
   v1::ValidateCertificateRequest validate;
   for (const codec::Payload& payload : request) {
@@ -324,7 +303,7 @@ ExchangeResult FirstRound(IkeSa& sa, const std::vector<codec::Payload>& request,
 
 ExchangeResult EapRound(IkeSa& sa, const std::vector<codec::Payload>& request,
                         const ResponderPolicy& policy, const AuthServices& services) {
-  if (const auto* eap = FindPayload<codec::EapPayload>(request)) {
+  if (const auto* eap = codec::FindPayload<codec::EapPayload>(request)) {
     if (!sa.msk.empty()) {
       return Fail(NotifyType::kAuthenticationFailed, "EAP after EAP-Success");
     }
@@ -356,14 +335,14 @@ ExchangeResult EapRound(IkeSa& sa, const std::vector<codec::Payload>& request,
     return result;
   }
 
-  const codec::AuthPayload* auth = FindPayload<codec::AuthPayload>(request);
+  const codec::AuthPayload* auth = codec::FindPayload<codec::AuthPayload>(request);
   if (auth == nullptr || sa.msk.empty()) {
     return Fail(NotifyType::kAuthenticationFailed, "IKE_AUTH without EAP or AUTH");
   }
   // The client's AUTH over InitiatorSignedOctets, keyed by the MSK.
   absl::StatusOr<crypto::Bytes> initiator_octets =
       SignedOctets(sa.transforms.prf, sa.init_request, sa.nonce_r, sa.keys.sk_pi.span(),
-                   IdBody(sa.idi.id_type, sa.idi.data));
+                   codec::IdPayloadBody(sa.idi.id_type, sa.idi.data));
   if (!initiator_octets.ok()) return Fail(NotifyType::kAuthenticationFailed, "octets");
   absl::StatusOr<crypto::Bytes> expected =
       SharedKeyAuth(sa.transforms.prf, sa.msk.span(), *initiator_octets);

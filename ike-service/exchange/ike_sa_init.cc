@@ -12,13 +12,6 @@ using codec::NotifyType;
 
 constexpr size_t kNonceSize = 32;
 
-codec::Payload Notify(NotifyType type, codec::Bytes data = {}) {
-  codec::NotifyPayload notify;
-  notify.type = type;
-  notify.data = std::move(data);
-  return codec::Payload{std::move(notify)};
-}
-
 uint64_t RandomSpi() {
   uint64_t spi = 0;
   while (spi == 0) {
@@ -36,7 +29,7 @@ codec::Message NotifyResponse(const codec::Header& request_header, NotifyType ty
   response.header = request_header;
   response.header.initiator = false;
   response.header.response = true;
-  response.payloads.push_back(Notify(type, std::move(data)));
+  response.payloads.push_back(codec::MakeNotify(type, std::move(data)));
   return response;
 }
 
@@ -198,21 +191,21 @@ IkeSaInitResult HandleIkeSaInit(const codec::Message& request,
   codec::NoncePayload nonce_reply;
   nonce_reply.data = ike_sa->nonce_r;
   response.payloads.push_back(codec::Payload{std::move(nonce_reply)});
-  response.payloads.push_back(Notify(NotifyType::kNatDetectionSourceIp,
+  response.payloads.push_back(codec::MakeNotify(NotifyType::kNatDetectionSourceIp,
                                      NatDetectionHash(ike_sa->spi_i, ike_sa->spi_r, local)));
-  response.payloads.push_back(Notify(NotifyType::kNatDetectionDestinationIp,
+  response.payloads.push_back(codec::MakeNotify(NotifyType::kNatDetectionDestinationIp,
                                      NatDetectionHash(ike_sa->spi_i, ike_sa->spi_r, remote)));
   codec::CertReqPayload certreq;
   certreq.encoding = codec::CertEncoding::kX509Signature;
   certreq.authorities.assign(certificate_authorities.begin(), certificate_authorities.end());
   response.payloads.push_back(codec::Payload{std::move(certreq)});
   if (ike_sa->peer_supports_fragmentation) {
-    response.payloads.push_back(Notify(NotifyType::kIkev2FragmentationSupported));
+    response.payloads.push_back(codec::MakeNotify(NotifyType::kIkev2FragmentationSupported));
   }
   if (wants_signature_hashes) {
     // SHA2-256, SHA2-384, SHA2-512 (RFC 7427 §4).
     response.payloads.push_back(
-        Notify(NotifyType::kSignatureHashAlgorithms, {0, 2, 0, 3, 0, 4}));
+        codec::MakeNotify(NotifyType::kSignatureHashAlgorithms, {0, 2, 0, 3, 0, 4}));
   }
   result.sa = std::move(ike_sa);
   return result;

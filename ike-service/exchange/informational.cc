@@ -9,13 +9,6 @@ namespace {
 
 using codec::NotifyType;
 
-codec::Payload Notify(NotifyType type, codec::Bytes data = {}) {
-  codec::NotifyPayload notify;
-  notify.type = type;
-  notify.data = std::move(data);
-  return codec::Payload{std::move(notify)};
-}
-
 // RFC 4555 §3.5: the client moved. The IKE SA follows the request's
 // addresses at once; the CHILD SAs follow once the new path is known to
 // work (the engine's return routability check).
@@ -45,7 +38,7 @@ void UpdateAddresses(IkeSa& sa, const std::vector<codec::Payload>& request,
   const bool nat = nat_payloads && (!source_matches || !destination_matches);
   if (no_nats_allowed && nat) {
     // §3.9: the client forbids NATs on the path and one is there.
-    result->payloads.push_back(Notify(NotifyType::kUnexpectedNatDetected));
+    result->payloads.push_back(codec::MakeNotify(NotifyType::kUnexpectedNatDetected));
     result->note = "UPDATE_SA_ADDRESSES through a NAT with NO_NATS_ALLOWED";
     return;
   }
@@ -57,9 +50,9 @@ void UpdateAddresses(IkeSa& sa, const std::vector<codec::Payload>& request,
   if (nat_payloads) {
     sa.initiator_behind_nat = !source_matches;
     sa.responder_behind_nat = !destination_matches;
-    result->payloads.push_back(Notify(NotifyType::kNatDetectionSourceIp,
+    result->payloads.push_back(codec::MakeNotify(NotifyType::kNatDetectionSourceIp,
                                       NatDetectionHash(sa.spi_i, sa.spi_r, path.local)));
-    result->payloads.push_back(Notify(NotifyType::kNatDetectionDestinationIp,
+    result->payloads.push_back(codec::MakeNotify(NotifyType::kNatDetectionDestinationIp,
                                       NatDetectionHash(sa.spi_i, sa.spi_r, path.remote)));
   }
   result->addresses_updated = moved;
@@ -101,7 +94,7 @@ ExchangeResult HandleInformational(IkeSa& sa, const std::vector<codec::Payload>&
       }
       // COOKIE2 is echoed back (RFC 4555 §3.7).
       if (notify->type == NotifyType::kCookie2) {
-        result.payloads.push_back(Notify(NotifyType::kCookie2, notify->data));
+        result.payloads.push_back(codec::MakeNotify(NotifyType::kCookie2, notify->data));
       }
     }
   }

@@ -289,9 +289,9 @@ absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> SaRecorder::LoadOwned(
     sa->idi.id_type = static_cast<codec::IdType>(record.initiator_id().type());
     sa->idi.data.assign(record.initiator_id().data().begin(),
                         record.initiator_id().data().end());
-    sa->idr_body = {static_cast<uint8_t>(record.responder_id().type()), 0, 0, 0};
-    sa->idr_body.insert(sa->idr_body.end(), record.responder_id().data().begin(),
-                        record.responder_id().data().end());
+    sa->idr_body = codec::IdPayloadBody(
+        static_cast<codec::IdType>(record.responder_id().type()),
+        codec::Bytes(record.responder_id().data().begin(), record.responder_id().data().end()));
     sa->uses_eap = record.auth_method() == v1::AUTH_METHOD_EAP_MSCHAPV2;
     sa->eap_identity = record.eap_identity();
     sa->certificate_subject = record.certificate_subject();

@@ -5,10 +5,10 @@
 namespace vpn::ike {
 namespace {
 
-constexpr uint16_t kEncr3Des = 3;
-constexpr uint16_t kEncrAesCbc = 12;
-constexpr uint16_t kEncrAesGcm16 = 20;
-constexpr uint16_t kEncrChaCha20Poly1305 = 28;
+using crypto::transform::kEncr3Des;
+using crypto::transform::kEncrAesCbc;
+using crypto::transform::kEncrAesGcm16;
+using crypto::transform::kEncrChaCha20Poly1305;
 constexpr size_t kAeadSaltSize = 4;
 constexpr size_t kAeadIvSize = 8;  // RFC 5282 §3.1, RFC 7634 §2
 

@@ -43,19 +43,6 @@ const codec::NotifyPayload* FirstError(const std::vector<Payload>& payloads) {
   return nullptr;
 }
 
-Payload Notify(NotifyType type, codec::Bytes data = {}) {
-  codec::NotifyPayload notify;
-  notify.type = type;
-  notify.data = std::move(data);
-  return Payload{std::move(notify)};
-}
-
-crypto::Bytes IdBody(codec::IdType type, const codec::Bytes& data) {
-  crypto::Bytes body = {static_cast<uint8_t>(type), 0, 0, 0};
-  body.insert(body.end(), data.begin(), data.end());
-  return body;
-}
-
 codec::TrafficSelector AllIpv4() {
   codec::TrafficSelector ts;
   ts.type = codec::TsType::kIpv4AddrRange;
@@ -189,7 +176,7 @@ crypto::Bytes Initiator::BuildInitRequest() {
   message.header.initiator_spi = spi_i_;
   message.header.exchange_type = codec::ExchangeType::kIkeSaInit;
   message.header.initiator = true;
-  if (!cookie_.empty()) message.payloads.push_back(Notify(NotifyType::kCookie, cookie_));
+  if (!cookie_.empty()) message.payloads.push_back(codec::MakeNotify(NotifyType::kCookie, cookie_));
   codec::SaPayload sa;
   sa.proposals = config_->ike.proposals;
   message.payloads.push_back(Payload{std::move(sa)});
@@ -200,15 +187,15 @@ crypto::Bytes Initiator::BuildInitRequest() {
   message.payloads.push_back(Payload{codec::NoncePayload{nonce_i_}});
   crypto::Bytes source = ike::NatDetectionHash(spi_i_, 0, local_);
   if (config_->fake_nat) source[0] ^= 0xff;  // as strongSwan with libipsec does
-  message.payloads.push_back(Notify(NotifyType::kNatDetectionSourceIp, std::move(source)));
+  message.payloads.push_back(codec::MakeNotify(NotifyType::kNatDetectionSourceIp, std::move(source)));
   message.payloads.push_back(
-      Notify(NotifyType::kNatDetectionDestinationIp, ike::NatDetectionHash(spi_i_, 0, remote_)));
+      codec::MakeNotify(NotifyType::kNatDetectionDestinationIp, ike::NatDetectionHash(spi_i_, 0, remote_)));
   if (config_->fragmentation) {
-    message.payloads.push_back(Notify(NotifyType::kIkev2FragmentationSupported));
+    message.payloads.push_back(codec::MakeNotify(NotifyType::kIkev2FragmentationSupported));
   }
   if (config_->signature_hash_algorithms) {
     message.payloads.push_back(
-        Notify(NotifyType::kSignatureHashAlgorithms, {0, 2, 0, 3, 0, 4}));  // SHA2-256/384/512
+        codec::MakeNotify(NotifyType::kSignatureHashAlgorithms, {0, 2, 0, 3, 0, 4}));  // SHA2-256/384/512
   }
   return codec::EncodeMessage(message);
 }
@@ -354,7 +341,7 @@ crypto::Bytes Initiator::HandleInitResponse(const codec::Message& message,
   codec::IdiPayload idi;
   idi.id_type = local_.is_v6() ? codec::IdType::kIpv6Addr : codec::IdType::kIpv4Addr;
   idi.data.assign(local_.address_bytes().begin(), local_.address_bytes().end());
-  idi_body_ = IdBody(idi.id_type, idi.data);
+  idi_body_ = codec::IdPayloadBody(idi.id_type, idi.data);
   request.push_back(Payload{std::move(idi)});
   if (!config_->idr_fqdn.empty()) {
     codec::IdrPayload idr;
@@ -380,7 +367,7 @@ crypto::Bytes Initiator::HandleInitResponse(const codec::Message& message,
   request.push_back(Payload{std::move(child)});
   request.push_back(Payload{codec::TsiPayload{{AllIpv4()}}});
   request.push_back(Payload{codec::TsrPayload{{AllIpv4()}}});
-  if (config_->mobike) request.push_back(Notify(NotifyType::kMobikeSupported));
+  if (config_->mobike) request.push_back(codec::MakeNotify(NotifyType::kMobikeSupported));
   eap_ = std::make_unique<EapMsChapV2Peer>(config_->eap_identity, config_->password);
   state_ = State::kAuth;
   return SendRequest(codec::ExchangeType::kIkeAuth, request);
@@ -396,7 +383,7 @@ crypto::Bytes Initiator::HandleAuthResponse(const std::vector<Payload>& payloads
   if (first) {
     const auto* idr = Find<codec::IdrPayload>(payloads);
     if (idr == nullptr || auth == nullptr) return FailWith(phase() + ": no IDr or AUTH");
-    idr_body_ = IdBody(idr->id_type, idr->data);
+    idr_body_ = codec::IdPayloadBody(idr->id_type, idr->data);
     if (config_->verify_signature) {
       if (absl::Status checked = CheckResponderSignature(payloads); !checked.ok()) {
         return FailWith(absl::StrCat(phase(), ": responder AUTH: ", checked.message()));

@@ -45,13 +45,6 @@ InitiatorConfig Config(absl::string_view name) {
   return config;
 }
 
-codec::Payload Notify(NotifyType type, codec::Bytes data = {}) {
-  codec::NotifyPayload notify;
-  notify.type = type;
-  notify.data = std::move(data);
-  return Payload{std::move(notify)};
-}
-
 // Plays the responder's side of IKE_SA_INIT and decrypts what follows.
 class MiniResponder {
  public:
@@ -97,8 +90,8 @@ class MiniResponder {
     out.payloads.push_back(Payload{std::move(our_ke)});
     out.payloads.push_back(Payload{codec::NoncePayload{nonce_r_}});
     out.payloads.push_back(
-        Notify(NotifyType::kNatDetectionSourceIp, ike::NatDetectionHash(kSpiI, kSpiR, responder)));
-    out.payloads.push_back(Notify(NotifyType::kNatDetectionDestinationIp,
+        codec::MakeNotify(NotifyType::kNatDetectionSourceIp, ike::NatDetectionHash(kSpiI, kSpiR, responder)));
+    out.payloads.push_back(codec::MakeNotify(NotifyType::kNatDetectionDestinationIp,
                                   ike::NatDetectionHash(kSpiI, kSpiR, initiator)));
     return codec::EncodeMessage(out);
   }
@@ -217,7 +210,7 @@ TEST(InitiatorTest, CookieIsEchoedFirst) {
   reply.header = codec::DecodeMessage(first)->header;
   reply.header.initiator = false;
   reply.header.response = true;
-  reply.payloads.push_back(Notify(NotifyType::kCookie, {1, 2, 3, 4, 5, 6, 7, 8}));
+  reply.payloads.push_back(codec::MakeNotify(NotifyType::kCookie, {1, 2, 3, 4, 5, 6, 7, 8}));
   const crypto::Bytes second = initiator.Receive(codec::EncodeMessage(reply));
   ASSERT_FALSE(second.empty());
   const codec::Message message = *codec::DecodeMessage(second);
@@ -244,14 +237,14 @@ TEST(InitiatorTest, InvalidKeSwitchesToAnOfferedGroupOnly) {
   reply.header = codec::DecodeMessage(first)->header;
   reply.header.initiator = false;
   reply.header.response = true;
-  reply.payloads.push_back(Notify(NotifyType::kInvalidKePayload, {0, 31}));
+  reply.payloads.push_back(codec::MakeNotify(NotifyType::kInvalidKePayload, {0, 31}));
   const crypto::Bytes second = initiator.Receive(codec::EncodeMessage(reply));
   const auto* ke = Find<codec::KePayload>(codec::DecodeMessage(second)->payloads);
   ASSERT_NE(ke, nullptr);
   EXPECT_EQ(ke->group, codec::DhGroup::kCurve25519);
   EXPECT_EQ(ke->data.size(), 32u);
 
-  reply.payloads[0] = Notify(NotifyType::kInvalidKePayload, {0, 2});  // not offered
+  reply.payloads[0] = codec::MakeNotify(NotifyType::kInvalidKePayload, {0, 2});  // not offered
   EXPECT_TRUE(initiator.Receive(codec::EncodeMessage(reply)).empty());
   EXPECT_EQ(initiator.state(), Initiator::State::kFailed);
   EXPECT_EQ(initiator.failure(), "IKE_SA_INIT: INVALID_KE_PAYLOAD asks for group 2");
