@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "common/ipsec/transform_records.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace vpn::forwarder {
@@ -47,15 +48,8 @@ absl::StatusOr<v1::ChildSa> MakeChildSaRecord(const store::Sealer& sealer,
   record.set_state(v1::CHILD_SA_STATE_INSTALLED);
   record.set_mode(v1::IPSEC_MODE_TUNNEL);
   record.set_encapsulation(spec.udp ? v1::ENCAPSULATION_UDP : v1::ENCAPSULATION_RAW);
-  auto add = [&](v1::Transform::Type type, uint32_t id, uint32_t bits = 0) {
-    v1::Transform* t = record.mutable_proposal()->add_transforms();
-    t->set_type(type);
-    t->set_id(id);
-    t->set_key_length_bits(bits);
-  };
-  add(v1::Transform::ENCR, spec.algorithms.encryption, spec.algorithms.encryption_key_bits);
-  if (spec.algorithms.integrity != 0) add(v1::Transform::INTEG, spec.algorithms.integrity);
-  add(v1::Transform::ESN, spec.algorithms.esn ? 1 : 0);
+  ipsec::AddToProposal(spec.algorithms.ToTransformSet(), /*ike=*/false,
+                       record.mutable_proposal());
   for (const std::string& cidr : spec.local_cidrs) {
     if (absl::Status s = AddCidr(cidr, record.mutable_local_ts()); !s.ok()) return s;
   }

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/crypto/crypto.h"
+#include "common/ipsec/transform_records.h"
 #include "common/log/log.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -64,22 +65,11 @@ absl::StatusOr<std::shared_ptr<const SaEntry>> EntryFromRecord(
   esp::SaParams params;
   params.inbound_spi = record.inbound_spi();
   params.outbound_spi = record.outbound_spi();
-  for (const v1::Transform& t : record.proposal().transforms()) {
-    switch (t.type()) {
-      case v1::Transform::ENCR:
-        params.algorithms.encryption = t.id();
-        params.algorithms.encryption_key_bits = t.key_length_bits();
-        break;
-      case v1::Transform::INTEG:
-        params.algorithms.integrity = t.id();
-        break;
-      case v1::Transform::ESN:
-        params.algorithms.esn = t.id() == 1;
-        break;
-      default:
-        break;
-    }
-  }
+  const ipsec::TransformSet transforms = ipsec::FromProposal(record.proposal());
+  params.algorithms.encryption = transforms.encryption;
+  params.algorithms.encryption_key_bits = transforms.encryption_key_bits;
+  params.algorithms.integrity = transforms.integrity;
+  params.algorithms.esn = transforms.esn == 1;
   params.replay_window = record.replay_window() != 0 ? record.replay_window()
                                                      : default_replay_window;
   for (const auto& ts : record.local_ts()) {

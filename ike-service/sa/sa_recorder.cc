@@ -3,6 +3,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/time_util.h"
+#include "common/ipsec/transform_records.h"
 #include "common/net/ip_endpoint.h"
 
 namespace vpn::ike {
@@ -15,20 +16,6 @@ google::protobuf::Timestamp ToTimestamp(absl::Time time) {
 
 std::string Str(const crypto::SecretBytes& bytes) {
   return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
-
-void AddTransforms(const ipsec::TransformSet& t, bool ike, v1::Proposal* proposal) {
-  auto add = [&](v1::Transform::Type type, uint32_t id, uint32_t bits = 0) {
-    v1::Transform* transform = proposal->add_transforms();
-    transform->set_type(type);
-    transform->set_id(id);
-    transform->set_key_length_bits(bits);
-  };
-  add(v1::Transform::ENCR, t.encryption, t.encryption_key_bits);
-  if (ike) add(v1::Transform::PRF, t.prf);
-  if (t.integrity != 0) add(v1::Transform::INTEG, t.integrity);
-  if (t.key_exchange != 0) add(v1::Transform::KE, t.key_exchange);
-  if (!ike) add(v1::Transform::ESN, t.esn);
 }
 
 void AddSelectors(const std::vector<codec::TrafficSelector>& selectors,
@@ -58,7 +45,7 @@ absl::StatusOr<v1::IkeSa> SaRecorder::IkeRecord(const IkeSa& sa) const {
   record.set_responder_spi(sa.spi_r);
   record.set_state(sa.phase == IkeSa::Phase::kEstablished ? v1::IKE_SA_STATE_ESTABLISHED
                                                           : v1::IKE_SA_STATE_AUTHENTICATING);
-  AddTransforms(sa.transforms, /*ike=*/true, record.mutable_proposal());
+  ipsec::AddToProposal(sa.transforms, /*ike=*/true, record.mutable_proposal());
   record.mutable_initiator_id()->set_type(static_cast<uint32_t>(sa.idi.id_type));
   record.mutable_initiator_id()->set_data(std::string(sa.idi.data.begin(), sa.idi.data.end()));
   if (sa.idr_body.size() >= 4) {
@@ -111,7 +98,7 @@ absl::StatusOr<v1::ChildSa> SaRecorder::ChildRecord(const IkeSa& sa,
   record.set_mode(v1::IPSEC_MODE_TUNNEL);
   record.set_encapsulation(sa.udp_encapsulated ? v1::ENCAPSULATION_UDP
                                                : v1::ENCAPSULATION_RAW);
-  AddTransforms(child.transforms, /*ike=*/false, record.mutable_proposal());
+  ipsec::AddToProposal(child.transforms, /*ike=*/false, record.mutable_proposal());
   AddSelectors(child.local_ts, record.mutable_local_ts());
   AddSelectors(child.remote_ts, record.mutable_remote_ts());
   record.mutable_lifetime()->set_soft_seconds(
@@ -183,34 +170,6 @@ crypto::SecretBytes Secret(const std::string& bytes) {
       crypto::ByteSpan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
 
-ipsec::TransformSet TransformsFrom(const v1::Proposal& proposal) {
-  ipsec::TransformSet t;
-  for (const v1::Transform& transform : proposal.transforms()) {
-    const uint16_t id = static_cast<uint16_t>(transform.id());
-    switch (transform.type()) {
-      case v1::Transform::ENCR:
-        t.encryption = id;
-        t.encryption_key_bits = static_cast<uint16_t>(transform.key_length_bits());
-        break;
-      case v1::Transform::PRF:
-        t.prf = id;
-        break;
-      case v1::Transform::INTEG:
-        t.integrity = id;
-        break;
-      case v1::Transform::KE:
-        t.key_exchange = id;
-        break;
-      case v1::Transform::ESN:
-        t.esn = id;
-        break;
-      default:
-        break;
-    }
-  }
-  return t;
-}
-
 std::vector<codec::TrafficSelector> SelectorsFrom(
     const google::protobuf::RepeatedPtrField<v1::TrafficSelector>& selectors) {
   std::vector<codec::TrafficSelector> out;
@@ -256,7 +215,7 @@ absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> SaRecorder::LoadOwned(
       continue;
     }
     sa->phase = IkeSa::Phase::kEstablished;
-    sa->transforms = TransformsFrom(record.proposal());
+    sa->transforms = ipsec::FromProposal(record.proposal());
     sa->keys.sk_d = Secret(keys->sk_d());
     sa->keys.sk_ai = Secret(keys->sk_ai());
     sa->keys.sk_ar = Secret(keys->sk_ar());
@@ -315,7 +274,7 @@ absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> SaRecorder::LoadOwned(
       ChildSaState state;
       state.inbound_spi = child->record.inbound_spi();
       state.outbound_spi = child->record.outbound_spi();
-      state.transforms = TransformsFrom(child->record.proposal());
+      state.transforms = ipsec::FromProposal(child->record.proposal());
       state.keys.encryption_i = Secret(child_keys->inbound_encryption());
       state.keys.integrity_i = Secret(child_keys->inbound_integrity());
       state.keys.encryption_r = Secret(child_keys->outbound_encryption());
