@@ -118,6 +118,34 @@ absl::StatusOr<crypto::KeyExchangeGroup> KeyExchangeGroupFor(uint16_t group_id) 
       absl::StrCat("unsupported key exchange group ", group_id));
 }
 
+absl::StatusOr<crypto::AeadAlgorithm> AeadAlgorithmFor(const TransformSet& t) {
+  if (t.encryption == kEncrChaCha20Poly1305) return crypto::AeadAlgorithm::kChaCha20Poly1305;
+  if (t.encryption == kEncrAesGcm16 && t.encryption_key_bits == 128) {
+    return crypto::AeadAlgorithm::kAes128Gcm16;
+  }
+  if (t.encryption == kEncrAesGcm16 && t.encryption_key_bits == 256) {
+    return crypto::AeadAlgorithm::kAes256Gcm16;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("no AEAD for ", EncryptionName(t)));
+}
+
+absl::StatusOr<crypto::CbcAlgorithm> CbcAlgorithmFor(const TransformSet& t) {
+  if (t.encryption == kEncr3Des) return crypto::CbcAlgorithm::k3DesCbc;
+  if (t.encryption == kEncrAesCbc) {
+    switch (t.encryption_key_bits) {
+      case 128:
+        return crypto::CbcAlgorithm::kAes128Cbc;
+      case 192:
+        return crypto::CbcAlgorithm::kAes192Cbc;
+      case 256:
+        return crypto::CbcAlgorithm::kAes256Cbc;
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("no CBC cipher for ", EncryptionName(t)));
+}
+
 absl::StatusOr<KeySizes> KeySizesFor(const TransformSet& t) {
   KeySizes sizes;
   switch (t.encryption) {

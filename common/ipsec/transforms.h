@@ -40,4 +40,9 @@ absl::StatusOr<crypto::PrfAlgorithm> PrfAlgorithmFor(uint16_t prf_id);
 absl::StatusOr<crypto::IntegrityAlgorithm> IntegrityAlgorithmFor(uint16_t integ_id);
 absl::StatusOr<crypto::KeyExchangeGroup> KeyExchangeGroupFor(uint16_t group_id);
 
+// The cipher an ENCR transform names (with its Key Length): an AEAD for
+// AES-GCM-16 and ChaCha20-Poly1305, a CBC cipher for AES-CBC and 3DES.
+absl::StatusOr<crypto::AeadAlgorithm> AeadAlgorithmFor(const TransformSet& transforms);
+absl::StatusOr<crypto::CbcAlgorithm> CbcAlgorithmFor(const TransformSet& transforms);
+
 }  // namespace vpn::ipsec

@@ -37,6 +37,18 @@ TEST(TransformsTest, RejectsWhatItCannotDo) {
   EXPECT_FALSE(KeyExchangeGroupFor(1).ok());
 }
 
+TEST(TransformsTest, CipherForEachEncryptionTransform) {
+  EXPECT_EQ(*AeadAlgorithmFor({20, 128, 0, 0, 0, 0}), crypto::AeadAlgorithm::kAes128Gcm16);
+  EXPECT_EQ(*AeadAlgorithmFor({20, 256, 0, 0, 0, 0}), crypto::AeadAlgorithm::kAes256Gcm16);
+  EXPECT_EQ(*AeadAlgorithmFor({28, 0, 0, 0, 0, 0}), crypto::AeadAlgorithm::kChaCha20Poly1305);
+  EXPECT_FALSE(AeadAlgorithmFor({20, 192, 0, 0, 0, 0}).ok());
+  EXPECT_FALSE(AeadAlgorithmFor({12, 128, 0, 0, 0, 0}).ok());
+  EXPECT_EQ(*CbcAlgorithmFor({12, 192, 0, 0, 0, 0}), crypto::CbcAlgorithm::kAes192Cbc);
+  EXPECT_EQ(*CbcAlgorithmFor({3, 0, 0, 0, 0, 0}), crypto::CbcAlgorithm::k3DesCbc);
+  EXPECT_FALSE(CbcAlgorithmFor({12, 100, 0, 0, 0, 0}).ok());
+  EXPECT_FALSE(CbcAlgorithmFor({20, 128, 0, 0, 0, 0}).ok());
+}
+
 TEST(TransformsTest, NamesLikeStrongSwan) {
   EXPECT_EQ((TransformSet{12, 256, 2, 2, 2, 0}).ToString(),
             "aes256-sha1-prfsha1-modp1024");

@@ -37,10 +37,9 @@ absl::StatusOr<std::unique_ptr<EspCipher>> EspCipher::Create(
   switch (algorithms.encryption) {
     case crypto::transform::kEncrAesGcm16: {
       const size_t key_size = encryption_key.size() - 4;
-      auto aead = provider.NewAead(algorithms.encryption_key_bits == 128
-                                       ? crypto::AeadAlgorithm::kAes128Gcm16
-                                       : crypto::AeadAlgorithm::kAes256Gcm16,
-                                   encryption_key.subspan(0, key_size));
+      auto algorithm = ipsec::AeadAlgorithmFor(transforms);
+      if (!algorithm.ok()) return algorithm.status();
+      auto aead = provider.NewAead(*algorithm, encryption_key.subspan(0, key_size));
       if (!aead.ok()) return aead.status();
       cipher->aead_ = std::move(*aead);
       std::memcpy(cipher->salt_, encryption_key.data() + key_size, 4);
@@ -51,13 +50,9 @@ absl::StatusOr<std::unique_ptr<EspCipher>> EspCipher::Create(
     }
     case crypto::transform::kEncrAesCbc:
     case crypto::transform::kEncr3Des: {
-      crypto::CbcAlgorithm algorithm = crypto::CbcAlgorithm::k3DesCbc;
-      if (algorithms.encryption == crypto::transform::kEncrAesCbc) {
-        algorithm = algorithms.encryption_key_bits == 128   ? crypto::CbcAlgorithm::kAes128Cbc
-                    : algorithms.encryption_key_bits == 192 ? crypto::CbcAlgorithm::kAes192Cbc
-                                                            : crypto::CbcAlgorithm::kAes256Cbc;
-      }
-      auto cbc = provider.NewCbcCipher(algorithm, encryption_key);
+      auto algorithm = ipsec::CbcAlgorithmFor(transforms);
+      if (!algorithm.ok()) return algorithm.status();
+      auto cbc = provider.NewCbcCipher(*algorithm, encryption_key);
       if (!cbc.ok()) return cbc.status();
       if (algorithms.integrity == 0) {
         return absl::InvalidArgumentError("a CBC cipher needs an integrity algorithm");

@@ -5,10 +5,6 @@
 namespace vpn::ike {
 namespace {
 
-using crypto::transform::kEncr3Des;
-using crypto::transform::kEncrAesCbc;
-using crypto::transform::kEncrAesGcm16;
-using crypto::transform::kEncrChaCha20Poly1305;
 constexpr size_t kAeadSaltSize = 4;
 constexpr size_t kAeadIvSize = 8;  // RFC 5282 §3.1, RFC 7634 §2
 
@@ -28,15 +24,11 @@ absl::StatusOr<std::unique_ptr<SkProtector>> SkProtector::Create(
   const crypto::Provider& provider = crypto::GetProvider();
   std::unique_ptr<SkProtector> protector(new SkProtector());
   if (transforms.is_aead()) {
-    crypto::AeadAlgorithm algorithm = crypto::AeadAlgorithm::kChaCha20Poly1305;
-    if (transforms.encryption == kEncrAesGcm16) {
-      algorithm = transforms.encryption_key_bits == 128
-                      ? crypto::AeadAlgorithm::kAes128Gcm16
-                      : crypto::AeadAlgorithm::kAes256Gcm16;
-    }
+    absl::StatusOr<crypto::AeadAlgorithm> algorithm = ipsec::AeadAlgorithmFor(transforms);
+    if (!algorithm.ok()) return algorithm.status();
     const size_t key_size = encryption_key.size() - kAeadSaltSize;
     absl::StatusOr<std::unique_ptr<crypto::Aead>> aead =
-        provider.NewAead(algorithm, encryption_key.subspan(0, key_size));
+        provider.NewAead(*algorithm, encryption_key.subspan(0, key_size));
     if (!aead.ok()) return aead.status();
     protector->aead_ = std::move(*aead);
     protector->salt_.assign(encryption_key.begin() + key_size, encryption_key.end());
@@ -44,17 +36,10 @@ absl::StatusOr<std::unique_ptr<SkProtector>> SkProtector::Create(
     protector->icv_size_ = protector->aead_->tag_size();
     return protector;
   }
-  crypto::CbcAlgorithm algorithm = crypto::CbcAlgorithm::k3DesCbc;
-  if (transforms.encryption == kEncrAesCbc) {
-    algorithm = transforms.encryption_key_bits == 128   ? crypto::CbcAlgorithm::kAes128Cbc
-                : transforms.encryption_key_bits == 192 ? crypto::CbcAlgorithm::kAes192Cbc
-                                                        : crypto::CbcAlgorithm::kAes256Cbc;
-  } else if (transforms.encryption != kEncr3Des) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unsupported encryption ", transforms.encryption));
-  }
+  absl::StatusOr<crypto::CbcAlgorithm> algorithm = ipsec::CbcAlgorithmFor(transforms);
+  if (!algorithm.ok()) return algorithm.status();
   absl::StatusOr<std::unique_ptr<crypto::CbcCipher>> cbc =
-      provider.NewCbcCipher(algorithm, encryption_key);
+      provider.NewCbcCipher(*algorithm, encryption_key);
   if (!cbc.ok()) return cbc.status();
   absl::StatusOr<crypto::IntegrityAlgorithm> integrity =
       ipsec::IntegrityAlgorithmFor(transforms.integrity);
