@@ -355,9 +355,10 @@ def scenario_rekey(ph, name, proposals, results):
     if lose and not retransmits:
         raise Failure(f"{name}: the dropped CREATE_CHILD_SA response was not retransmitted (no loss?)")
     late = None
-    if rekey_done > seconds and not lose:
+    if rekey_done > seconds:
         # The CREATE_CHILD_SA response was lost repeatedly under the load
-        # (the client charon's UDP receive buffer) and the rekey completed
+        # (the client charon's UDP receive buffer overflows under iperf3, and
+        # in rekey-lost-response one loss is forced) and the rekey completed
         # after iperf3 ended: the old SA carried the traffic meanwhile (no
         # empty interval, checked above). Check the new one with a ping.
         received, _, _ = it.ping(ph.topo, "cli", ph.topo.lan_host, count=3, interval=0.1)
