@@ -81,7 +81,8 @@ void ReadForwarderConfig(config::ConfigReader& reader, ForwarderConfig* out) {
 ForwarderComponent::ForwarderComponent(std::unique_ptr<UdpSocket> ike_socket,
                                        prometheus::Registry& registry)
     : ike_socket_(std::move(ike_socket)),
-      relay_([this](const v1::IkeDatagram& d) { return SendIke(d); }, registry),
+      relay_([this](const v1::IkeDatagram& d) { return SendIke(d); },
+             [this](const v1::SaPathUpdate& u) { MovePath(u); }, registry),
       malformed_(UdpFamily(registry).Add({{"kind", "malformed"}})) {}
 
 absl::StatusOr<std::unique_ptr<ForwarderComponent>> ForwarderComponent::Create(
@@ -198,6 +199,24 @@ absl::Status ForwarderComponent::SendIke(const v1::IkeDatagram& datagram) {
   std::copy(payload, payload + datagram.payload().size(),
             framed.begin() + kNonEspMarkerSize);
   return dataplane_->natt_socket().Send(framed, *local, *remote);
+}
+
+void ForwarderComponent::MovePath(const v1::SaPathUpdate& update) {
+  absl::StatusOr<net::IpEndpoint> local = net::IpEndpoint::FromProto(update.local());
+  absl::StatusOr<net::IpEndpoint> remote = net::IpEndpoint::FromProto(update.remote());
+  const log::Logger log("esp-forwarder");
+  const std::string spi_r = absl::StrCat(absl::Hex(update.responder_spi(), absl::kZeroPad16));
+  if (!local.ok() || !remote.ok()) {
+    log.Warning("path update without a valid endpoint", {{"spi_r", spi_r}});
+    return;
+  }
+  // Behind a NAT the CHILD SAs go into UDP (as mobility-service commits it).
+  const Encap udp = Encap::kUdp;
+  const size_t moved = sa_table_.MovePath(update.initiator_spi(), update.responder_spi(),
+                                          *local, *remote,
+                                          update.remote_behind_nat() ? &udp : nullptr);
+  log.Info("CHILD SAs follow their IKE SA's new path",
+           {{"spi_r", spi_r}, {"remote", remote->ToString()}, {"child_sas", moved}});
 }
 
 void ForwarderComponent::DeliverIke(bool natt, absl::Span<const uint8_t> data,

@@ -78,6 +78,8 @@ class ForwarderComponent : public rpc::Component {
 
   // Sends a datagram from ike-service through the right socket.
   absl::Status SendIke(const v1::IkeDatagram& datagram);
+  // Points an IKE SA's CHILD SAs at the path ike-service announced.
+  void MovePath(const v1::SaPathUpdate& update);
   void ReceiveLoop();
   void DeliverIke(bool natt, absl::Span<const uint8_t> data, const net::IpEndpoint& local,
                   const net::IpEndpoint& remote);

@@ -1,6 +1,7 @@
 #include "gateway/gateway.h"
 
 #include "absl/strings/str_cat.h"
+#include "gateway/local_forwarder_link.h"
 
 namespace vpn::gateway {
 
@@ -119,6 +120,15 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
   // In one process ike-service calls auth-service directly, not over gRPC.
   for (grpc::Service* service : gateway->running_[0].component->services()) {
     if (auto* auth = dynamic_cast<v1::Auth::Service*>(service)) config.ike.local_auth = auth;
+  }
+  // ... and reaches the forwarder's relay directly, not over gRPC.
+  for (grpc::Service* service : gateway->running_[2].component->services()) {
+    if (auto* relay = dynamic_cast<forwarder::IkeRelay*>(service)) {
+      config.ike.local_forwarder = [relay](const std::string& replica,
+                                           ike::ForwarderLink::Handler handler) {
+        return std::make_unique<LocalForwarderLink>(relay, replica, std::move(handler));
+      };
+    }
   }
   absl::StatusOr<std::unique_ptr<ike::IkeComponent>> ike =
       ike::IkeComponent::Create(config.ike, gateway->metrics_->registry());

@@ -7,6 +7,7 @@
 #include "common/log/log.h"
 #include "common/net/ip_endpoint.h"
 #include "ike-service/exchange/traffic_selectors.h"
+#include "ike-service/transport/ike_transport_client.h"
 
 namespace vpn::ike {
 
@@ -140,6 +141,7 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
   component->recorder_ = std::make_unique<SaRecorder>(
       component->store_.store.get(), component->store_.sealer.get(), config.replica,
       &component->policy_);
+  component->recorder_->StartWriteBehind(registry);
 
   AuthServices services;
   services.authenticator = component->authenticator_.get();
@@ -152,12 +154,17 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
       [self](size_t forwarder, const v1::IkeDatagram& datagram) {
         self->transport_->Send(forwarder, datagram);
       },
+      [self](const v1::SaPathUpdate& update) { self->transport_->SendPathUpdate(update); },
       registry);
-  component->transport_ = std::make_unique<IkeTransportClient>(
-      config.replica, config.forwarders, config.server.client_tls,
-      [self](size_t forwarder, const v1::IkeDatagram& datagram) {
-        self->engine_->Submit(forwarder, datagram);
-      });
+  ForwarderLink::Handler submit = [self](size_t forwarder, const v1::IkeDatagram& datagram) {
+    self->engine_->Submit(forwarder, datagram);
+  };
+  if (config.local_forwarder) {
+    component->transport_ = config.local_forwarder(config.replica, std::move(submit));
+  } else {
+    component->transport_ = std::make_unique<IkeTransportClient>(
+        config.replica, config.forwarders, config.server.client_tls, std::move(submit));
+  }
   // SAs this replica owned before a restart carry on from the store.
   size_t skipped = 0;
   absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> restored =
@@ -234,6 +241,7 @@ void IkeComponent::Stop() {
   if (record_watcher_.joinable()) record_watcher_.join();
   if (transport_ != nullptr) transport_->Stop();
   if (engine_ != nullptr) engine_->Stop();
+  if (recorder_ != nullptr) recorder_->Stop();  // what was queued is written
 }
 
 }  // namespace vpn::ike

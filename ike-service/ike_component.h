@@ -21,7 +21,7 @@
 #include "ike-service/mobility_client/mobility_client.h"
 #include "ike-service/pool/address_pool.h"
 #include "ike-service/sa/sa_recorder.h"
-#include "ike-service/transport/ike_transport_client.h"
+#include "ike-service/transport/forwarder_link.h"
 #include "prometheus/registry.h"
 
 namespace vpn::ike {
@@ -41,6 +41,11 @@ struct IkeServiceConfig {
   absl::optional<store::StoreHandle> shared_store;
   // Set by `gateway`: auth-service in the same process, called directly.
   v1::Auth::Service* local_auth = nullptr;
+  // Set by `gateway`: the forwarder in the same process, reached without
+  // gRPC (`forwarders` is then unused).
+  std::function<std::unique_ptr<ForwarderLink>(const std::string& replica,
+                                               ForwarderLink::Handler handler)>
+      local_forwarder;
 };
 
 void ReadIkeServiceConfig(config::ConfigReader& reader, IkeServiceConfig* out);
@@ -65,7 +70,7 @@ class IkeComponent : public rpc::Component {
   std::unique_ptr<AddressPool> pool_v6_;
   std::unique_ptr<SaRecorder> recorder_;
   std::unique_ptr<IkeEngine> engine_;
-  std::unique_ptr<IkeTransportClient> transport_;
+  std::unique_ptr<ForwarderLink> transport_;
   std::unique_ptr<ManagementService> management_;
   absl::Notification stopping_;
   std::thread sweeper_;

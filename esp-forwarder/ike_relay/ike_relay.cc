@@ -35,13 +35,20 @@ bool ReadIkeSpis(absl::Span<const uint8_t> message, uint64_t* initiator_spi,
   return true;
 }
 
-IkeRelay::IkeRelay(SendFunction send, prometheus::Registry& registry)
+IkeRelay::IkeRelay(SendFunction send, PathFunction move_path,
+                   prometheus::Registry& registry)
     : send_(std::move(send)),
+      move_path_(std::move(move_path)),
       to_replicas_(DatagramFamily(registry).Add({{"direction", "to_replica"}})),
       from_replicas_(DatagramFamily(registry).Add({{"direction", "from_replica"}})),
       dropped_no_replica_(
           DatagramFamily(registry).Add({{"direction", "dropped_no_replica"}})),
-      send_failures_(DatagramFamily(registry).Add({{"direction", "send_failed"}})) {}
+      send_failures_(DatagramFamily(registry).Add({{"direction", "send_failed"}})),
+      path_updates_(prometheus::BuildCounter()
+                        .Name("forwarder_ike_path_updates_total")
+                        .Help("IKE SA moves announced by ike-service replicas.")
+                        .Register(registry)
+                        .Add({})) {}
 
 size_t IkeRelay::replica_count() const {
   absl::MutexLock lock(&mu_);
@@ -52,9 +59,60 @@ void IkeRelay::Shutdown() {
   absl::MutexLock lock(&mu_);
   shutting_down_ = true;
   for (const std::shared_ptr<Replica>& replica : replicas_) {
-    replica->context->TryCancel();
+    if (replica->context != nullptr) replica->context->TryCancel();
   }
 }
+
+void IkeRelay::AddReplica(std::shared_ptr<Replica> replica) {
+  absl::MutexLock lock(&mu_);
+  replicas_.erase(std::remove_if(replicas_.begin(), replicas_.end(),
+                                 [&](const std::shared_ptr<Replica>& r) {
+                                   return r->name == replica->name;
+                                 }),
+                  replicas_.end());
+  replicas_.push_back(std::move(replica));
+}
+
+void IkeRelay::RemoveReplica(const std::shared_ptr<Replica>& replica) {
+  {
+    absl::MutexLock lock(&mu_);
+    replicas_.erase(std::remove(replicas_.begin(), replicas_.end(), replica),
+                    replicas_.end());
+  }
+  // Wait for a Deliver() still writing to this replica; none may start after.
+  absl::MutexLock lock(&replica->write_mu);
+  replica->closed = true;
+}
+
+void IkeRelay::HandleUp(const v1::IkeTransportUp& up) {
+  if (up.has_path_update()) {
+    path_updates_.Increment();
+    if (move_path_) move_path_(up.path_update());
+    return;
+  }
+  if (!up.has_datagram()) return;
+  from_replicas_.Increment();
+  if (absl::Status sent = send_(up.datagram()); !sent.ok()) {
+    send_failures_.Increment();
+    Log().Warning("cannot send IKE datagram", {{"error", sent.message()}});
+  }
+}
+
+std::unique_ptr<IkeRelay::LocalReplica> IkeRelay::AttachLocal(std::string name,
+                                                              DeliverFunction deliver) {
+  auto replica = std::make_shared<Replica>();
+  replica->name = std::move(name);
+  replica->deliver = std::move(deliver);
+  AddReplica(replica);
+  Log().Info("ike-service replica attached in process", {{"replica", replica->name}});
+  return std::unique_ptr<LocalReplica>(new LocalReplica(this, replica));
+}
+
+IkeRelay::LocalReplica::~LocalReplica() {
+  relay_->RemoveReplica(std::static_pointer_cast<Replica>(handle_));
+}
+
+void IkeRelay::LocalReplica::Send(const v1::IkeTransportUp& up) { relay_->HandleUp(up); }
 
 std::shared_ptr<IkeRelay::Replica> IkeRelay::ChooseReplica(
     uint64_t initiator_spi) const {
@@ -78,7 +136,9 @@ bool IkeRelay::Deliver(const v1::IkeDatagram& datagram) {
     return false;
   }
   absl::MutexLock lock(&replica->write_mu);
-  if (replica->closed || !replica->stream->Write(datagram)) {
+  if (!replica->closed && replica->deliver) {
+    replica->deliver(datagram);
+  } else if (replica->closed || !replica->stream->Write(datagram)) {
     dropped_no_replica_.Increment();
     return false;
   }
@@ -98,37 +158,17 @@ grpc::Status IkeRelay::Relay(
   replica->name = up.hello().replica();
   replica->context = context;
   replica->stream = stream;
+  AddReplica(replica);
   {
     absl::MutexLock lock(&mu_);
-    // A replica that reconnects replaces its old stream.
-    replicas_.erase(std::remove_if(replicas_.begin(), replicas_.end(),
-                                   [&](const std::shared_ptr<Replica>& r) {
-                                     return r->name == replica->name;
-                                   }),
-                    replicas_.end());
-    replicas_.push_back(replica);
     if (shutting_down_) context->TryCancel();
   }
   Log().Info("ike-service replica connected",
              {{"replica", replica->name}, {"peer", context->peer()}});
 
-  while (stream->Read(&up)) {
-    if (!up.has_datagram()) continue;
-    from_replicas_.Increment();
-    if (absl::Status sent = send_(up.datagram()); !sent.ok()) {
-      send_failures_.Increment();
-      Log().Warning("cannot send IKE datagram", {{"error", sent.message()}});
-    }
-  }
+  while (stream->Read(&up)) HandleUp(up);
 
-  {
-    absl::MutexLock lock(&mu_);
-    replicas_.erase(std::remove(replicas_.begin(), replicas_.end(), replica),
-                    replicas_.end());
-  }
-  // Wait for a Deliver() still writing to this stream; none may start after.
-  absl::MutexLock lock(&replica->write_mu);
-  replica->closed = true;
+  RemoveReplica(replica);
   Log().Info("ike-service replica disconnected", {{"replica", replica->name}});
   return grpc::Status::OK;
 }

@@ -1,6 +1,7 @@
 // The forwarder's side of IkeTransport: ike-service replicas open a Relay
 // stream each; received IKE datagrams go to a replica chosen by the
 // initiator's SPI, and whatever the replicas send leaves through `send`.
+// Path updates (an IKE SA's authenticated move) go to `move_path`.
 #pragma once
 
 #include <cstdint>
@@ -20,8 +21,9 @@ namespace vpn::forwarder {
 class IkeRelay final : public v1::IkeTransport::Service {
  public:
   using SendFunction = std::function<absl::Status(const v1::IkeDatagram&)>;
+  using PathFunction = std::function<void(const v1::SaPathUpdate&)>;
 
-  IkeRelay(SendFunction send, prometheus::Registry& registry);
+  IkeRelay(SendFunction send, PathFunction move_path, prometheus::Registry& registry);
 
   // Hands a received datagram to its replica. Rendezvous hashing on the
   // initiator SPI keeps every message of an SA, and the retransmits of its
@@ -34,6 +36,24 @@ class IkeRelay final : public v1::IkeTransport::Service {
   // Ends every replica's stream, so the server can stop without waiting.
   void Shutdown();
 
+  // A replica in this process (`gateway`): no gRPC stream, no copies
+  // through it. Datagrams chosen for it go to `deliver` on the receiving
+  // thread; Send() takes what it sends up. Detached when destroyed.
+  class LocalReplica {
+   public:
+    ~LocalReplica();
+    void Send(const v1::IkeTransportUp& up);
+
+   private:
+    friend class IkeRelay;
+    LocalReplica(IkeRelay* relay, std::shared_ptr<void> handle)
+        : relay_(relay), handle_(std::move(handle)) {}
+    IkeRelay* const relay_;
+    const std::shared_ptr<void> handle_;  // the relay's Replica
+  };
+  using DeliverFunction = std::function<void(const v1::IkeDatagram&)>;
+  std::unique_ptr<LocalReplica> AttachLocal(std::string name, DeliverFunction deliver);
+
   grpc::Status Relay(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<v1::IkeDatagram, v1::IkeTransportUp>* stream) override;
@@ -41,15 +61,22 @@ class IkeRelay final : public v1::IkeTransport::Service {
  private:
   struct Replica {
     std::string name;
-    grpc::ServerContext* context;
-    grpc::ServerReaderWriter<v1::IkeDatagram, v1::IkeTransportUp>* stream;
+    grpc::ServerContext* context = nullptr;  // null for a local replica
+    grpc::ServerReaderWriter<v1::IkeDatagram, v1::IkeTransportUp>* stream = nullptr;
+    DeliverFunction deliver;                 // a local replica's
     absl::Mutex write_mu;  // one Write at a time per stream
     bool closed ABSL_GUARDED_BY(write_mu) = false;
   };
 
   std::shared_ptr<Replica> ChooseReplica(uint64_t initiator_spi) const;
+  // Adds a replica, replacing one of the same name (a reconnect).
+  void AddReplica(std::shared_ptr<Replica> replica);
+  void RemoveReplica(const std::shared_ptr<Replica>& replica);
+  // What a replica sent: a datagram to send, or a path update.
+  void HandleUp(const v1::IkeTransportUp& up);
 
   const SendFunction send_;
+  const PathFunction move_path_;
   mutable absl::Mutex mu_;
   std::vector<std::shared_ptr<Replica>> replicas_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
@@ -58,6 +85,7 @@ class IkeRelay final : public v1::IkeTransport::Service {
   prometheus::Counter& from_replicas_;
   prometheus::Counter& dropped_no_replica_;
   prometheus::Counter& send_failures_;
+  prometheus::Counter& path_updates_;
 };
 
 // Reads the IKE header's initiator and responder SPIs (RFC 7296 §3.1).

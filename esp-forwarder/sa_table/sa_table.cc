@@ -137,4 +137,29 @@ absl::StatusOr<net::IpEndpoint> SaTable::MoveRemote(uint32_t spi, const esp::Esp
   return previous;
 }
 
+size_t SaTable::MovePath(uint64_t spi_i, uint64_t spi_r, const net::IpEndpoint& local,
+                         const net::IpEndpoint& remote, const Encap* encap) {
+  size_t moved = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [spi, entry] : staged_) {
+      if (entry->ike_spi_i != spi_i || entry->ike_spi_r != spi_r) continue;
+      const Encap next_encap = encap != nullptr ? *encap : entry->encap;
+      net::IpEndpoint next_remote = remote;
+      if (next_encap == Encap::kUdp && next_remote.port() == 0) next_remote.set_port(4500);
+      if (entry->remote == next_remote && entry->local == local && entry->encap == next_encap) {
+        continue;
+      }
+      auto changed = std::make_shared<SaEntry>(*entry);
+      changed->remote = next_remote;
+      changed->local = local;
+      changed->encap = next_encap;
+      entry = std::move(changed);
+      ++moved;
+    }
+  }
+  if (moved > 0) Publish();
+  return moved;
+}
+
 }  // namespace vpn::forwarder

@@ -94,6 +94,14 @@ class SaTable {
   absl::StatusOr<net::IpEndpoint> MoveRemote(uint32_t spi, const esp::EspSa* sa,
                                              const net::IpEndpoint& remote);
 
+  // Points every staged CHILD SA of IKE SA (spi_i, spi_r) at a new path
+  // (an authenticated MOBIKE move, announced by ike-service before its
+  // durable commit) and publishes once. `encap` null keeps each SA's
+  // encapsulation. Same EspSas: SPIs, sequence numbers and replay windows
+  // are kept. Returns how many SAs it moved.
+  size_t MovePath(uint64_t spi_i, uint64_t spi_r, const net::IpEndpoint& local,
+                  const net::IpEndpoint& remote, const Encap* encap);
+
  private:
   // Serialises Publish() (build and store) between writers.
   absl::Mutex publish_mu_ ABSL_ACQUIRED_BEFORE(mu_);

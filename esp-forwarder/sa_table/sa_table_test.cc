@@ -129,5 +129,47 @@ TEST_P(MakeBeforeBreakTest, NewestSeenWinsAmongSeveral) {
 
 INSTANTIATE_TEST_SUITE_P(HostAndRange, MakeBeforeBreakTest, ::testing::Values(32, 24));
 
+// An announced MOBIKE move: every CHILD SA of that IKE SA, and only those,
+// points at the new path; their EspSa (sequence numbers, replay) is kept.
+TEST(MovePathTest, MovesEveryChildOfThatIkeSaKeepingItsState) {
+  SaTable table;
+  Sa first = MakeSa(0xc0000001, 10);
+  Sa second = MakeSa(0xc0000002, 20);
+  Sa other = MakeSa(0xc0000003, 30);
+  const net::IpEndpoint old_path = *net::IpEndpoint::Parse("192.0.2.2:4500");
+  for (Sa* sa : {&first, &second, &other}) {
+    auto entry = std::make_shared<SaEntry>(*sa->entry);
+    entry->ike_spi_i = sa == &other ? 7 : 1;
+    entry->ike_spi_r = 2;
+    entry->remote = old_path;
+    table.Put(entry);
+  }
+  table.Publish();
+  ClientSends(first);
+  const uint64_t highest = first.entry->sa->inbound_highest();
+  ASSERT_GT(highest, 0u);
+
+  const net::IpEndpoint local = *net::IpEndpoint::Parse("198.51.100.1:4500");
+  const net::IpEndpoint remote = *net::IpEndpoint::Parse("198.51.100.2:0");
+  EXPECT_EQ(table.MovePath(1, 2, local, remote, nullptr), 2u);
+  std::shared_ptr<const SaSnapshot> now = table.Current();
+  for (uint32_t spi : {0xc0000001u, 0xc0000002u}) {
+    const SaEntry* entry = now->Inbound(spi);
+    ASSERT_NE(entry, nullptr);
+    EXPECT_EQ(entry->remote.ToString(), "198.51.100.2:4500");  // ESP in UDP keeps 4500
+    EXPECT_EQ(entry->local, local);
+  }
+  EXPECT_EQ(now->Inbound(0xc0000001)->sa, first.entry->sa);
+  EXPECT_EQ(now->Inbound(0xc0000001)->sa->inbound_highest(), highest);
+  EXPECT_EQ(now->Inbound(0xc0000003)->remote, old_path);
+
+  // The same move again changes nothing; a raw-ESP path keeps its port.
+  EXPECT_EQ(table.MovePath(1, 2, local, remote, nullptr), 0u);
+  const Encap raw = Encap::kRaw;
+  EXPECT_EQ(table.MovePath(1, 2, local, *net::IpEndpoint::Parse("198.51.100.2:500"), &raw), 2u);
+  EXPECT_EQ(table.Current()->Inbound(0xc0000002)->encap, Encap::kRaw);
+  EXPECT_EQ(table.MovePath(9, 9, local, remote, nullptr), 0u);
+}
+
 }  // namespace
 }  // namespace vpn::forwarder

@@ -1,5 +1,7 @@
 #include "ike-service/engine/ike_engine.h"
 
+#include <algorithm>
+
 #include "absl/hash/hash.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -34,13 +36,14 @@ std::string EndpointKey(const v1::Endpoint& endpoint) {
 
 IkeEngine::IkeEngine(ResponderPolicy policy, EngineOptions options, AuthServices services,
                      SaRecorder* recorder, MobilityClient* mobility, SendFunction send,
-                     prometheus::Registry& registry)
+                     PathFunction move_path, prometheus::Registry& registry)
     : policy_(std::move(policy)),
       options_(options),
       services_(services),
       recorder_(recorder),
       mobility_(mobility),
       send_(std::move(send)),
+      move_path_(std::move(move_path)),
       dropped_family_(prometheus::BuildCounter()
                           .Name("ike_datagrams_dropped_total")
                           .Help("IKE datagrams dropped, by reason.")
@@ -98,7 +101,21 @@ void IkeEngine::Submit(size_t forwarder, v1::IkeDatagram datagram) {
     dropped_family_.Add({{"reason", "queue_full"}}).Increment();
     return;
   }
-  worker.queue.push_back({forwarder, std::move(datagram)});
+  // A response to one of the gateway's own requests (liveness, a MOBIKE
+  // return-routability check) is cheap and may let traffic move: it goes
+  // ahead of queued requests, which are a separate window (RFC 7296 §2.3),
+  // after other queued responses.
+  auto is_response = [](const Work& work) {
+    constexpr size_t kFlagsOffset = 19;
+    constexpr uint8_t kResponseFlag = 0x20;
+    const std::string& p = work.datagram.payload();
+    return p.size() > kFlagsOffset && (p[kFlagsOffset] & kResponseFlag) != 0;
+  };
+  Work work{forwarder, std::move(datagram)};
+  auto position = is_response(work)
+                      ? std::find_if_not(worker.queue.begin(), worker.queue.end(), is_response)
+                      : worker.queue.end();
+  worker.queue.insert(position, std::move(work));
 }
 
 void IkeEngine::RunWorker(Worker* worker) {
@@ -648,6 +665,18 @@ crypto::Bytes IkeEngine::CertificateAuthorities() {
 
 void IkeEngine::CommitMove(IkeSa& sa, v1::EndpointUpdate::Cause cause) {
   sa.moved_here = absl::Now();
+  if (move_path_) {
+    v1::SaPathUpdate path;
+    path.set_initiator_spi(sa.spi_i);
+    path.set_responder_spi(sa.spi_r);
+    *path.mutable_local() = sa.local.ToProto();
+    *path.mutable_remote() = sa.remote.ToProto();
+    path.set_remote_behind_nat(sa.initiator_behind_nat);
+    move_path_(path);
+  }
+  // The durable commit goes after this SA's queued record writes, so none
+  // of them (built before the move) lands after it.
+  recorder_->Flush();
   if (mobility_ != nullptr) {
     v1::EndpointUpdate update;
     update.set_initiator_spi(sa.spi_i);

@@ -47,11 +47,13 @@ struct EngineOptions {
 class IkeEngine {
  public:
   using SendFunction = std::function<void(size_t forwarder, const v1::IkeDatagram&)>;
+  // Announces an authenticated move to the forwarders (may be empty).
+  using PathFunction = std::function<void(const v1::SaPathUpdate&)>;
 
   // `mobility` (may be null) commits address changes and hears liveness.
   IkeEngine(ResponderPolicy policy, EngineOptions options, AuthServices services,
             SaRecorder* recorder, MobilityClient* mobility, SendFunction send,
-            prometheus::Registry& registry);
+            PathFunction move_path, prometheus::Registry& registry);
   ~IkeEngine();
 
   // Queues a datagram for the worker that owns its SA.
@@ -118,8 +120,9 @@ class IkeEngine {
   void HandleResponse(size_t forwarder, const v1::IkeDatagram& datagram,
                       const codec::Message& response);
   void DeleteEstablished(IkeSa& sa, absl::string_view reason);
-  // Commits the SA's new addresses through mobility-service (compare-on-
-  // version there); without it, writes the records directly.
+  // Tells the forwarders the SA's new path at once (so ESP follows within
+  // the gateway's 1 ms), then commits it through mobility-service (compare-
+  // on-version there); without it, writes the records directly.
   void CommitMove(IkeSa& sa, v1::EndpointUpdate::Cause cause);
   // The CAs to name in CERTREQ, from auth-service, cached for a while.
   crypto::Bytes CertificateAuthorities();
@@ -133,6 +136,7 @@ class IkeEngine {
   SaRecorder* const recorder_;
   MobilityClient* const mobility_;
   const SendFunction send_;
+  const PathFunction move_path_;
   const log::Logger log_{"ike-service"};
   CookieJar cookies_;
 

@@ -139,7 +139,7 @@ absl::Status SaRecorder::RecordEstablished(const IkeSa& sa, bool children_exist)
                                  children_exist ? store::Condition::Any()
                                                 : store::Condition::CreateOnly()));
   }
-  return store_->Txn(ops).status();
+  return Commit(std::move(ops), "established");
 }
 
 absl::Status SaRecorder::RecordIke(const IkeSa& sa) {
@@ -147,20 +147,100 @@ absl::Status SaRecorder::RecordIke(const IkeSa& sa) {
   if (!record.ok()) return record.status();
   std::string value;
   record->SerializeToString(&value);
-  return store_->Put(sa.record_key(), value).status();
+  std::vector<store::Op> ops;
+  ops.push_back(store::Op::Put(sa.record_key(), std::move(value)));
+  return Commit(std::move(ops), "ike");
 }
 
 absl::Status SaRecorder::RecordChild(const IkeSa& sa, const ChildSaState& child) {
   absl::StatusOr<v1::ChildSa> record = ChildRecord(sa, child);
   if (!record.ok()) return record.status();
+  absl::StatusOr<v1::IkeSa> ike = IkeRecord(sa);
+  if (!ike.ok()) return ike.status();
+  std::vector<store::Op> ops;
   std::string value;
   record->SerializeToString(&value);
-  store::PutOptions create_only;
-  create_only.condition = store::Condition::CreateOnly();
-  absl::Status written = store_->Put(ChildKey(child.inbound_spi), value, create_only).status();
-  if (!written.ok()) return written;
-  // The IKE SA's record lists its CHILD SAs.
-  return RecordEstablished(sa, /*children_exist=*/true);
+  ops.push_back(store::Op::Put(ChildKey(child.inbound_spi), std::move(value),
+                               store::Condition::CreateOnly()));
+  std::string ike_value;
+  ike->SerializeToString(&ike_value);
+  ops.push_back(store::Op::Put(sa.record_key(), std::move(ike_value)));
+  return Commit(std::move(ops), "child");
+}
+
+SaRecorder::~SaRecorder() { Stop(); }
+
+void SaRecorder::StartWriteBehind(prometheus::Registry& registry, size_t queue_limit) {
+  failures_ = &prometheus::BuildCounter()
+                   .Name("ike_record_write_failures_total")
+                   .Help("SA record writes (write-behind) the store refused.")
+                   .Register(registry)
+                   .Add({});
+  queue_limit_ = queue_limit;
+  absl::MutexLock lock(&mu_);
+  write_behind_ = true;
+  stopping_ = false;
+  writer_ = std::thread([this] { RunWriter(); });
+}
+
+void SaRecorder::Flush() {
+  absl::MutexLock lock(&mu_);
+  const uint64_t target = queued_;
+  while (committed_ < target) committed_cv_.Wait(&mu_);
+}
+
+void SaRecorder::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!write_behind_) return;
+    stopping_ = true;
+    queue_cv_.Signal();
+  }
+  if (writer_.joinable()) writer_.join();
+  absl::MutexLock lock(&mu_);
+  write_behind_ = false;
+}
+
+absl::Status SaRecorder::CommitNow(const std::vector<store::Op>& ops) {
+  absl::Status status = ops.size() == 1 && ops[0].type == store::Op::Type::kDelete
+                            ? store_->Delete(ops[0].key).status()
+                            : store_->Txn(ops).status();
+  return absl::IsNotFound(status) ? absl::OkStatus() : status;
+}
+
+absl::Status SaRecorder::Commit(std::vector<store::Op> ops, const char* what) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (write_behind_ && !stopping_ && queue_.size() < queue_limit_) {
+      queue_.push_back({std::move(ops), what, ++queued_});
+      queue_cv_.Signal();
+      return absl::OkStatus();
+    }
+    // Off, or full: at once, after what is queued (order per SA is kept).
+    while (committed_ < queued_) committed_cv_.Wait(&mu_);
+  }
+  return CommitNow(ops);
+}
+
+void SaRecorder::RunWriter() {
+  while (true) {
+    Write write;
+    {
+      absl::MutexLock lock(&mu_);
+      while (!stopping_ && queue_.empty()) queue_cv_.Wait(&mu_);
+      if (queue_.empty()) return;  // stopping, drained
+      write = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    absl::Status status = CommitNow(write.ops);
+    if (!status.ok()) {
+      if (failures_ != nullptr) failures_->Increment();
+      log_.Error("cannot record SA", {{"write", write.what}, {"error", status.message()}});
+    }
+    absl::MutexLock lock(&mu_);
+    committed_ = write.sequence;
+    committed_cv_.SignalAll();
+  }
 }
 
 namespace {
@@ -296,13 +376,13 @@ absl::Status SaRecorder::RemoveSa(const IkeSa& sa) {
   for (const ChildSaState& child : sa.children) {
     ops.push_back(store::Op::Delete(ChildKey(child.inbound_spi)));
   }
-  absl::Status status = store_->Txn(ops).status();
-  return absl::IsNotFound(status) ? absl::OkStatus() : status;
+  return Commit(std::move(ops), "remove");
 }
 
 absl::Status SaRecorder::RemoveChild(const ChildSaState& child) {
-  absl::Status status = store_->Delete(ChildKey(child.inbound_spi)).status();
-  return absl::IsNotFound(status) ? absl::OkStatus() : status;
+  std::vector<store::Op> ops;
+  ops.push_back(store::Op::Delete(ChildKey(child.inbound_spi)));
+  return Commit(std::move(ops), "remove_child");
 }
 
 }  // namespace vpn::ike

@@ -1,10 +1,25 @@
 // Writes IKE and CHILD SA records to the versioned store, keys sealed, so
 // the forwarder can install CHILD SAs and other replicas can take over.
+//
+// With write-behind on, each write is built (and its keys sealed) on the
+// calling thread and then committed, in call order, by one writer thread:
+// an IKE worker does not wait for the store's fsync while the next message
+// of the same SA (e.g. a return-routability answer) waits behind it. The
+// response to the client has left before the write either way. A full queue
+// falls back to writing at once; Flush() waits for what is queued; Stop()
+// drains the queue before the process ends.
 #pragma once
 
+#include <deque>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "common/log/log.h"
+#include "prometheus/counter.h"
+#include "prometheus/registry.h"
 #include "common/store/sealer.h"
 #include "common/store/store.h"
 #include "ike-service/exchange/responder_policy.h"
@@ -18,6 +33,15 @@ class SaRecorder {
   SaRecorder(store::Store* store, const store::Sealer* sealer, std::string replica,
              const ResponderPolicy* policy)
       : store_(store), sealer_(sealer), replica_(std::move(replica)), policy_(policy) {}
+  ~SaRecorder();
+
+  // Turns write-behind on (see above); writes return once queued. Failures
+  // are logged and counted in ike_record_write_failures_total.
+  void StartWriteBehind(prometheus::Registry& registry, size_t queue_limit = 4096);
+  // Returns once every write queued before the call is committed.
+  void Flush();
+  // Drains the queue and ends the writer thread (writes are then direct).
+  void Stop();
 
   // The IKE SA and every CHILD SA, in one transaction. After an IKE rekey
   // the CHILD SA records exist already and are rewritten for the new SA.
@@ -25,7 +49,8 @@ class SaRecorder {
   // The IKE SA's record alone (message IDs of the gateway's own requests,
   // which a restarted replica must continue from).
   absl::Status RecordIke(const IkeSa& sa);
-  // One new CHILD SA of an established IKE SA (CREATE_CHILD_SA).
+  // One new CHILD SA of an established IKE SA (CREATE_CHILD_SA), with the
+  // IKE SA's record that lists it, in one transaction.
   absl::Status RecordChild(const IkeSa& sa, const ChildSaState& child);
   // Deletes the IKE SA's record and its CHILD SAs'.
   absl::Status RemoveSa(const IkeSa& sa);
@@ -43,10 +68,34 @@ class SaRecorder {
   absl::StatusOr<v1::ChildSa> ChildRecord(const IkeSa& sa, const ChildSaState& child) const;
 
  private:
+  struct Write {
+    std::vector<store::Op> ops;
+    const char* what;
+    uint64_t sequence;
+  };
+  // Commits `ops` as one transaction, or queues them (write-behind). A
+  // delete of a missing key counts as done.
+  absl::Status Commit(std::vector<store::Op> ops, const char* what);
+  absl::Status CommitNow(const std::vector<store::Op>& ops);
+  void RunWriter();
+
   store::Store* const store_;
   const store::Sealer* const sealer_;
   const std::string replica_;
   const ResponderPolicy* const policy_;
+
+  absl::Mutex mu_;
+  absl::CondVar queue_cv_;      // something queued, or stopping
+  absl::CondVar committed_cv_;  // committed_ moved
+  std::deque<Write> queue_ ABSL_GUARDED_BY(mu_);
+  bool write_behind_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  size_t queue_limit_ = 0;
+  uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;     // writes queued so far
+  uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;  // of those, done
+  std::thread writer_;
+  prometheus::Counter* failures_ = nullptr;
+  const log::Logger log_{"ike-service"};
 };
 
 }  // namespace vpn::ike

@@ -63,6 +63,17 @@ bool IkeTransportClient::Send(size_t forwarder, const v1::IkeDatagram& datagram)
   return connection.stream != nullptr && connection.stream->Write(up);
 }
 
+size_t IkeTransportClient::SendPathUpdate(const v1::SaPathUpdate& update) {
+  v1::IkeTransportUp up;
+  *up.mutable_path_update() = update;
+  size_t sent = 0;
+  for (const std::unique_ptr<Connection>& connection : connections_) {
+    absl::MutexLock lock(&connection->mu);
+    if (connection->stream != nullptr && connection->stream->Write(up)) ++sent;
+  }
+  return sent;
+}
+
 void IkeTransportClient::Run(size_t index) {
   Connection& connection = *connections_[index];
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =

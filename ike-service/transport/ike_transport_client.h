@@ -12,25 +12,22 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/rpc/server_options.h"
+#include "ike-service/transport/forwarder_link.h"
 #include "proto/vpn/v1/ike_transport.grpc.pb.h"
 
 namespace vpn::ike {
 
-class IkeTransportClient {
+class IkeTransportClient final : public ForwarderLink {
  public:
-  // `forwarder` indexes `forwarders`; pass it back to Send() to answer.
-  using Handler =
-      std::function<void(size_t forwarder, const v1::IkeDatagram& datagram)>;
-
+  // `forwarder` indexes `forwarders`.
   IkeTransportClient(std::string replica, std::vector<std::string> forwarders,
                      rpc::TlsFiles tls, Handler handler);
-  ~IkeTransportClient();
+  ~IkeTransportClient() override;
 
-  void Start();
-  void Stop();
-
-  // False when that forwarder's stream is down; IKE retransmits cover it.
-  bool Send(size_t forwarder, const v1::IkeDatagram& datagram);
+  void Start() override;
+  void Stop() override;
+  bool Send(size_t forwarder, const v1::IkeDatagram& datagram) override;
+  size_t SendPathUpdate(const v1::SaPathUpdate& update) override;
 
   // True once every forwarder's stream is open (for tests and readiness).
   bool AllConnected() const;

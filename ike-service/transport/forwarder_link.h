@@ -1,0 +1,28 @@
+// How ike-service reaches the forwarders: over gRPC IkeTransport streams
+// (IkeTransportClient), or, in `gateway`, through the forwarder's relay in
+// the same process (gateway/local_forwarder_link.h).
+#pragma once
+
+#include <cstddef>
+#include <functional>
+
+#include "proto/vpn/v1/ike_transport.pb.h"
+
+namespace vpn::ike {
+
+class ForwarderLink {
+ public:
+  // `forwarder` names where a datagram came from; pass it back to Send().
+  using Handler = std::function<void(size_t forwarder, const v1::IkeDatagram& datagram)>;
+
+  virtual ~ForwarderLink() = default;
+  virtual void Start() = 0;
+  virtual void Stop() = 0;
+  // False when that forwarder is not reachable now; IKE retransmits cover it.
+  virtual bool Send(size_t forwarder, const v1::IkeDatagram& datagram) = 0;
+  // Tells every reachable forwarder where an IKE SA's CHILD SAs go now.
+  // Returns how many it reached.
+  virtual size_t SendPathUpdate(const v1::SaPathUpdate& update) = 0;
+};
+
+}  // namespace vpn::ike
