@@ -31,6 +31,7 @@ Exit 0: passed, or SKIP when not root. Measurements are printed as JSON.
 
 import argparse
 import base64
+import datetime
 import ipaddress
 import json
 import os
@@ -575,6 +576,9 @@ def switch_runs(ph, runs, results_key, results):
         name = f"switch-{ph.name}-{i}"
         client, ike, child, vip = ph.connect(name)
         eap0 = eap_count(client)
+        ours = bool(ph.gateway_proc)
+        pcap = os.path.join(ph.workdir, f"gw-b-{name}.pcap")
+        capture = swan.Capture(t.gw_ns, "b1", pcap, bpf="udp port 4500") if ours else None
         pinger = Pinger(ph, os.path.join(ph.workdir, f"ping-{name}.txt"), 0.01)
         try:
             time.sleep(1.0)
@@ -584,6 +588,8 @@ def switch_runs(ph, runs, results_key, results):
             time.sleep(0.3)
         finally:
             pinger.stop()
+            if capture:
+                capture.stop()
             ph.netns("path-up", "a", check=False)
         if not ok:
             raise Failure(f"{name}: no ping reply after path A went down")
@@ -595,15 +601,77 @@ def switch_runs(ph, runs, results_key, results):
             raise Failure(f"{name}: new IKE SA or new EAP after the switch")
         same_child = any(c["spi_in"] == child["spi_in"] and c.get("state") == "INSTALLED"
                          for c in sa["children"])
+        share = gateway_share(ph, pcap, ike["spi_r"], t0) if ours else None
         say(f"{name}: path A down -> largest reply gap {gap_ms} ms (ping -i 0.01, {lost} missing); same IKE "
-            f"SA, CHILD SA {'kept' if same_child else 'rekeyed'}")
-        out.append({"largest_gap_ms": gap_ms, "lost": lost, "child_kept": same_child})
+            f"SA, CHILD SA {'kept' if same_child else 'rekeyed'}"
+            + (f"; gateway's own share {share['total_ms']} ms (update in -> check out "
+               f"{share['update_to_check_ms']} ms, check answer in -> forwarder on the new path "
+               f"{share['answer_to_forwarder_ms']} ms)" if share else ""))
+        out.append({"largest_gap_ms": gap_ms, "lost": lost, "child_kept": same_child,
+                    "gateway_share": share})
         client.terminate()
         client.stop()
         time.sleep(1.0)  # the client's route back to path A settles
     gaps = [r["largest_gap_ms"] for r in out]
     results[results_key] = {"runs": out, "median_gap_ms": statistics.median(gaps),
                             "min_gap_ms": min(gaps), "max_gap_ms": max(gaps)}
+    shares = [r["gateway_share"]["total_ms"] for r in out if r["gateway_share"]]
+    if shares:
+        results[results_key].update(median_gateway_share_ms=statistics.median(shares),
+                                    max_gateway_share_ms=max(shares))
+
+
+def log_time(ts):
+    """Seconds since the epoch of a JSON log line's "ts" (UTC, microseconds)."""
+    return datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def gateway_share(ph, pcap, spi_r, t0):
+    """The gateway's own share of a MOBIKE move (the issue's 1 ms goal), on
+    the wire of path B and in the gateway's log: from the client's
+    UPDATE_SA_ADDRESSES arriving to the gateway's return-routability request
+    (COOKIE2) leaving, plus from the client's answer arriving to the
+    forwarder pointing the CHILD SAs at the new path. The client's round
+    trip in between is not ours. Fails when the forwarder never heard of
+    the move from ike-service."""
+    t = ph.topo
+    msgs = [m for m in swan.ike_datagrams(pcap)
+            if m["spi_r"] == spi_r and m["exchange"] == 37 and m["time"] >= t0]
+    # The client probes path B with an empty INFORMATIONAL first; the update
+    # is its last request before the gateway's own (the check).
+    requests = [m for m in msgs if m["src"] == t.cli_addr_b and m["flags"] & 0x28 == 0x08]
+    check = next((m for m in msgs if m["src"] == t.gw_addr and m["flags"] & 0x28 == 0), None)
+    update = ([m for m in requests if check is None or m["time"] <= check["time"]] or [None])[-1]
+    if update is None:
+        raise Failure(f"no INFORMATIONAL request from the client on path B in {pcap}")
+    answer = None if check is None else next(
+        (m for m in msgs if m["src"] == t.cli_addr_b and m["flags"] & 0x20 and m["msgid"] == check["msgid"]
+         and m["time"] >= check["time"]), None)
+    since = update["time"] if check is None else (answer or check)["time"]
+    followed = None
+    with open(os.path.join(ph.workdir, "gateway.log"), errors="replace") as f:
+        for line in f:
+            if "new path" not in line:
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if (entry.get("msg") == "CHILD SAs follow their IKE SA's new path"
+                    and entry.get("spi_r") == spi_r and log_time(entry["ts"]) >= since - 0.001):
+                followed = log_time(entry["ts"])
+                break
+    if followed is None:
+        raise Failure(f"the forwarder did not hear of the move of {spi_r} from ike-service")
+    if check is None:  # moved at once (a request of ours was outstanding)
+        first, second = 0.0, followed - update["time"]
+    else:
+        if answer is None:
+            raise Failure(f"no answer to the gateway's return-routability check in {pcap}")
+        first, second = check["time"] - update["time"], followed - answer["time"]
+    return {"update_to_check_ms": round(first * 1e3, 3), "answer_to_forwarder_ms": round(second * 1e3, 3),
+            "total_ms": round((first + second) * 1e3, 3)}
 
 
 def main():
@@ -712,6 +780,10 @@ def main():
             f"({ours['min_gap_ms']}-{ours['max_gap_ms']}), strongSwan {theirs['median_gap_ms']} ms "
             f"({theirs['min_gap_ms']}-{theirs['max_gap_ms']}); ratio "
             f"{measurements['switch_ratio_ours_to_strongswan']}")
+    if ours and "median_gateway_share_ms" in ours:
+        say(f"path switch, the gateway's own share (update in -> check out, plus check answer in -> "
+            f"forwarder on the new path): median {ours['median_gateway_share_ms']} ms, "
+            f"max {ours['max_gateway_share_ms']} ms")
     it.write_junit(junit, results)
     print(json.dumps(measurements, indent=2))
     if args.json:
