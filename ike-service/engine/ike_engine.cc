@@ -626,7 +626,12 @@ void IkeEngine::Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result) {
 void IkeEngine::ReleaseResources(IkeSa& sa) {
   for (const std::string& ip : sa.virtual_ips) {
     AddressPool* pool = ip.size() == 16 ? services_.pool_v6 : services_.pool_v4;
-    if (pool != nullptr) pool->Release(ip, sa.record_key()).IgnoreError();
+    // After the SA's record is gone (queued before), off this worker.
+    if (pool != nullptr) {
+      recorder_->Defer([pool, ip, owner = sa.record_key()] {
+        pool->Release(ip, owner).IgnoreError();
+      });
+    }
   }
   sa.virtual_ips.clear();
   sa.phase = IkeSa::Phase::kDeleted;

@@ -1,5 +1,6 @@
 #include "ike-service/sa/sa_recorder.h"
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/time_util.h"
@@ -201,6 +202,19 @@ void SaRecorder::Stop() {
   write_behind_ = false;
 }
 
+void SaRecorder::Defer(std::function<void()> task) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (write_behind_ && !stopping_ && queue_.size() < queue_limit_) {
+      queue_.push_back({{}, "task", ++queued_, std::move(task)});
+      queue_cv_.Signal();
+      return;
+    }
+    while (committed_ < queued_) committed_cv_.Wait(&mu_);
+  }
+  task();
+}
+
 absl::Status SaRecorder::CommitNow(const std::vector<store::Op>& ops) {
   absl::Status status = ops.size() == 1 && ops[0].type == store::Op::Type::kDelete
                             ? store_->Delete(ops[0].key).status()
@@ -223,22 +237,59 @@ absl::Status SaRecorder::Commit(std::vector<store::Op> ops, const char* what) {
 }
 
 void SaRecorder::RunWriter() {
+  // One transaction (one fsync) for as many queued writes as fit: etcd's
+  // limits, and no key twice (a later write of a key waits for the next).
+  constexpr size_t kMaxOps = 128;
+  constexpr size_t kMaxBytes = 1 << 20;
   while (true) {
-    Write write;
+    std::vector<Write> batch;
     {
       absl::MutexLock lock(&mu_);
       while (!stopping_ && queue_.empty()) queue_cv_.Wait(&mu_);
       if (queue_.empty()) return;  // stopping, drained
-      write = std::move(queue_.front());
-      queue_.pop_front();
+      absl::flat_hash_set<absl::string_view> keys;
+      size_t ops = 0, bytes = 0;
+      while (!queue_.empty()) {
+        const Write& next = queue_.front();
+        if (next.task && !batch.empty()) break;  // a task runs alone
+        size_t next_bytes = 0;
+        bool fits = ops + next.ops.size() <= kMaxOps;
+        for (const store::Op& op : next.ops) {
+          next_bytes += op.key.size() + op.value.size();
+          fits = fits && !keys.contains(op.key);
+        }
+        fits = fits && bytes + next_bytes <= kMaxBytes;
+        if (!batch.empty() && !fits) break;
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+        for (const store::Op& op : batch.back().ops) keys.insert(op.key);
+        ops += batch.back().ops.size();
+        bytes += next_bytes;
+        if (batch.back().task) break;
+      }
     }
-    absl::Status status = CommitNow(write.ops);
-    if (!status.ok()) {
+    auto report = [this](const Write& write, const absl::Status& status) {
+      if (status.ok()) return;
       if (failures_ != nullptr) failures_->Increment();
       log_.Error("cannot record SA", {{"write", write.what}, {"error", status.message()}});
+    };
+    if (batch[0].task) {
+      batch[0].task();
+    } else if (batch.size() == 1) {
+      report(batch[0], CommitNow(batch[0].ops));
+    } else {
+      std::vector<store::Op> merged;
+      for (const Write& write : batch) {
+        merged.insert(merged.end(), write.ops.begin(), write.ops.end());
+      }
+      if (!store_->Txn(merged).ok()) {
+        // A condition failed (or the store did): each write on its own, so
+        // only the one that fails is lost, as without batching.
+        for (const Write& write : batch) report(write, CommitNow(write.ops));
+      }
     }
     absl::MutexLock lock(&mu_);
-    committed_ = write.sequence;
+    committed_ = batch.back().sequence;
     committed_cv_.SignalAll();
   }
 }

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,6 +41,9 @@ class SaRecorder {
   void StartWriteBehind(prometheus::Registry& registry, size_t queue_limit = 4096);
   // Returns once every write queued before the call is committed.
   void Flush();
+  // Runs `task` (more store work of an SA, e.g. releasing its address
+  // lease) after the writes queued before it; at once without write-behind.
+  void Defer(std::function<void()> task);
   // Drains the queue and ends the writer thread (writes are then direct).
   void Stop();
 
@@ -72,6 +76,7 @@ class SaRecorder {
     std::vector<store::Op> ops;
     const char* what;
     uint64_t sequence;
+    std::function<void()> task;  // instead of ops
   };
   // Commits `ops` as one transaction, or queues them (write-behind). A
   // delete of a missing key counts as done.

@@ -105,6 +105,58 @@ TEST_F(SaRecorderTest, AFullQueueWritesAtOnceInOrder) {
   EXPECT_EQ(Stored().next_message_id_out(), 50u);
 }
 
+// Many SAs' writes queued at once go out in few transactions, yet each
+// SA's last write is what the store holds, and a refused one is alone lost.
+TEST_F(SaRecorderTest, BatchesQueuedWritesOfManySas) {
+  recorder_->StartWriteBehind(registry_);
+  std::vector<IkeSa> sas(50);
+  for (size_t i = 0; i < sas.size(); ++i) {
+    sas[i].spi_i = 100 + i;
+    sas[i].spi_r = 200 + i;
+    sas[i].phase = IkeSa::Phase::kEstablished;
+    sas[i].children.push_back(Child(0xd0000000 + static_cast<uint32_t>(i)));
+  }
+  sa_.children.push_back(Child(0xd0000007));  // collides with sas[7]'s CHILD SA
+  for (int round = 1; round <= 3; ++round) {
+    for (IkeSa& sa : sas) {
+      sa.next_own_request_id = round;
+      if (round == 1) {
+        ASSERT_TRUE(recorder_->RecordEstablished(sa).ok());
+      } else {
+        ASSERT_TRUE(recorder_->RecordIke(sa).ok());
+      }
+    }
+    if (round == 1) ASSERT_TRUE(recorder_->RecordEstablished(sa_).ok());
+  }
+  recorder_->Flush();
+  const int64_t revision = store_->Get(sas.back().record_key())->mod_revision;
+  for (const IkeSa& sa : sas) {
+    v1::IkeSa record;
+    ASSERT_TRUE(record.ParseFromString(store_->Get(sa.record_key())->value));
+    EXPECT_EQ(record.next_message_id_out(), 3u);
+    EXPECT_TRUE(store_->Get(SaRecorder::ChildKey(sa.children[0].inbound_spi)).ok());
+  }
+  // 151 writes; batched, far fewer revisions than writes.
+  EXPECT_LT(revision, 100);
+  // The colliding SA's record was refused (create-only CHILD SA), alone.
+  EXPECT_TRUE(absl::IsNotFound(store_->Get(sa_.record_key()).status()));
+}
+
+TEST_F(SaRecorderTest, DeferredTasksRunAfterTheWritesQueuedBeforeThem) {
+  recorder_->StartWriteBehind(registry_);
+  std::vector<uint32_t> seen;
+  for (uint32_t id = 1; id <= 20; ++id) {
+    sa_.next_own_request_id = id;
+    ASSERT_TRUE(recorder_->RecordIke(sa_).ok());
+    recorder_->Defer([&, id] {
+      EXPECT_EQ(Stored().next_message_id_out(), id);
+      seen.push_back(id);
+    });
+  }
+  recorder_->Flush();
+  EXPECT_EQ(seen.size(), 20u);
+}
+
 TEST_F(SaRecorderTest, RefusedWritesBehindAreCounted) {
   recorder_->StartWriteBehind(registry_);
   sa_.children.push_back(Child(0xc0000002));
