@@ -72,7 +72,16 @@ IkeEngine::IkeEngine(ResponderPolicy policy, EngineOptions options, AuthServices
                            .Name("ike_sas_half_open")
                            .Help("IKE SAs not yet authenticated.")
                            .Register(registry)
-                           .Add({})) {
+                           .Add({})),
+      mobike_switch_seconds_(
+          prometheus::BuildHistogram()
+              .Name("ike_mobike_switch_seconds")
+              .Help("From an authenticated UPDATE_SA_ADDRESSES to its CHILD SAs moving "
+                    "(the forwarders told), return-routability round trip included.")
+              .Register(registry)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001,
+                                                               0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                               0.1, 0.25, 0.5, 1, 2.5})) {
   for (size_t i = 0; i < std::max<size_t>(options_.workers, 1); ++i) {
     auto worker = std::make_unique<Worker>();
     Worker* raw = worker.get();
@@ -557,7 +566,7 @@ void IkeEngine::Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result) {
       return;
     }
     case ExchangeOutcome::kDone:
-      if (result.addresses_updated) sa->moved_here = absl::Now();
+      if (result.addresses_updated) sa->moved_here = sa->mobike_update_at = absl::Now();
       if (result.addresses_updated && sa->pending_request.has_value()) {
         // One request at a time (window size 1): no check this time.
         log_.Info("MOBIKE address update without return routability check",
@@ -678,6 +687,10 @@ void IkeEngine::CommitMove(IkeSa& sa, v1::EndpointUpdate::Cause cause) {
     *path.mutable_remote() = sa.remote.ToProto();
     path.set_remote_behind_nat(sa.initiator_behind_nat);
     move_path_(path);
+  }
+  if (cause == v1::EndpointUpdate::MOBIKE && sa.mobike_update_at != absl::InfinitePast()) {
+    mobike_switch_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - sa.mobike_update_at));
+    sa.mobike_update_at = absl::InfinitePast();
   }
   // The durable commit goes after this SA's queued record writes, so none
   // of them (built before the move) lands after it.

@@ -24,6 +24,7 @@
 #include "ike-service/sa/sa_recorder.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "proto/vpn/v1/ike_transport.pb.h"
 
@@ -158,6 +159,7 @@ class IkeEngine {
   prometheus::Counter& sa_deleted_;
   prometheus::Gauge& sas_gauge_;
   prometheus::Gauge& half_open_gauge_;
+  prometheus::Histogram& mobike_switch_seconds_;
 };
 
 }  // namespace vpn::ike

@@ -114,6 +114,9 @@ struct IkeSa {
   // When this replica last moved the SA itself; records written before it
   // are older news (the store watch may deliver them late).
   absl::Time moved_here = absl::InfinitePast();
+  // When an authenticated UPDATE_SA_ADDRESSES came in whose move is not yet
+  // announced (the return-routability check is under way).
+  absl::Time mobike_update_at = absl::InfinitePast();
 
   // The store key of this SA's record: "ike/<spi_i>-<spi_r>" in hex.
   std::string record_key() const;

@@ -21,7 +21,7 @@ Phases, each with its own topology and gateway:
 | forged-update | mobility | a captured UPDATE_SA_ADDRESSES (the client's INFORMATIONAL request on path B after path A went down), given the next message ID and a flipped ICV byte, sent from a spoofed source (raw socket); a captured ESP packet with a raised sequence number and a flipped ICV byte, and one replayed as is, from the same spoofed source: the record does not change, ike_datagrams_dropped_total{reason="integrity_or_syntax"}, forwarder_esp_drops_total{reason="auth_failed"} and {reason="replay"} count them, no MOBIKE or NAT-rebinding update is counted, ping still works |
 | outage | mobility | path B down, then path A down (no path at all) for longer than liveness_timeout: the gateway marks the SA DORMANT (vpnctl sa state, mobility_sas_dormant); path B up: the client comes back from its new address with MOBIKE, same SPIs, no new EAP; ping works; the record is ESTABLISHED at the new address |
 | cleanup | mobility | the outage client is cut off (both paths down) and killed: after outage_window its SA is gone from `vpnctl sas` (mobility_sas_expired_total), and the next client gets the one virtual IP of the /30 pool |
-| switch | switch-ours, switch-swan | the ping gap of a MOBIKE path switch with our gateway and with strongSwan's, same client, same run; both and the ratio are printed |
+| switch | switch-ours, switch-swan | the ping gap of a MOBIKE path switch with our gateway and with strongSwan's, same client, same run; both and the ratio are printed; an iperf3 TCP connection across each switch must survive (exit 0, data in its last interval); with ours, the gateway's own share (update in -> check out, answer in -> forwarder moved) from a path-B capture and the log, and the forwarder must have heard of the move from ike-service |
 
   mobility_interop_test.py --gateway-cmd 'exec our_gateway.sh GATEWAY VPNCTL' --vpnctl VPNCTL
       [--scenarios nat-rebind,forged-update,outage,cleanup,switch] [--switch-runs 3] [--json out.json]
@@ -184,6 +184,55 @@ def endpoint(ep):
 
 def eap_count(client):
     return sum("EAP" in line and "succeeded" in line for line in client.log_lines())
+
+
+class TcpFlow:
+    """An iperf3 TCP run (20 Mbit/s) from the client's virtual IP to the lan
+    host across a switch: a one-off server, the client in the background."""
+
+    PORT = 5202
+
+    def __init__(self, ph, seconds):
+        t = ph.topo
+        self.server = subprocess.Popen(
+            ["ip", "netns", "exec", t.lan_ns, "iperf3", "-s", "-1", "-B", t.lan_host, "-p", str(self.PORT)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 5
+        while not t.exec("lan", ["ss", "-H", "-tln", "sport", "=", f":{self.PORT}"], check=False).stdout.strip():
+            if time.monotonic() > deadline:
+                raise Failure("iperf3 server did not listen")
+            time.sleep(0.05)
+        self.client = subprocess.Popen(
+            ["ip", "netns", "exec", t.cli_ns, "iperf3", "-c", t.lan_host, "-p", str(self.PORT), "-t", str(seconds),
+             "-b", "20M", "-i", "0.5", "-J", "--connect-timeout", "3000"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.seconds = seconds
+
+    def finish(self):
+        """{"error", "mbit_s", "last_mbit_s"}: error is None when iperf3 exited 0
+        and the last interval carried data (the connection outlived the switch)."""
+        try:
+            out, err = self.client.communicate(timeout=self.seconds + 15)
+        except subprocess.TimeoutExpired:
+            return {"error": "iperf3 did not finish", "mbit_s": 0, "last_mbit_s": 0}
+        try:
+            j = json.loads(out)
+        except ValueError:
+            return {"error": f"no JSON from iperf3 (exit {self.client.returncode}): {err[-200:]}",
+                    "mbit_s": 0, "last_mbit_s": 0}
+        intervals = j.get("intervals") or [{}]
+        last = intervals[-1].get("sum", {}).get("bits_per_second", 0.0)
+        total = j.get("end", {}).get("sum_received", {}).get("bits_per_second", 0.0)
+        error = j.get("error") or (f"iperf3 exited {self.client.returncode}" if self.client.returncode else None)
+        if not error and last <= 0:
+            error = "the last interval carried nothing"
+        return {"error": error, "mbit_s": round(total / 1e6, 1), "last_mbit_s": round(last / 1e6, 1)}
+
+    def stop(self):
+        for p in (self.client, self.server):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
 
 
 class Pinger:
@@ -579,6 +628,7 @@ def switch_runs(ph, runs, results_key, results):
         ours = bool(ph.gateway_proc)
         pcap = os.path.join(ph.workdir, f"gw-b-{name}.pcap")
         capture = swan.Capture(t.gw_ns, "b1", pcap, bpf="udp port 4500") if ours else None
+        tcp = TcpFlow(ph, seconds=4)
         pinger = Pinger(ph, os.path.join(ph.workdir, f"ping-{name}.txt"), 0.01)
         try:
             time.sleep(1.0)
@@ -586,13 +636,17 @@ def switch_runs(ph, runs, results_key, results):
             ph.netns("path-down", "a")
             ok = pinger.wait_reply_after(time.time() + 0.01, timeout=15)
             time.sleep(0.3)
+            tcp_result = tcp.finish()
         finally:
             pinger.stop()
+            tcp.stop()
             if capture:
                 capture.stop()
             ph.netns("path-up", "a", check=False)
         if not ok:
             raise Failure(f"{name}: no ping reply after path A went down")
+        if tcp_result["error"]:
+            raise Failure(f"{name}: the TCP connection did not survive the switch: {tcp_result['error']}")
         gap_ms, lost = gap_around(pinger.replies(), t0)
         if gap_ms is None:
             raise Failure(f"{name}: no gap in the replies after path A went down")
@@ -603,11 +657,12 @@ def switch_runs(ph, runs, results_key, results):
                          for c in sa["children"])
         share = gateway_share(ph, pcap, ike["spi_r"], t0) if ours else None
         say(f"{name}: path A down -> largest reply gap {gap_ms} ms (ping -i 0.01, {lost} missing); same IKE "
-            f"SA, CHILD SA {'kept' if same_child else 'rekeyed'}"
+            f"SA, CHILD SA {'kept' if same_child else 'rekeyed'}; iperf3 TCP across it exited 0, "
+            f"{tcp_result['mbit_s']} Mbit/s, last interval {tcp_result['last_mbit_s']} Mbit/s"
             + (f"; gateway's own share {share['total_ms']} ms (update in -> check out "
                f"{share['update_to_check_ms']} ms, check answer in -> forwarder on the new path "
                f"{share['answer_to_forwarder_ms']} ms)" if share else ""))
-        out.append({"largest_gap_ms": gap_ms, "lost": lost, "child_kept": same_child,
+        out.append({"largest_gap_ms": gap_ms, "lost": lost, "child_kept": same_child, "tcp": tcp_result,
                     "gateway_share": share})
         client.terminate()
         client.stop()
@@ -615,6 +670,13 @@ def switch_runs(ph, runs, results_key, results):
     gaps = [r["largest_gap_ms"] for r in out]
     results[results_key] = {"runs": out, "median_gap_ms": statistics.median(gaps),
                             "min_gap_ms": min(gaps), "max_gap_ms": max(gaps)}
+    if ph.gateway_proc:
+        ms = ph.scrape()
+        count = metric(ms, "ike_mobike_switch_seconds_count")
+        if count < runs:
+            raise Failure(f"ike_mobike_switch_seconds counted {count} switches, not {runs}")
+        results[results_key]["metric_mean_switch_ms"] = round(
+            metric(ms, "ike_mobike_switch_seconds_sum") / count * 1e3, 3)
     shares = [r["gateway_share"]["total_ms"] for r in out if r["gateway_share"]]
     if shares:
         results[results_key].update(median_gateway_share_ms=statistics.median(shares),
