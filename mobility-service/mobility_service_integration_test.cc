@@ -15,6 +15,7 @@
 #include "common/rpc/credentials.h"
 #include "common/rpc/probes.h"
 #include "common/store/etcd_launcher.h"
+#include "common/store/sa_keys.h"
 #include "common/store/store.h"
 #include "common/store/store_factory.h"
 #include "common/testing/child_process.h"
@@ -38,7 +39,7 @@ int IntField(const std::string& line, const std::string& key) {
 }
 
 std::string IkeKey(uint64_t i, uint64_t r) { return absl::StrFormat("ike/%016x-%016x", i, r); }
-std::string ChildKey(uint32_t spi) { return absl::StrFormat("child/%08x", spi); }
+std::string ChildKey(uint32_t spi) { return store::ChildSaKey(spi); }
 std::string Vip(uint8_t last) { return std::string("\x0a\x0a\x00", 3) + static_cast<char>(last); }
 std::string LeaseKey(uint8_t last) { return "pool/v4/" + absl::BytesToHexString(Vip(last)); }
 

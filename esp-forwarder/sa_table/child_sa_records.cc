@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/ipsec/transform_records.h"
+#include "common/store/sa_keys.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace vpn::forwarder {
@@ -38,7 +39,7 @@ std::string Str(const std::vector<uint8_t>& v) { return std::string(v.begin(), v
 
 }  // namespace
 
-std::string ChildKey(uint32_t inbound_spi) { return absl::StrFormat("child/%08x", inbound_spi); }
+std::string ChildKey(uint32_t inbound_spi) { return store::ChildSaKey(inbound_spi); }
 
 absl::StatusOr<v1::ChildSa> MakeChildSaRecord(const store::Sealer& sealer,
                                               const ChildSaSpec& spec) {

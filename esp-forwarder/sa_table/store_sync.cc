@@ -8,6 +8,7 @@
 #include "common/crypto/crypto.h"
 #include "common/ipsec/transform_records.h"
 #include "common/log/log.h"
+#include "common/store/sa_keys.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace vpn::forwarder {
@@ -41,7 +42,7 @@ absl::StatusOr<std::shared_ptr<const SaEntry>> EntryFromRecord(
     const store::Sealer& sealer, const std::string& key, const v1::ChildSa& record,
     int64_t create_revision, uint32_t default_replay_window,
     std::shared_ptr<esp::EspSa> reuse) {
-  if (key != absl::StrFormat("%s%08x", kChildPrefix, record.inbound_spi())) {
+  if (key != store::ChildSaKey(record.inbound_spi())) {
     return absl::InvalidArgumentError(
         absl::StrCat("record under ", key, " has inbound SPI ", Hex(record.inbound_spi())));
   }
@@ -168,7 +169,7 @@ void StoreSync::Stop() {
 }
 
 absl::Status StoreSync::Relist() {
-  absl::StatusOr<store::ListResult> list = store_->List(kChildPrefix);
+  absl::StatusOr<store::ListResult> list = store_->List(store::kChildSaPrefix);
   if (!list.ok()) return list.status();
   store::WatchEvent resync;
   resync.type = store::WatchEvent::Type::kResync;
@@ -246,7 +247,7 @@ void StoreSync::Apply(const store::WatchEvent& event) {
       break;
     case store::WatchEvent::Type::kDelete: {
       uint32_t spi = 0;
-      const std::string hex = event.kv.key.substr(sizeof(kChildPrefix) - 1);
+      const std::string hex = event.kv.key.substr(sizeof(store::kChildSaPrefix) - 1);
       if (absl::SimpleHexAtoi(hex, &spi)) {
         Drop(spi);
         if (checkpointer_) checkpointer_->Remove(spi);
@@ -261,7 +262,7 @@ void StoreSync::Apply(const store::WatchEvent& event) {
       absl::flat_hash_set<uint32_t> present;
       for (const store::KeyValue& kv : event.snapshot) {
         uint32_t spi = 0;
-        if (absl::SimpleHexAtoi(kv.key.substr(sizeof(kChildPrefix) - 1), &spi)) {
+        if (absl::SimpleHexAtoi(kv.key.substr(sizeof(store::kChildSaPrefix) - 1), &spi)) {
           present.insert(spi);
         }
       }
@@ -304,7 +305,7 @@ void StoreSync::Run() {
           continue;
         }
       }
-      auto watch = store_->Watch(kChildPrefix, revision_.load() + 1);
+      auto watch = store_->Watch(store::kChildSaPrefix, revision_.load() + 1);
       if (!watch.ok()) {
         Log().Warning("cannot watch CHILD SAs; retrying", {{"error", watch.status().ToString()}});
         need_list = true;

@@ -31,8 +31,6 @@
 
 namespace vpn::forwarder {
 
-inline constexpr char kChildPrefix[] = "child/";
-
 struct StoreSyncOptions {
   uint32_t default_replay_window = 1024;  // when a record says 0
   absl::Duration sweep_interval = absl::Milliseconds(250);

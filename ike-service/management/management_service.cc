@@ -3,6 +3,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/store/sa_keys.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace vpn::ike {
@@ -11,10 +12,6 @@ namespace {
 grpc::Status ToGrpc(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
                       std::string(status.message()));
-}
-
-std::string IkeKey(uint64_t spi_i, uint64_t spi_r) {
-  return absl::StrFormat("ike/%016x-%016x", spi_i, spi_r);
 }
 
 google::protobuf::Timestamp Now() {
@@ -53,14 +50,14 @@ grpc::Status ManagementService::ListSas(grpc::ServerContext*,
 grpc::Status ManagementService::GetSa(grpc::ServerContext*, const v1::GetSaRequest* request,
                                       v1::GetSaReply* reply) {
   absl::StatusOr<store::Versioned<v1::IkeSa>> sa = store::GetProto<v1::IkeSa>(
-      *store_, IkeKey(request->initiator_spi(), request->responder_spi()));
+      *store_, store::IkeSaKey(request->initiator_spi(), request->responder_spi()));
   if (!sa.ok()) return ToGrpc(sa.status());
   *reply->mutable_ike_sa() = sa->record;
   Redact(reply->mutable_ike_sa());
   reply->mutable_ike_sa()->mutable_meta()->set_version(sa->version);
   for (uint32_t spi : sa->record.child_spis()) {
     absl::StatusOr<store::Versioned<v1::ChildSa>> child = store::GetProto<v1::ChildSa>(
-        *store_, absl::StrFormat("child/%08x", spi));
+        *store_, store::ChildSaKey(spi));
     if (!child.ok()) continue;
     v1::ChildSa* out = reply->add_child_sas();
     *out = child->record;
@@ -75,7 +72,7 @@ grpc::Status ManagementService::TerminateSa(grpc::ServerContext*,
   absl::Status terminated = terminate_(request->initiator_spi(), request->responder_spi());
   if (absl::IsNotFound(terminated)) {
     absl::StatusOr<store::Versioned<v1::IkeSa>> sa = store::GetProto<v1::IkeSa>(
-        *store_, IkeKey(request->initiator_spi(), request->responder_spi()));
+        *store_, store::IkeSaKey(request->initiator_spi(), request->responder_spi()));
     if (sa.ok() && sa->record.meta().owner_replica() != replica_) {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           "the SA is owned by replica '" + sa->record.meta().owner_replica() +
@@ -90,7 +87,7 @@ grpc::Status ManagementService::GetCounters(grpc::ServerContext*,
                                             v1::GetCountersReply* reply) {
   absl::StatusOr<store::ListResult> ike = store_->List("ike/");
   if (!ike.ok()) return ToGrpc(ike.status());
-  absl::StatusOr<store::ListResult> child = store_->List("child/");
+  absl::StatusOr<store::ListResult> child = store_->List(store::kChildSaPrefix);
   if (!child.ok()) return ToGrpc(child.status());
   reply->set_ike_sas(ike->kvs.size());
   reply->set_child_sas(child->kvs.size());

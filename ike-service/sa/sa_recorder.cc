@@ -3,6 +3,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/store/sa_keys.h"
 #include "google/protobuf/util/time_util.h"
 #include "common/ipsec/transform_records.h"
 #include "common/net/ip_endpoint.h"
@@ -35,7 +36,7 @@ void AddSelectors(const std::vector<codec::TrafficSelector>& selectors,
 }  // namespace
 
 std::string SaRecorder::ChildKey(uint32_t inbound_spi) {
-  return absl::StrFormat("child/%08x", inbound_spi);
+  return store::ChildSaKey(inbound_spi);
 }
 
 absl::StatusOr<v1::IkeSa> SaRecorder::IkeRecord(const IkeSa& sa) const {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/net/ip_endpoint.h"
+#include "common/store/sa_keys.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/time_util.h"
@@ -92,7 +93,7 @@ std::string Hex(uint64_t spi) { return absl::StrFormat("%016x", spi); }
 }  // namespace
 
 std::string MobilityManager::IkeKey(uint64_t spi_i, uint64_t spi_r) {
-  return absl::StrFormat("ike/%016x-%016x", spi_i, spi_r);
+  return store::IkeSaKey(spi_i, spi_r);
 }
 
 std::string MobilityManager::PathKey(uint64_t spi_i, uint64_t spi_r) {
@@ -100,7 +101,7 @@ std::string MobilityManager::PathKey(uint64_t spi_i, uint64_t spi_r) {
 }
 
 std::string MobilityManager::ChildKey(uint32_t inbound_spi) {
-  return absl::StrFormat("child/%08x", inbound_spi);
+  return store::ChildSaKey(inbound_spi);
 }
 
 MobilityManager::MobilityManager(store::Store* store, Clock* clock,

@@ -1,0 +1,24 @@
+// Where the SA records live in the store: one spelling for every service.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/str_format.h"
+
+namespace vpn::store {
+
+inline constexpr char kIkeSaPrefix[] = "ike/";
+inline constexpr char kChildSaPrefix[] = "child/";
+
+// "ike/<spi_i>-<spi_r>", 16 hex digits each.
+inline std::string IkeSaKey(uint64_t spi_i, uint64_t spi_r) {
+  return absl::StrFormat("ike/%016x-%016x", spi_i, spi_r);
+}
+
+// "child/<inbound spi>", 8 hex digits: the SPI the gateway receives on.
+inline std::string ChildSaKey(uint32_t inbound_spi) {
+  return absl::StrFormat("child/%08x", inbound_spi);
+}
+
+}  // namespace vpn::store
