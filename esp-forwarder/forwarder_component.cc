@@ -158,6 +158,8 @@ absl::StatusOr<std::unique_ptr<ForwarderComponent>> ForwarderComponent::Create(
   } else {
     log.Warning("no store configured: no CHILD SAs will be installed");
   }
+  component->service_ = std::make_unique<ForwarderService>(
+      &component->sa_table_, store.has_value() ? store->store : nullptr);
   if (component->mobility_) component->mobility_->Start();
   component->dataplane_->Start();
   component->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -19,6 +19,7 @@
 #include "common/rpc/server_options.h"
 #include "common/store/store_handle.h"
 #include "esp-forwarder/dataplane/dataplane.h"
+#include "esp-forwarder/forwarder_service.h"
 #include "esp-forwarder/ike_relay/ike_relay.h"
 #include "esp-forwarder/mobility/mobility_reporter.h"
 #include "esp-forwarder/io/udp_socket.h"
@@ -65,7 +66,7 @@ class ForwarderComponent : public rpc::Component {
       const ForwarderConfig& config, prometheus::Registry& registry);
   ~ForwarderComponent() override;
 
-  std::vector<grpc::Service*> services() override { return {&relay_}; }
+  std::vector<grpc::Service*> services() override { return {&relay_, service_.get()}; }
   void Stop() override;
 
   uint16_t ike_port() const { return ike_socket_->bound().port(); }
@@ -90,6 +91,7 @@ class ForwarderComponent : public rpc::Component {
   std::unique_ptr<Dataplane> dataplane_;  // owns the NAT-T sockets
   std::unique_ptr<StoreSync> store_sync_;
   IkeRelay relay_;
+  std::unique_ptr<ForwarderService> service_;  // vpn.v1.Forwarder
   prometheus::Counter& malformed_;
   int stop_fd_ = -1;  // eventfd that wakes ReceiveLoop to stop
   std::thread receiver_;

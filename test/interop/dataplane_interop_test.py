@@ -473,8 +473,20 @@ def scenario_inject(ph, name, proposals, results):
     keys = {"auth_failed": ("forwarder_esp_drops_total", {"reason": "auth_failed"}),
             "replay": ("forwarder_esp_drops_total", {"reason": "replay"}),
             "in": ("forwarder_esp_packets_total", {"direction": "in"})}
+
+    def sa_counters():
+        """This CHILD SA's row of `vpnctl esp-counters` (vpn.v1.Forwarder)."""
+        p = t.exec("gw", [ph.args.vpnctl, "--target=127.0.0.1:50054", "esp-counters", child["spi_out"]],
+                   check=False)
+        rows = [line.split() for line in p.stdout.splitlines()[1:]]
+        if p.returncode != 0 or len(rows) != 1:
+            raise Failure(f"{name}: vpnctl esp-counters {child['spi_out']}: {p.stdout}")
+        return dict(zip(("bytes_in", "packets_in", "bytes_out", "packets_out", "replay", "auth"),
+                        map(int, rows[0][2:])))
+
     steps = []
     base0 = ph.scrape()
+    sa0 = sa_counters()
     for i in range(2):
         for what, pkt, want_counts in (
                 ("flipped byte", flipped[i], {"auth_failed": 1}),
@@ -489,6 +501,12 @@ def scenario_inject(ph, name, proposals, results):
                 raise Failure(f"{name}: packet {i} (seq {seqs[i]}), {what}: counter deltas {got}, "
                               f"want exactly {want_counts}")
     total = {k: metric(ph.scrape(), n, **lab) - metric(base0, n, **lab) for k, (n, lab) in keys.items()}
+    sa1 = sa_counters()
+    per_sa = {k: sa1[k] - sa0[k] for k in ("replay", "auth")}
+    if per_sa != {"replay": 2, "auth": 2}:
+        raise Failure(f"{name}: the CHILD SA's own counters (vpnctl esp-counters) moved {per_sa}, "
+                      "want 2 replays and 2 integrity failures")
+    total["sa_counters"] = per_sa
     received, _, out = it.ping(t, "cli", t.lan_host, count=2, interval=0.1)
     if received < 2:
         raise Failure(f"{name}: the tunnel does not work after the injection: {out}")

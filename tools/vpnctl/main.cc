@@ -4,6 +4,7 @@
 //   vpnctl [--target=host:port] services
 //   vpnctl [--target=ike-service:50051] sas | sa SPI_I SPI_R | terminate SPI_I SPI_R
 //   vpnctl [--target=ike-service:50051] counters | events
+//   vpnctl [--target=esp-forwarder:50054] esp-counters [INBOUND_SPI]
 #include <cstdio>
 #include <string>
 
@@ -14,6 +15,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "proto/vpn/v1/auth.grpc.pb.h"
+#include "proto/vpn/v1/forwarder.grpc.pb.h"
 #include "proto/vpn/v1/management.grpc.pb.h"
 
 #include "absl/flags/flag.h"
@@ -45,7 +47,9 @@ constexpr char kUsage[] =
     "  events    stream SA up/down/rekey/address-update events\n"
     "  users                  user names (auth-service, e.g. --target=:50052)\n"
     "  user-add NAME          add or change a user; the password is read from stdin\n"
-    "  user-del NAME          remove a user";
+    "  user-del NAME          remove a user\n"
+    "  esp-counters [SPI]     per-CHILD-SA bytes, packets and drops (esp-forwarder,\n"
+    "                         e.g. --target=:50054; SPI: inbound, hex)";
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "vpnctl: %s\n", message.c_str());
@@ -190,6 +194,34 @@ int RunUsers(const std::string& command, const std::vector<char*>& args,
   return 0;
 }
 
+int RunEspCounters(const std::vector<char*>& args,
+                   const std::shared_ptr<grpc::Channel>& channel) {
+  vpn::v1::CountersRequest request;
+  uint32_t spi = 0;
+  if (args.size() > 3 || (args.size() == 3 && !absl::SimpleHexAtoi(args[2], &spi))) {
+    return Fail("esp-counters takes an optional inbound SPI in hex");
+  }
+  request.set_inbound_spi(spi);
+  auto stub = vpn::v1::Forwarder::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(Deadline());
+  vpn::v1::CountersReply reply;
+  grpc::Status status = stub->Counters(&context, request, &reply);
+  if (!status.ok()) return Fail("esp-counters: " + status.error_message());
+  std::printf("%-10s %-10s %14s %12s %14s %12s %8s %8s\n", "SPI_IN", "SPI_OUT", "BYTES_IN",
+              "PACKETS_IN", "BYTES_OUT", "PACKETS_OUT", "REPLAY", "AUTH");
+  for (const vpn::v1::SaCounters& sa : reply.sas()) {
+    std::printf("%08x   %08x   %14llu %12llu %14llu %12llu %8llu %8llu\n", sa.inbound_spi(),
+                sa.outbound_spi(), static_cast<unsigned long long>(sa.bytes_in()),
+                static_cast<unsigned long long>(sa.packets_in()),
+                static_cast<unsigned long long>(sa.bytes_out()),
+                static_cast<unsigned long long>(sa.packets_out()),
+                static_cast<unsigned long long>(sa.replay_drops()),
+                static_cast<unsigned long long>(sa.auth_failures()));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -237,5 +269,6 @@ int main(int argc, char** argv) {
   if (command == "users" || command == "user-add" || command == "user-del") {
     return RunUsers(command, args, *channel);
   }
+  if (command == "esp-counters") return RunEspCounters(args, *channel);
   return Fail("unknown command '" + command + "'\n" + kUsage);
 }
