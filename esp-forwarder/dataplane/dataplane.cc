@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -127,7 +128,7 @@ size_t PutSource(const net::IpEndpoint& local, bool v6, char* control) {
 }  // namespace
 
 // ---------------------------------------------------------------------------
-class Dataplane::Worker : public SegmentSink {
+class Dataplane::Worker : public SegmentSink, public TunSink {
  public:
   Worker(Dataplane* plane, int index)
       : plane_(plane),
@@ -141,7 +142,9 @@ class Dataplane::Worker : public SegmentSink {
         rx_size_(plane->gro_ ? kRxBuffer : kRxSmallBuffer),
         rx_(new uint8_t[kRxBatch * rx_size_]),
         tun_rx_(new uint8_t[kRxBuffer + 64]),
-        slots_(new uint8_t[kTxSlots * kSlotSize]) {
+        slots_(new uint8_t[kTxSlots * kSlotSize]),
+        coalescer_(*this, vnet_ && plane->options_.coalesce,
+                   vnet_ && plane->options_.coalesce && plane->tun_->uso()) {
     const int mtu = plane->tun_ ? plane->tun_->mtu() : 1400;
     mss_v4_ = static_cast<uint16_t>(mtu - 40);
     mss_v6_ = static_cast<uint16_t>(mtu - 60);
@@ -161,6 +164,21 @@ class Dataplane::Worker : public SegmentSink {
   }
   void Emit(uint8_t* segment, size_t size) override { Outbound(segment, size); }
 
+  // TunSink: one (GSO) write of decrypted packets.
+  int WriteTun(const iovec* iov, int iovcnt, int packets) override {
+    const ssize_t n = writev(tun_fd_, iov, iovcnt);
+    if (n >= 0) {
+      if (iovcnt > 1) stats_.coalesced_in += packets;
+      return 0;
+    }
+    const int error = errno;
+    // A refused GSO write is retried packet by packet (InnerCoalescer).
+    if (iovcnt == 1 || error != EINVAL) {
+      for (int i = 0; i < packets; ++i) Drop(DropReason::kIoError);
+    }
+    return error;
+  }
+
  private:
   struct Tx {
     const SaEntry* entry;
@@ -176,7 +194,8 @@ class Dataplane::Worker : public SegmentSink {
   void HandleUdpPayload(uint8_t* data, size_t size, const msghdr& message);
   // `message`: the datagram's header for ESP in UDP (its source), null for raw.
   void HandleEsp(uint8_t* esp, size_t size, const msghdr* message);
-  void WriteTun(uint8_t* packet, size_t size);
+  // One inner packet to the TUN as it is.
+  void WriteTunPacket(uint8_t* packet, size_t size);
   void ReadTun();
   void Outbound(uint8_t* inner, size_t size);
   void FlushTx();
@@ -194,6 +213,9 @@ class Dataplane::Worker : public SegmentSink {
   std::unique_ptr<uint8_t[]> rx_;
   std::unique_ptr<uint8_t[]> tun_rx_;
   std::unique_ptr<uint8_t[]> slots_;
+  // Decrypted packets on their way to a vnet-header TUN; they point into
+  // rx_, so it is flushed before rx_ is read into again.
+  InnerCoalescer coalescer_;
   uint16_t mss_v4_ = 1360, mss_v6_ = 1340;
   bool gso_ = true;
   int64_t now_ns_ = 0;  // CLOCK_MONOTONIC of this batch (observer reports)
@@ -248,6 +270,9 @@ void Dataplane::Worker::Publish() {
   if (stats_.packets_in != 0) {
     plane_->packets_in_.Increment(static_cast<double>(stats_.packets_in));
     plane_->bytes_in_.Increment(static_cast<double>(stats_.bytes_in));
+    if (stats_.coalesced_in != 0) {
+      plane_->coalesced_in_.Increment(static_cast<double>(stats_.coalesced_in));
+    }
   }
   if (stats_.packets_out != 0) {
     plane_->packets_out_.Increment(static_cast<double>(stats_.packets_out));
@@ -261,6 +286,7 @@ void Dataplane::Worker::Publish() {
   absl::MutexLock lock(&stats_mu_);
   totals_.packets_in += stats_.packets_in;
   totals_.bytes_in += stats_.bytes_in;
+  totals_.coalesced_in += stats_.coalesced_in;
   totals_.packets_out += stats_.packets_out;
   totals_.bytes_out += stats_.bytes_out;
   for (size_t i = 0; i < stats_.drops.counts.size(); ++i) {
@@ -308,6 +334,7 @@ void Dataplane::Worker::ReceiveUdp() {
         HandleUdpPayload(data + off, std::min(segment, size - off), m);
       }
     }
+    coalescer_.Flush();
     if (n < kRxBatch) return;
   }
 }
@@ -376,6 +403,7 @@ void Dataplane::Worker::ReceiveRaw(int fd, bool v6) {
       }
       HandleEsp(data, size, nullptr);
     }
+    coalescer_.Flush();
     if (n < kRxBatch) return;
   }
 }
@@ -414,10 +442,14 @@ void Dataplane::Worker::HandleEsp(uint8_t* esp_packet, size_t size, const msghdr
   ++stats_.packets_in;
   stats_.bytes_in += out.inner_size;
   if (ClampTcpMss(out.inner, out.inner_size, mss_v4_, mss_v6_)) plane_->mss_clamped_.Increment();
-  WriteTun(out.inner, out.inner_size);
+  if (vnet_) {
+    coalescer_.Add(entry->sa.get(), out.inner, out.inner_size);
+  } else {
+    WriteTunPacket(out.inner, out.inner_size);
+  }
 }
 
-void Dataplane::Worker::WriteTun(uint8_t* packet, size_t size) {
+void Dataplane::Worker::WriteTunPacket(uint8_t* packet, size_t size) {
   if (tun_fd_ < 0) {
     Drop(DropReason::kNoTun);
     return;
@@ -451,6 +483,10 @@ void Dataplane::Worker::ReadTun() {
     }
     if ((header.gso_type & 0x7f) == kGsoTcpV4 || (header.gso_type & 0x7f) == kGsoTcpV6) {
       if (SegmentTcp(packet, size, header.gso_size, *this) == 0) Drop(DropReason::kBadInner);
+      continue;
+    }
+    if (header.gso_type == kGsoUdpL4) {
+      if (SegmentUdp(packet, size, header.gso_size, *this) == 0) Drop(DropReason::kBadInner);
       continue;
     }
     if ((header.flags & kVnetNeedsCsum) &&
@@ -496,7 +532,7 @@ void Dataplane::Worker::Outbound(uint8_t* inner, size_t size) {
                                          icmp);
       if (n > 0) {
         plane_->pmtu_sent_.Increment();
-        WriteTun(icmp, n);
+        WriteTunPacket(icmp, n);
       }
     }
     Drop(DropReason::kOversized);
@@ -647,7 +683,13 @@ Dataplane::Dataplane(const DataplaneOptions& options, SaTable* table,
                        .Name("forwarder_esp_mss_clamped_total")
                        .Help("TCP SYNs whose MSS option was lowered.")
                        .Register(registry)
-                       .Add({})) {
+                       .Add({})),
+      coalesced_in_(prometheus::BuildCounter()
+                        .Name("forwarder_esp_coalesced_packets_total")
+                        .Help("Decrypted packets written to the TUN inside GSO super-packets "
+                              "(of forwarder_esp_packets_total{direction=\"in\"}).")
+                        .Register(registry)
+                        .Add({})) {
   for (size_t i = 1; i < esp::kDropReasonNames.size(); ++i) {
     drop_counters_.push_back(&drops_family_.Add({{"reason", esp::kDropReasonNames[i]}}));
   }
@@ -723,6 +765,7 @@ absl::StatusOr<std::unique_ptr<Dataplane>> Dataplane::Create(const DataplaneOpti
               {"workers", workers},
               {"tun", plane->tun_ ? plane->tun_->name() : std::string("none")},
               {"tun_offload", plane->tun_ != nullptr && plane->tun_->vnet_hdr()},
+              {"tun_uso", plane->tun_ != nullptr && plane->tun_->uso()},
               {"udp_gro", plane->gro_},
               {"raw_esp", plane->raw_esp()}});
   return plane;
@@ -769,6 +812,7 @@ DataplaneStats Dataplane::stats() const {
     const DataplaneStats s = worker->totals();
     sum.packets_in += s.packets_in;
     sum.bytes_in += s.bytes_in;
+    sum.coalesced_in += s.coalesced_in;
     sum.packets_out += s.packets_out;
     sum.bytes_out += s.bytes_out;
     for (size_t i = 0; i < s.drops.counts.size(); ++i) sum.drops.counts[i] += s.drops.counts[i];

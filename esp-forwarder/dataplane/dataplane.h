@@ -4,8 +4,9 @@
 //    keepalives to worker 0, so an SA's inbound path stays on one core),
 //  - raw ESP sockets (IP protocol 50, IPv4 and IPv6) filtered to SPI % N,
 //  - queue i of the multi-queue TUN device.
-// Inbound: recvmmsg (+ UDP GRO) -> SPI lookup -> decap -> MSS clamp -> TUN.
-// Outbound: TUN read (+ virtio-net TSO super-packets, segmented here) ->
+// Inbound: recvmmsg (+ UDP GRO) -> SPI lookup -> decap -> MSS clamp -> TUN
+// (runs of one flow coalesced into virtio-net GSO writes: InnerCoalescer).
+// Outbound: TUN read (+ virtio-net TSO/USO super-packets, segmented here) ->
 // lookup by inner destination -> PMTU check -> MSS clamp -> encap ->
 // sendmmsg (+ UDP GSO for runs of equal-size packets to one client).
 // Buffers are allocated once per worker; nothing is allocated per packet.
@@ -51,12 +52,14 @@ struct DataplaneOptions {
   bool raw_esp = true;          // receive and send IP protocol 50
   bool udp_gro = true;          // UDP_GRO on receive
   bool udp_gso = true;          // UDP_SEGMENT on send
+  bool coalesce = true;         // GSO writes of decrypted runs (vnet-header TUN)
   uint32_t path_mtu = 1500;     // outer MTU towards clients (PMTU check)
   InboundObserver* observer = nullptr;  // must outlive the data plane; may be null
 };
 
 struct DataplaneStats {
   uint64_t packets_in = 0, bytes_in = 0, packets_out = 0, bytes_out = 0;
+  uint64_t coalesced_in = 0;  // of packets_in: written in GSO super-packets
   esp::DropCounts drops;
 };
 
@@ -114,6 +117,7 @@ class Dataplane {
   prometheus::Counter& keepalives_;
   prometheus::Counter& pmtu_sent_;
   prometheus::Counter& mss_clamped_;
+  prometheus::Counter& coalesced_in_;
 };
 
 }  // namespace vpn::forwarder

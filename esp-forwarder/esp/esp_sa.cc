@@ -50,7 +50,7 @@ absl::StatusOr<std::shared_ptr<EspSa>> EspSa::Create(const SaParams& params,
 }
 
 ReplayWindow::Verdict EspSa::CheckReplay(uint32_t seq_low, uint64_t* seq) const {
-  absl::MutexLock lock(&replay_mu_);
+  ReplayLockHolder lock(&replay_mu_);
   *seq = replay_.Infer(seq_low);
   return replay_.Check(*seq);
 }
@@ -61,7 +61,7 @@ bool EspSa::UpdateReplay(uint64_t seq) {
 }
 
 bool EspSa::UpdateReplay(uint64_t seq, bool* highest) {
-  absl::MutexLock lock(&replay_mu_);
+  ReplayLockHolder lock(&replay_mu_);
   const uint64_t top = replay_.top();
   if (!replay_.Update(seq)) {
     *highest = false;
@@ -89,7 +89,7 @@ void EspSa::NoteInbound(uint64_t seq, bool highest) {
 
 void EspSa::RestoreReplay(uint64_t highest) {
   if (highest == 0) return;
-  absl::MutexLock lock(&replay_mu_);
+  ReplayLockHolder lock(&replay_mu_);
   replay_.MarkSeenThrough(highest);
   if (replay_.top() > in_highest_.load(std::memory_order_relaxed)) {
     in_highest_.store(replay_.top(), std::memory_order_relaxed);
@@ -98,7 +98,7 @@ void EspSa::RestoreReplay(uint64_t highest) {
 }
 
 uint64_t EspSa::replay_top() const {
-  absl::MutexLock lock(&replay_mu_);
+  ReplayLockHolder lock(&replay_mu_);
   return replay_.top();
 }
 

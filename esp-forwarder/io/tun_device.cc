@@ -20,7 +20,10 @@
 namespace vpn::forwarder {
 namespace {
 
-// Not in older headers.
+// Not in older headers: UDP segmentation offload (Linux 6.2).
+constexpr unsigned kTunUso4 = 0x20;
+constexpr unsigned kTunUso6 = 0x40;
+
 struct In6Ifreq {
   in6_addr addr;
   uint32_t prefixlen;
@@ -66,8 +69,11 @@ absl::StatusOr<std::unique_ptr<TunDevice>> TunDevice::Open(const TunOptions& opt
       return Errno(absl::StrCat("TUNSETIFF ", options.name));
     }
     if (options.offload) {
+      // USO if the kernel has it (the first queue tells), else TCP only.
       const unsigned offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
-      if (ioctl(fd, TUNSETOFFLOAD, offloads) != 0) {
+      tun->uso_ = options.uso && (q == 0 || tun->uso_) &&
+                  ioctl(fd, TUNSETOFFLOAD, offloads | kTunUso4 | kTunUso6) == 0;
+      if (!tun->uso_ && ioctl(fd, TUNSETOFFLOAD, offloads) != 0) {
         return Errno("TUNSETOFFLOAD");
       }
       tun->vnet_hdr_ = true;

@@ -1,7 +1,8 @@
 // A Linux TUN device (IFF_TUN | IFF_NO_PI, one queue per worker with
 // IFF_MULTI_QUEUE), optionally with a virtio-net header and segmentation
-// offloads (IFF_VNET_HDR + TUNSETOFFLOAD: the kernel hands over TCP
-// super-packets of up to 64 KiB and takes packets with partial checksums).
+// offloads (IFF_VNET_HDR + TUNSETOFFLOAD: the kernel hands over TCP and,
+// with USO, UDP super-packets of up to 64 KiB and takes such super-packets
+// and packets with partial checksums).
 // Open() also sets the MTU, the address and the routes, and brings it up.
 #pragma once
 
@@ -20,7 +21,8 @@ struct TunOptions {
   std::string address;              // "10.10.0.1/24"; empty: none
   std::string address6;             // "fd00::1/64"; empty: none
   std::vector<std::string> routes;  // CIDRs routed into the device
-  bool offload = true;              // IFF_VNET_HDR + TSO/CSUM offloads
+  bool offload = true;              // IFF_VNET_HDR + TSO/USO/CSUM offloads
+  bool uso = true;                  // with offload: also UDP (if the kernel has it)
 };
 
 class TunDevice {
@@ -34,6 +36,8 @@ class TunDevice {
   int mtu() const { return mtu_; }
   // Every read and write starts with a struct virtio_net_hdr.
   bool vnet_hdr() const { return vnet_hdr_; }
+  // The kernel took TUN_F_USO4/6: UDP super-packets in both directions.
+  bool uso() const { return uso_; }
 
  private:
   TunDevice() = default;
@@ -41,6 +45,7 @@ class TunDevice {
   std::vector<int> fds_;
   int mtu_ = 0;
   bool vnet_hdr_ = false;
+  bool uso_ = false;
 };
 
 // "10.0.0.0/24" -> address bytes (4 or 16) and prefix length.
