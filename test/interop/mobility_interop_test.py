@@ -627,7 +627,8 @@ def switch_runs(ph, runs, results_key, results):
         eap0 = eap_count(client)
         ours = bool(ph.gateway_proc)
         pcap = os.path.join(ph.workdir, f"gw-b-{name}.pcap")
-        capture = swan.Capture(t.gw_ns, "b1", pcap, bpf="udp port 4500") if ours else None
+        # IKE only (non-ESP marker): the ESP of the TCP flow would crowd it out.
+        capture = swan.Capture(t.gw_ns, "b1", pcap, bpf="udp port 4500 and udp[8:4] = 0") if ours else None
         tcp = TcpFlow(ph, seconds=4)
         pinger = Pinger(ph, os.path.join(ph.workdir, f"ping-{name}.txt"), 0.01)
         try:
@@ -705,12 +706,13 @@ def gateway_share(ph, pcap, spi_r, t0):
     requests = [m for m in msgs if m["src"] == t.cli_addr_b and m["flags"] & 0x28 == 0x08]
     check = next((m for m in msgs if m["src"] == t.gw_addr and m["flags"] & 0x28 == 0), None)
     update = ([m for m in requests if check is None or m["time"] <= check["time"]] or [None])[-1]
-    if update is None:
-        raise Failure(f"no INFORMATIONAL request from the client on path B in {pcap}")
     answer = None if check is None else next(
         (m for m in msgs if m["src"] == t.cli_addr_b and m["flags"] & 0x20 and m["msgid"] == check["msgid"]
          and m["time"] >= check["time"]), None)
-    since = update["time"] if check is None else (answer or check)["time"]
+    if update is None:
+        since = t0
+    else:
+        since = update["time"] if check is None else (answer or check)["time"]
     followed = None
     with open(os.path.join(ph.workdir, "gateway.log"), errors="replace") as f:
         for line in f:
@@ -726,11 +728,17 @@ def gateway_share(ph, pcap, spi_r, t0):
                 break
     if followed is None:
         raise Failure(f"the forwarder did not hear of the move of {spi_r} from ike-service")
+    if update is None:
+        say(f"WARNING: the capture ({pcap}) lacks the client's UPDATE_SA_ADDRESSES; no share "
+            "measured for this switch")
+        return None
     if check is None:  # moved at once (a request of ours was outstanding)
         first, second = 0.0, followed - update["time"]
+    elif answer is None:
+        say(f"WARNING: the capture ({pcap}) lacks the client's answer to the return-routability "
+            "check; no share measured for this switch")
+        return None
     else:
-        if answer is None:
-            raise Failure(f"no answer to the gateway's return-routability check in {pcap}")
         first, second = check["time"] - update["time"], followed - answer["time"]
     return {"update_to_check_ms": round(first * 1e3, 3), "answer_to_forwarder_ms": round(second * 1e3, 3),
             "total_ms": round((first + second) * 1e3, 3)}
