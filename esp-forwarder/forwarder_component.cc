@@ -82,7 +82,11 @@ ForwarderComponent::ForwarderComponent(std::unique_ptr<UdpSocket> ike_socket,
                                        prometheus::Registry& registry)
     : ike_socket_(std::move(ike_socket)),
       relay_([this](const v1::IkeDatagram& d) { return SendIke(d); },
-             [this](const v1::SaPathUpdate& u) { MovePath(u); }, registry),
+             [this](const v1::SaPathUpdate& u) { MovePath(u); },
+             [this](const v1::ChildSa& c) {
+               if (store_sync_) store_sync_->Offer(c);
+             },
+             registry),
       malformed_(UdpFamily(registry).Add({{"kind", "malformed"}})) {}
 
 absl::StatusOr<std::unique_ptr<ForwarderComponent>> ForwarderComponent::Create(
@@ -217,6 +221,7 @@ void ForwarderComponent::MovePath(const v1::SaPathUpdate& update) {
   const size_t moved = sa_table_.MovePath(update.initiator_spi(), update.responder_spi(),
                                           *local, *remote,
                                           update.remote_behind_nat() ? &udp : nullptr);
+  if (mobility_) mobility_->HoldOffAfterMove(update.initiator_spi(), update.responder_spi());
   log.Info("CHILD SAs follow their IKE SA's new path",
            {{"spi_r", spi_r}, {"remote", remote->ToString()}, {"child_sas", moved}});
 }

@@ -29,19 +29,26 @@ bool LocalForwarderLink::Send(size_t forwarder, const v1::IkeDatagram& datagram)
   if (forwarder != 0) return false;
   v1::IkeTransportUp up;
   *up.mutable_datagram() = datagram;
-  absl::ReaderMutexLock lock(&mu_);
-  if (attached_ == nullptr) return false;
-  attached_->Send(up);
-  return true;
+  return SendUp(up);
 }
 
 size_t LocalForwarderLink::SendPathUpdate(const v1::SaPathUpdate& update) {
   v1::IkeTransportUp up;
   *up.mutable_path_update() = update;
+  return SendUp(up) ? 1 : 0;
+}
+
+size_t LocalForwarderLink::SendChildSa(const v1::ChildSa& child) {
+  v1::IkeTransportUp up;
+  *up.mutable_child_sa() = child;
+  return SendUp(up) ? 1 : 0;
+}
+
+bool LocalForwarderLink::SendUp(const v1::IkeTransportUp& up) {
   absl::ReaderMutexLock lock(&mu_);
-  if (attached_ == nullptr) return 0;
+  if (attached_ == nullptr) return false;
   attached_->Send(up);
-  return 1;
+  return true;
 }
 
 }  // namespace vpn::gateway

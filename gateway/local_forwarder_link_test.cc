@@ -36,6 +36,10 @@ TEST(LocalForwarderLinkTest, CarriesBothWaysAndDetachesOnStop) {
         absl::MutexLock lock(&seen.mu);
         seen.moved.push_back(u.responder_spi());
       },
+      [&](const v1::ChildSa& c) {
+        absl::MutexLock lock(&seen.mu);
+        seen.moved.push_back(c.inbound_spi());
+      },
       registry);
   EXPECT_FALSE(relay.Deliver(Datagram(1, "before")));  // no replica yet
 
@@ -53,11 +57,14 @@ TEST(LocalForwarderLinkTest, CarriesBothWaysAndDetachesOnStop) {
   v1::SaPathUpdate update;
   update.set_responder_spi(42);
   EXPECT_EQ(link.SendPathUpdate(update), 1u);
+  v1::ChildSa child;
+  child.set_inbound_spi(7);
+  EXPECT_EQ(link.SendChildSa(child), 1u);
   {
     absl::MutexLock lock(&seen.mu);
     EXPECT_EQ(seen.delivered, std::vector<std::string>{"sa-init"});
     EXPECT_EQ(seen.sent, std::vector<std::string>{"response"});
-    EXPECT_EQ(seen.moved, std::vector<uint64_t>{42});
+    EXPECT_EQ(seen.moved, (std::vector<uint64_t>{42, 7}));
   }
 
   link.Stop();
@@ -72,7 +79,7 @@ TEST(LocalForwarderLinkTest, CarriesBothWaysAndDetachesOnStop) {
 TEST(LocalForwarderLinkTest, ReplacesAReplicaOfTheSameName) {
   prometheus::Registry registry;
   forwarder::IkeRelay relay([](const v1::IkeDatagram&) { return absl::OkStatus(); }, nullptr,
-                            registry);
+                            nullptr, registry);
   int first = 0, second = 0;
   LocalForwarderLink a(&relay, "same", [&](size_t, const v1::IkeDatagram&) { ++first; });
   LocalForwarderLink b(&relay, "same", [&](size_t, const v1::IkeDatagram&) { ++second; });

@@ -35,10 +35,11 @@ bool ReadIkeSpis(absl::Span<const uint8_t> message, uint64_t* initiator_spi,
   return true;
 }
 
-IkeRelay::IkeRelay(SendFunction send, PathFunction move_path,
+IkeRelay::IkeRelay(SendFunction send, PathFunction move_path, ChildSaFunction install_child,
                    prometheus::Registry& registry)
     : send_(std::move(send)),
       move_path_(std::move(move_path)),
+      install_child_(std::move(install_child)),
       to_replicas_(DatagramFamily(registry).Add({{"direction", "to_replica"}})),
       from_replicas_(DatagramFamily(registry).Add({{"direction", "from_replica"}})),
       dropped_no_replica_(
@@ -88,6 +89,10 @@ void IkeRelay::HandleUp(const v1::IkeTransportUp& up) {
   if (up.has_path_update()) {
     path_updates_.Increment();
     if (move_path_) move_path_(up.path_update());
+    return;
+  }
+  if (up.has_child_sa()) {
+    if (install_child_) install_child_(up.child_sa());
     return;
   }
   if (!up.has_datagram()) return;

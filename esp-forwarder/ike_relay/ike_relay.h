@@ -1,7 +1,8 @@
 // The forwarder's side of IkeTransport: ike-service replicas open a Relay
 // stream each; received IKE datagrams go to a replica chosen by the
 // initiator's SPI, and whatever the replicas send leaves through `send`.
-// Path updates (an IKE SA's authenticated move) go to `move_path`.
+// Path updates (an IKE SA's authenticated move) go to `move_path`, new
+// CHILD SAs to `install_child`.
 #pragma once
 
 #include <cstdint>
@@ -22,8 +23,10 @@ class IkeRelay final : public v1::IkeTransport::Service {
  public:
   using SendFunction = std::function<absl::Status(const v1::IkeDatagram&)>;
   using PathFunction = std::function<void(const v1::SaPathUpdate&)>;
+  using ChildSaFunction = std::function<void(const v1::ChildSa&)>;
 
-  IkeRelay(SendFunction send, PathFunction move_path, prometheus::Registry& registry);
+  IkeRelay(SendFunction send, PathFunction move_path, ChildSaFunction install_child,
+           prometheus::Registry& registry);
 
   // Hands a received datagram to its replica. Rendezvous hashing on the
   // initiator SPI keeps every message of an SA, and the retransmits of its
@@ -77,6 +80,7 @@ class IkeRelay final : public v1::IkeTransport::Service {
 
   const SendFunction send_;
   const PathFunction move_path_;
+  const ChildSaFunction install_child_;
   mutable absl::Mutex mu_;
   std::vector<std::shared_ptr<Replica>> replicas_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;

@@ -151,6 +151,14 @@ void MobilityReporter::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void MobilityReporter::HoldOffAfterMove(uint64_t spi_i, uint64_t spi_r) {
+  const int64_t until = MonotonicNanos() + absl::ToInt64Nanoseconds(options_.move_holdoff);
+  for (const std::shared_ptr<const SaEntry>& entry : table_->Current()->All()) {
+    if (entry->ike_spi_i != spi_i || entry->ike_spi_r != spi_r) continue;
+    entry->sa->mobility().rebind_holdoff_until_ns.store(until, std::memory_order_relaxed);
+  }
+}
+
 void MobilityReporter::OnAuthenticated(const SaEntry& entry, const net::IpEndpoint* source,
                                        bool highest, int64_t now_ns) {
   if (entry.ike_spi_i == 0 && entry.ike_spi_r == 0) return;  // no IKE SA to name

@@ -66,6 +66,10 @@ struct MobilityReporterOptions {
   size_t move_queue = 1024;       // pending NAT rebindings
   size_t liveness_queue = 8192;   // pending liveness reports
   absl::Duration refused_holdoff = absl::Seconds(10);
+  // After an authenticated MOBIKE move, ESP still in flight from the old
+  // path (or sent from the client's old address before it switched) is not
+  // taken for NAT rebinding back there for this long.
+  absl::Duration move_holdoff = absl::Seconds(2);
   int update_attempts = 3;        // per move, for errors other than a refusal
   absl::Duration retry_backoff = absl::Milliseconds(200);  // doubled per attempt
 };
@@ -76,6 +80,10 @@ class MobilityReporter : public InboundObserver {
   MobilityReporter(std::unique_ptr<MobilityApi> api, SaTable* table,
                    prometheus::Registry& registry, MobilityReporterOptions options = {});
   ~MobilityReporter() override;
+
+  // ike-service moved IKE SA (spi_i, spi_r) (MOBIKE): holds off NAT
+  // rebinding for its CHILD SAs for `move_holdoff`.
+  void HoldOffAfterMove(uint64_t spi_i, uint64_t spi_r);
 
   void Start();
   void Stop();

@@ -229,6 +229,32 @@ TEST_F(ReporterTest, ForgedReplayedOrOlderPacketsMoveNothing) {
   EXPECT_EQ(Metric(registry_, "forwarder_nat_rebindings_total", "moved"), 1);
 }
 
+// ike-service just moved the SA (MOBIKE): ESP the client still sends from
+// its old address must not pull the SA back there; after the hold-off a
+// real NAT rebinding is followed again.
+TEST_F(ReporterTest, NoRebindingBackRightAfterAMobikeMove) {
+  MobilityReporterOptions options;
+  options.move_holdoff = absl::Milliseconds(300);
+  Start(options);
+  Send(*client_a_, NextEsp());
+  ASSERT_EQ(Remote(), client_a_->bound());
+  ASSERT_EQ(fake_->updates().size(), 1u);
+
+  // The move to path B, as announced by ike-service.
+  ASSERT_EQ(table_.MovePath(kSpiI, kSpiR, *net::IpEndpoint::Parse("127.0.0.1:4500"),
+                            client_b_->bound(), nullptr),
+            1u);
+  reporter_->HoldOffAfterMove(kSpiI, kSpiR);
+  Send(*client_a_, NextEsp());  // late, from the old path
+  EXPECT_EQ(Remote(), client_b_->bound());
+  EXPECT_EQ(fake_->updates().size(), 1u);
+
+  absl::SleepFor(absl::Milliseconds(350));
+  Send(*client_a_, NextEsp());
+  EXPECT_EQ(Remote(), client_a_->bound());
+  EXPECT_EQ(fake_->updates().size(), 2u);
+}
+
 TEST_F(ReporterTest, RefusedMoveGoesBackAndIsNotRetried) {
   MobilityReporterOptions options;
   options.refused_holdoff = absl::Seconds(30);

@@ -136,6 +136,7 @@ StoreSync::StoreSync(std::shared_ptr<store::Store> store, std::shared_ptr<store:
                   .Help("CHILD SA changes applied from the store watch, by kind.")
                   .Register(registry)),
       installs_(events_.Add({{"event", "install"}})),
+      offered_installs_(events_.Add({{"event", "install_announced"}})),
       updates_(events_.Add({{"event", "update"}})),
       removes_(events_.Add({{"event", "remove"}})),
       resyncs_(events_.Add({{"event", "resync"}})),
@@ -156,15 +157,22 @@ StoreSync::~StoreSync() { Stop(); }
 
 void StoreSync::Start() {
   if (checkpointer_) checkpointer_->Start();
+  absl::MutexLock lock(&apply_mu_);
   if (absl::Status listed = Relist(); !listed.ok()) {
     Log().Warning("cannot list CHILD SAs; retrying", {{"error", listed.ToString()}});
   }
   thread_ = std::thread([this] { Run(); });
+  offer_thread_ = std::thread([this] { RunOffers(); });
 }
 
 void StoreSync::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
+  {
+    absl::MutexLock lock(&offer_mu_);
+    offer_cv_.SignalAll();
+  }
   if (thread_.joinable()) thread_.join();
+  if (offer_thread_.joinable()) offer_thread_.join();
   if (checkpointer_) checkpointer_->Stop();
 }
 
@@ -294,12 +302,50 @@ void StoreSync::Sweep() {
   }
 }
 
+void StoreSync::Offer(v1::ChildSa record) {
+  absl::MutexLock lock(&offer_mu_);
+  offered_.push_back(std::move(record));
+  offer_cv_.Signal();
+}
+
+void StoreSync::RunOffers() {
+  while (true) {
+    std::vector<v1::ChildSa> offered;
+    {
+      absl::MutexLock lock(&offer_mu_);
+      while (offered_.empty() && !stop_.HasBeenNotified()) offer_cv_.Wait(&offer_mu_);
+      if (stop_.HasBeenNotified()) return;
+      offered.swap(offered_);
+    }
+    absl::MutexLock lock(&apply_mu_);
+    size_t added = 0;
+    for (const v1::ChildSa& record : offered) {
+      if (Current(record.inbound_spi()) != nullptr) continue;  // the watch was first
+      store::KeyValue kv;
+      kv.key = store::ChildSaKey(record.inbound_spi());
+      kv.value = record.SerializeAsString();
+      // Newer than every SA the table holds (make-before-break order); the
+      // record's own revision replaces it when the watch brings it.
+      kv.create_revision = kv.mod_revision = revision_.load() + 1;
+      kv.version = 1;
+      ApplyPut(kv);
+      ++added;
+    }
+    if (added == 0) continue;
+    offered_installs_.Increment(static_cast<double>(added));
+    InstallPending();
+    table_->Publish();
+    installed_.Set(table_->Current()->size());
+  }
+}
+
 void StoreSync::Run() {
   bool need_list = table_->Current() == nullptr || revision_.load() == 0;
   std::unique_ptr<store::Watcher> watcher;
   while (!stop_.HasBeenNotified()) {
     if (need_list || watcher == nullptr) {
       if (need_list) {
+        absl::MutexLock lock(&apply_mu_);
         if (absl::Status listed = Relist(); !listed.ok()) {
           stop_.WaitForNotificationWithTimeout(absl::Seconds(1));
           continue;
@@ -317,6 +363,7 @@ void StoreSync::Run() {
     }
     absl::StatusOr<store::WatchEvent> event = watcher->Next(options_.sweep_interval);
     if (event.ok()) {
+      absl::MutexLock lock(&apply_mu_);
       Apply(*event);
       // Drain whatever else is queued, then publish once.
       for (int i = 0; i < 1000; ++i) {
@@ -335,6 +382,7 @@ void StoreSync::Run() {
     }
     if (absl::Now() - last_sweep_ >= options_.sweep_interval) {
       last_sweep_ = absl::Now();
+      absl::MutexLock lock(&apply_mu_);
       Sweep();
     }
   }

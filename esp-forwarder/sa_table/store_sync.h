@@ -62,6 +62,13 @@ class StoreSync {
   void Start();
   void Stop();
 
+  // A CHILD SA ike-service announces as it creates it, before its record is
+  // written: installed at once (its sequence-number lease included), so
+  // the client's first packets find it. The record, when the watch brings
+  // it, keeps this EspSa. Thread-safe; returns at once (a thread of this
+  // class installs it).
+  void Offer(v1::ChildSa record);
+
   // Revision the table reflects (for tests).
   int64_t revision() const { return revision_.load(); }
   // Null when checkpoint_sequences is off.
@@ -69,6 +76,7 @@ class StoreSync {
 
  private:
   void Run();
+  void RunOffers();
   absl::Status Relist();
   void Apply(const store::WatchEvent& event);
   void ApplyPut(const store::KeyValue& kv);
@@ -85,6 +93,13 @@ class StoreSync {
   const StoreSyncOptions options_;
   absl::Notification stop_;
   std::thread thread_;
+  std::thread offer_thread_;
+  absl::Mutex offer_mu_;
+  absl::CondVar offer_cv_;
+  std::vector<v1::ChildSa> offered_ ABSL_GUARDED_BY(offer_mu_);
+  // Held while the table, pending_ and the checkpointer's installs change
+  // (the watch thread and the offer thread).
+  absl::Mutex apply_mu_;
   std::atomic<int64_t> revision_{0};
   absl::Time last_sweep_ = absl::InfinitePast();
   std::unique_ptr<SeqCheckpointer> checkpointer_;
@@ -94,6 +109,7 @@ class StoreSync {
 
   prometheus::Family<prometheus::Counter>& events_;
   prometheus::Counter& installs_;
+  prometheus::Counter& offered_installs_;  // of installs_: announced first
   prometheus::Counter& updates_;
   prometheus::Counter& removes_;
   prometheus::Counter& resyncs_;

@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "common/store/embedded_store.h"
+#include "common/store/sa_keys.h"
 #include "esp-forwarder/esp/esp_codec.h"
 #include "esp-forwarder/esp/esp_testing.h"
 #include "esp-forwarder/sa_table/child_sa_records.h"
@@ -164,6 +165,42 @@ TEST_F(StoreSyncTest, InstallUpdateDeleteAndRestart) {
   sync2.Start();
   EXPECT_EQ(rebuilt.Current()->size(), 1u);
   EXPECT_NE(rebuilt.Current()->Inbound(0xc0000002), nullptr);
+}
+
+// ike-service announces a CHILD SA before its record is written: it is
+// installed at once, and the record, when it comes, keeps the same EspSa.
+TEST_F(StoreSyncTest, AnAnnouncedSaIsInstalledBeforeItsRecord) {
+  SaTable table;
+  StoreSync sync(store_, sealer_, &table, registry_);
+  sync.Start();
+  const ChildSaSpec spec = Spec(0xc0000071, 0xd0000071);
+  absl::StatusOr<v1::ChildSa> record = MakeChildSaRecord(*sealer_, spec);
+  ASSERT_TRUE(record.ok());
+  sync.Offer(*record);
+  WaitFor(table, [](const SaSnapshot& s) { return s.Inbound(0xc0000071) != nullptr; });
+  std::shared_ptr<esp::EspSa> announced = table.Current()->Inbound(0xc0000071)->sa;
+  EXPECT_TRUE(absl::IsNotFound(store_->Get(store::ChildSaKey(0xc0000071)).status()));
+  // It works both ways before the record exists: a packet from the client
+  // decrypts, and one to the client has a sequence number (lease granted).
+  std::vector<uint8_t> packet =
+      esp::testing::Protect(*Client(spec), Ipv4Packet(kClientVip, kLanHost, 80));
+  esp::Decapsulated out;
+  EXPECT_EQ(esp::Decapsulate(*announced, packet.data(), packet.size(), &out),
+            esp::DropReason::kNone);
+  EXPECT_GT(announced->NextSequence(), 0u);
+
+  ASSERT_TRUE(PutChildSa(*store_, *sealer_, spec).ok());
+  const int64_t written = store_->Get(store::ChildSaKey(0xc0000071))->mod_revision;
+  WaitFor(table, [&](const SaSnapshot&) { return sync.revision() >= written; });
+  EXPECT_EQ(table.Current()->Inbound(0xc0000071)->sa, announced);
+  // Offered again after the watch installed it: nothing changes.
+  sync.Offer(*record);
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(table.Current()->Inbound(0xc0000071)->sa, announced);
+  // Deleting the record removes it as usual.
+  ASSERT_TRUE(store_->Delete(store::ChildSaKey(0xc0000071)).ok());
+  WaitFor(table, [](const SaSnapshot& s) { return s.Inbound(0xc0000071) == nullptr; });
+  sync.Stop();
 }
 
 TEST_F(StoreSyncTest, BadRecordsAreRejectedNotInstalled) {

@@ -36,7 +36,8 @@ std::string EndpointKey(const v1::Endpoint& endpoint) {
 
 IkeEngine::IkeEngine(ResponderPolicy policy, EngineOptions options, AuthServices services,
                      SaRecorder* recorder, MobilityClient* mobility, SendFunction send,
-                     PathFunction move_path, prometheus::Registry& registry)
+                     PathFunction move_path, ChildSaFunction announce_child,
+                     prometheus::Registry& registry)
     : policy_(std::move(policy)),
       options_(options),
       services_(services),
@@ -44,6 +45,7 @@ IkeEngine::IkeEngine(ResponderPolicy policy, EngineOptions options, AuthServices
       mobility_(mobility),
       send_(std::move(send)),
       move_path_(std::move(move_path)),
+      announce_child_(std::move(announce_child)),
       dropped_family_(prometheus::BuildCounter()
                           .Name("ike_datagrams_dropped_total")
                           .Help("IKE datagrams dropped, by reason.")
@@ -543,6 +545,7 @@ void IkeEngine::Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result) {
         }
         half_open_gauge_.Set(static_cast<double>(half_open_.size()));
       }
+      for (const ChildSaState& child : sa->children) AnnounceChild(*sa, child);
       absl::Status recorded = recorder_->RecordEstablished(*sa);
       std::string vips;
       for (const std::string& ip : sa->virtual_ips) {
@@ -586,6 +589,7 @@ void IkeEngine::Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result) {
       for (uint32_t spi : result.added_children) {
         for (const ChildSaState& child : sa->children) {
           if (child.inbound_spi != spi) continue;
+          AnnounceChild(*sa, child);
           absl::Status recorded = recorder_->RecordChild(*sa, child);
           log_.Info(result.note, {{"spi_r", Hex(sa->spi_r)},
                                   {"child_in", absl::StrCat(absl::Hex(spi, absl::kZeroPad8))},
@@ -675,6 +679,12 @@ crypto::Bytes IkeEngine::CertificateAuthorities() {
   }
   authorities_fetched_ = absl::Now();
   return authorities_;
+}
+
+void IkeEngine::AnnounceChild(const IkeSa& sa, const ChildSaState& child) {
+  if (!announce_child_) return;
+  absl::StatusOr<v1::ChildSa> record = recorder_->ChildRecord(sa, child);
+  if (record.ok()) announce_child_(*record);
 }
 
 void IkeEngine::CommitMove(IkeSa& sa, v1::EndpointUpdate::Cause cause) {

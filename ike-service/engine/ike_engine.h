@@ -50,11 +50,14 @@ class IkeEngine {
   using SendFunction = std::function<void(size_t forwarder, const v1::IkeDatagram&)>;
   // Announces an authenticated move to the forwarders (may be empty).
   using PathFunction = std::function<void(const v1::SaPathUpdate&)>;
+  // Announces a CHILD SA just created to the forwarders (may be empty).
+  using ChildSaFunction = std::function<void(const v1::ChildSa&)>;
 
   // `mobility` (may be null) commits address changes and hears liveness.
   IkeEngine(ResponderPolicy policy, EngineOptions options, AuthServices services,
             SaRecorder* recorder, MobilityClient* mobility, SendFunction send,
-            PathFunction move_path, prometheus::Registry& registry);
+            PathFunction move_path, ChildSaFunction announce_child,
+            prometheus::Registry& registry);
   ~IkeEngine();
 
   // Queues a datagram for the worker that owns its SA.
@@ -121,6 +124,8 @@ class IkeEngine {
   void HandleResponse(size_t forwarder, const v1::IkeDatagram& datagram,
                       const codec::Message& response);
   void DeleteEstablished(IkeSa& sa, absl::string_view reason);
+  // Tells the forwarders of a new CHILD SA before its record is written.
+  void AnnounceChild(const IkeSa& sa, const ChildSaState& child);
   // Tells the forwarders the SA's new path at once (so ESP follows within
   // the gateway's 1 ms), then commits it through mobility-service (compare-
   // on-version there); without it, writes the records directly.
@@ -138,6 +143,7 @@ class IkeEngine {
   MobilityClient* const mobility_;
   const SendFunction send_;
   const PathFunction move_path_;
+  const ChildSaFunction announce_child_;
   const log::Logger log_{"ike-service"};
   CookieJar cookies_;
 

@@ -23,6 +23,9 @@ class ForwarderLink {
   // Tells every reachable forwarder where an IKE SA's CHILD SAs go now.
   // Returns how many it reached.
   virtual size_t SendPathUpdate(const v1::SaPathUpdate& update) = 0;
+  // Announces a CHILD SA just created (its record, keys sealed) to every
+  // reachable forwarder, which installs it before its record is written.
+  virtual size_t SendChildSa(const v1::ChildSa& child) = 0;
 };
 
 }  // namespace vpn::ike

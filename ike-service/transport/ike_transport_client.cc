@@ -66,6 +66,16 @@ bool IkeTransportClient::Send(size_t forwarder, const v1::IkeDatagram& datagram)
 size_t IkeTransportClient::SendPathUpdate(const v1::SaPathUpdate& update) {
   v1::IkeTransportUp up;
   *up.mutable_path_update() = update;
+  return SendToAll(up);
+}
+
+size_t IkeTransportClient::SendChildSa(const v1::ChildSa& child) {
+  v1::IkeTransportUp up;
+  *up.mutable_child_sa() = child;
+  return SendToAll(up);
+}
+
+size_t IkeTransportClient::SendToAll(const v1::IkeTransportUp& up) {
   size_t sent = 0;
   for (const std::unique_ptr<Connection>& connection : connections_) {
     absl::MutexLock lock(&connection->mu);

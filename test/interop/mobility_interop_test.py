@@ -709,10 +709,6 @@ def gateway_share(ph, pcap, spi_r, t0):
     answer = None if check is None else next(
         (m for m in msgs if m["src"] == t.cli_addr_b and m["flags"] & 0x20 and m["msgid"] == check["msgid"]
          and m["time"] >= check["time"]), None)
-    if update is None:
-        since = t0
-    else:
-        since = update["time"] if check is None else (answer or check)["time"]
     followed = None
     with open(os.path.join(ph.workdir, "gateway.log"), errors="replace") as f:
         for line in f:
@@ -723,7 +719,7 @@ def gateway_share(ph, pcap, spi_r, t0):
             except ValueError:
                 continue
             if (entry.get("msg") == "CHILD SAs follow their IKE SA's new path"
-                    and entry.get("spi_r") == spi_r and log_time(entry["ts"]) >= since - 0.001):
+                    and entry.get("spi_r") == spi_r and log_time(entry["ts"]) >= t0):
                 followed = log_time(entry["ts"])
                 break
     if followed is None:
