@@ -741,6 +741,7 @@ void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* rec
     Forget(*sa);
     return;
   }
+  sa->dormant = record->state() == v1::IKE_SA_STATE_DORMANT;
   const absl::Time updated = absl::FromUnixNanos(
       google::protobuf::util::TimeUtil::TimestampToNanoseconds(record->meta().updated()));
   if (updated <= sa->moved_here) return;  // written before our own move

@@ -117,6 +117,9 @@ struct IkeSa {
   // When an authenticated UPDATE_SA_ADDRESSES came in whose move is not yet
   // announced (the return-routability check is under way).
   absl::Time mobike_update_at = absl::InfinitePast();
+  // mobility-service marked the SA DORMANT (its client silent) in the
+  // record; our own writes keep the mark until it clears it.
+  bool dormant = false;
 
   // The store key of this SA's record: "ike/<spi_i>-<spi_r>" in hex.
   std::string record_key() const;

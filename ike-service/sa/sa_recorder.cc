@@ -1,6 +1,8 @@
 #include "ike-service/sa/sa_recorder.h"
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/store/sa_keys.h"
@@ -45,8 +47,9 @@ absl::StatusOr<v1::IkeSa> SaRecorder::IkeRecord(const IkeSa& sa) const {
   *record.mutable_meta()->mutable_updated() = ToTimestamp(absl::Now());
   record.set_initiator_spi(sa.spi_i);
   record.set_responder_spi(sa.spi_r);
-  record.set_state(sa.phase == IkeSa::Phase::kEstablished ? v1::IKE_SA_STATE_ESTABLISHED
-                                                          : v1::IKE_SA_STATE_AUTHENTICATING);
+  record.set_state(sa.phase != IkeSa::Phase::kEstablished ? v1::IKE_SA_STATE_AUTHENTICATING
+                   : sa.dormant                            ? v1::IKE_SA_STATE_DORMANT
+                                                           : v1::IKE_SA_STATE_ESTABLISHED);
   ipsec::AddToProposal(sa.transforms, /*ike=*/true, record.mutable_proposal());
   record.mutable_initiator_id()->set_type(static_cast<uint32_t>(sa.idi.id_type));
   record.mutable_initiator_id()->set_data(std::string(sa.idi.data.begin(), sa.idi.data.end()));
@@ -216,11 +219,88 @@ void SaRecorder::Defer(std::function<void()> task) {
   task();
 }
 
-absl::Status SaRecorder::CommitNow(const std::vector<store::Op>& ops) {
-  absl::Status status = ops.size() == 1 && ops[0].type == store::Op::Type::kDelete
-                            ? store_->Delete(ops[0].key).status()
-                            : store_->Txn(ops).status();
-  return absl::IsNotFound(status) ? absl::OkStatus() : status;
+namespace {
+
+bool IsIkeRecordPut(const store::Op& op) {
+  return op.type == store::Op::Type::kPut && absl::StartsWith(op.key, store::kIkeSaPrefix);
+}
+
+// What mobility-service owns in an IKE record (where the client is, whether
+// it is DORMANT, when it was last heard from): a write of ike-service's
+// keeps the stored values.
+void KeepMobilityFields(const v1::IkeSa& stored, v1::IkeSa* ours) {
+  *ours->mutable_local() = stored.local();
+  *ours->mutable_remote() = stored.remote();
+  ours->set_local_behind_nat(stored.local_behind_nat());
+  ours->set_remote_behind_nat(stored.remote_behind_nat());
+  if (stored.state() == v1::IKE_SA_STATE_DORMANT) ours->set_state(v1::IKE_SA_STATE_DORMANT);
+  if (google::protobuf::util::TimeUtil::TimestampToNanoseconds(stored.last_seen()) >
+      google::protobuf::util::TimeUtil::TimestampToNanoseconds(ours->last_seen())) {
+    *ours->mutable_last_seen() = stored.last_seen();
+  }
+}
+
+}  // namespace
+
+void SaRecorder::ApplyVersions(std::vector<store::Op>& ops) const {
+  absl::MutexLock lock(&versions_mu_);
+  for (store::Op& op : ops) {
+    if (!IsIkeRecordPut(op) || op.condition.kind != store::Condition::Kind::kAny) continue;
+    auto it = versions_.find(op.key);
+    if (it != versions_.end()) op.condition = store::Condition::VersionIs(it->second);
+  }
+}
+
+void SaRecorder::NoteVersions(const std::vector<store::Op>& ops,
+                              const store::TxnResult& result) const {
+  absl::MutexLock lock(&versions_mu_);
+  for (size_t i = 0; i < ops.size() && i < result.versions.size(); ++i) {
+    if (!absl::StartsWith(ops[i].key, store::kIkeSaPrefix)) continue;
+    if (ops[i].type == store::Op::Type::kPut) versions_[ops[i].key] = result.versions[i];
+    if (ops[i].type == store::Op::Type::kDelete) versions_.erase(ops[i].key);
+  }
+}
+
+absl::Status SaRecorder::CommitNow(std::vector<store::Op> ops) {
+  constexpr int kAttempts = 4;
+  ApplyVersions(ops);
+  absl::Status status;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    absl::StatusOr<store::TxnResult> result = store_->Txn(ops);
+    if (result.ok()) {
+      NoteVersions(ops, *result);
+      return absl::OkStatus();
+    }
+    status = result.status();
+    if (!store::IsConflict(status)) return absl::IsNotFound(status) ? absl::OkStatus() : status;
+    // Someone else wrote one of our IKE records since we last did
+    // (mobility-service moved the SA, marked it DORMANT or deleted it).
+    bool refreshed = false;
+    for (store::Op& op : ops) {
+      if (!IsIkeRecordPut(op) || op.condition.kind != store::Condition::Kind::kVersionEquals) {
+        continue;
+      }
+      absl::StatusOr<store::KeyValue> stored = store_->Get(op.key);
+      if (absl::IsNotFound(stored.status())) {
+        // Deleted elsewhere (the outage window ended): it stays deleted,
+        // and so do its CHILD SAs.
+        absl::MutexLock lock(&versions_mu_);
+        versions_.erase(op.key);
+        return absl::OkStatus();
+      }
+      if (!stored.ok()) return stored.status();
+      v1::IkeSa current, ours;
+      if (!current.ParseFromString(stored->value) || !ours.ParseFromString(op.value)) {
+        return absl::DataLossError(absl::StrCat("unreadable IKE record under ", op.key));
+      }
+      KeepMobilityFields(current, &ours);
+      op.value = ours.SerializeAsString();
+      op.condition = store::Condition::VersionIs(stored->version);
+      refreshed = true;
+    }
+    if (!refreshed) return status;  // not ours to resolve (e.g. a CHILD SPI taken)
+  }
+  return status;
 }
 
 absl::Status SaRecorder::Commit(std::vector<store::Op> ops, const char* what) {
@@ -283,7 +363,11 @@ void SaRecorder::RunWriter() {
       for (const Write& write : batch) {
         merged.insert(merged.end(), write.ops.begin(), write.ops.end());
       }
-      if (!store_->Txn(merged).ok()) {
+      ApplyVersions(merged);
+      absl::StatusOr<store::TxnResult> result = store_->Txn(merged);
+      if (result.ok()) {
+        NoteVersions(merged, *result);
+      } else {
         // A condition failed (or the store did): each write on its own, so
         // only the one that fails is lost, as without batching.
         for (const Write& write : batch) report(write, CommitNow(write.ops));
@@ -332,16 +416,23 @@ absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> SaRecorder::LoadOwned(
   std::vector<std::unique_ptr<IkeSa>> restored;
   for (const store::KeyValue& kv : listed->kvs) {
     v1::IkeSa record;
+    // A DORMANT SA (its client silent, within the outage window) is kept too.
     if (!record.ParseFromString(kv.value) || record.meta().owner_replica() != replica_ ||
-        record.state() != v1::IKE_SA_STATE_ESTABLISHED) {
+        (record.state() != v1::IKE_SA_STATE_ESTABLISHED &&
+         record.state() != v1::IKE_SA_STATE_DORMANT)) {
       *skipped += record.meta().owner_replica() == replica_;
       continue;
+    }
+    {
+      absl::MutexLock lock(&versions_mu_);
+      versions_[kv.key] = kv.version;
     }
     absl::StatusOr<v1::IkeSaKeys> keys =
         store::OpenFrom<v1::IkeSaKeys>(*sealer_, kv.key, record);
     auto sa = std::make_unique<IkeSa>();
     sa->spi_i = record.initiator_spi();
     sa->spi_r = record.responder_spi();
+    sa->dormant = record.state() == v1::IKE_SA_STATE_DORMANT;
     if (!keys.ok() || sa->record_key() != kv.key) {
       ++*skipped;
       continue;

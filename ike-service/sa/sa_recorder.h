@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "common/log/log.h"
@@ -81,7 +82,15 @@ class SaRecorder {
   // Commits `ops` as one transaction, or queues them (write-behind). A
   // delete of a missing key counts as done.
   absl::Status Commit(std::vector<store::Op> ops, const char* what);
-  absl::Status CommitNow(const std::vector<store::Op>& ops);
+  // One SA's write, now. IKE records are written compare-on-version (the
+  // version this recorder last wrote or loaded); on a conflict the stored
+  // record's endpoint, NAT flags, DORMANT state and last-seen time are
+  // kept (mobility-service owns them) and the write is retried; a record
+  // deleted meanwhile is not written again, nor are its CHILD SAs.
+  absl::Status CommitNow(std::vector<store::Op> ops);
+  // Sets each IKE record put's condition to the last known version.
+  void ApplyVersions(std::vector<store::Op>& ops) const;
+  void NoteVersions(const std::vector<store::Op>& ops, const store::TxnResult& result) const;
   void RunWriter();
 
   store::Store* const store_;
@@ -99,6 +108,9 @@ class SaRecorder {
   uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;     // writes queued so far
   uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;  // of those, done
   std::thread writer_;
+  // Version of each IKE record as this recorder last wrote or loaded it.
+  mutable absl::Mutex versions_mu_;
+  mutable absl::flat_hash_map<std::string, int64_t> versions_ ABSL_GUARDED_BY(versions_mu_);
   prometheus::Counter* failures_ = nullptr;
   const log::Logger log_{"ike-service"};
 };

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "common/store/embedded_store.h"
 
 namespace vpn::ike {
@@ -155,6 +156,50 @@ TEST_F(SaRecorderTest, DeferredTasksRunAfterTheWritesQueuedBeforeThem) {
   }
   recorder_->Flush();
   EXPECT_EQ(seen.size(), 20u);
+}
+
+// mobility-service moved the SA and marked it DORMANT after our last write:
+// our next write keeps what it owns (compare-on-version, then merge), both
+// written at once and written behind.
+TEST_F(SaRecorderTest, AWriteAfterMobilityServiceKeepsItsFields) {
+  sa_.remote = *net::IpEndpoint::Parse("192.0.2.2:4500");
+  ASSERT_TRUE(recorder_->RecordEstablished(sa_).ok());
+  for (int round = 0; round < 2; ++round) {
+    if (round == 1) recorder_->StartWriteBehind(registry_);
+    v1::IkeSa moved = Stored();
+    const std::string to = absl::StrCat("198.51.100.", 2 + round, ":4500");
+    *moved.mutable_remote() = net::IpEndpoint::Parse(to)->ToProto();
+    moved.set_remote_behind_nat(true);
+    moved.set_state(v1::IKE_SA_STATE_DORMANT);
+    const int64_t version = store_->Get(sa_.record_key())->version;
+    ASSERT_TRUE(store_->Put(sa_.record_key(), moved.SerializeAsString(),
+                            {store::Condition::VersionIs(version)})
+                    .ok());
+
+    sa_.next_own_request_id = 9 + round;  // ours: still at the old address in memory
+    ASSERT_TRUE(recorder_->RecordIke(sa_).ok());
+    recorder_->Flush();
+    const v1::IkeSa stored = Stored();
+    EXPECT_EQ(stored.next_message_id_out(), 9u + round);
+    EXPECT_EQ(net::IpEndpoint::FromProto(stored.remote())->ToString(), to);
+    EXPECT_TRUE(stored.remote_behind_nat());
+    EXPECT_EQ(stored.state(), v1::IKE_SA_STATE_DORMANT);
+    EXPECT_EQ(store_->Get(sa_.record_key())->version, version + 2);
+  }
+}
+
+// The outage window ended and mobility-service deleted the SA's records: a
+// late write of ours does not bring them back.
+TEST_F(SaRecorderTest, ARecordDeletedElsewhereStaysDeleted) {
+  sa_.children.push_back(Child(0xc0000005));
+  ASSERT_TRUE(recorder_->RecordEstablished(sa_).ok());
+  ASSERT_TRUE(store_->Txn({store::Op::Delete(sa_.record_key()),
+                           store::Op::Delete(SaRecorder::ChildKey(0xc0000005))})
+                  .ok());
+  sa_.next_own_request_id = 3;
+  ASSERT_TRUE(recorder_->RecordEstablished(sa_, /*children_exist=*/true).ok());
+  EXPECT_TRUE(absl::IsNotFound(store_->Get(sa_.record_key()).status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->Get(SaRecorder::ChildKey(0xc0000005)).status()));
 }
 
 TEST_F(SaRecorderTest, RefusedWritesBehindAreCounted) {
