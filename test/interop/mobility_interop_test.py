@@ -699,16 +699,6 @@ def gateway_share(ph, pcap, spi_r, t0):
     trip in between is not ours. Fails when the forwarder never heard of
     the move from ike-service."""
     t = ph.topo
-    msgs = [m for m in swan.ike_datagrams(pcap)
-            if m["spi_r"] == spi_r and m["exchange"] == 37 and m["time"] >= t0]
-    # The client probes path B with an empty INFORMATIONAL first; the update
-    # is its last request before the gateway's own (the check).
-    requests = [m for m in msgs if m["src"] == t.cli_addr_b and m["flags"] & 0x28 == 0x08]
-    check = next((m for m in msgs if m["src"] == t.gw_addr and m["flags"] & 0x28 == 0), None)
-    update = ([m for m in requests if check is None or m["time"] <= check["time"]] or [None])[-1]
-    answer = None if check is None else next(
-        (m for m in msgs if m["src"] == t.cli_addr_b and m["flags"] & 0x20 and m["msgid"] == check["msgid"]
-         and m["time"] >= check["time"]), None)
     followed = None
     with open(os.path.join(ph.workdir, "gateway.log"), errors="replace") as f:
         for line in f:
@@ -724,16 +714,25 @@ def gateway_share(ph, pcap, spi_r, t0):
                 break
     if followed is None:
         raise Failure(f"the forwarder did not hear of the move of {spi_r} from ike-service")
-    if update is None:
-        say(f"WARNING: the capture ({pcap}) lacks the client's UPDATE_SA_ADDRESSES; no share "
-            "measured for this switch")
+    msgs = [m for m in swan.ike_datagrams(pcap)
+            if m["spi_r"] == spi_r and m["exchange"] == 37 and t0 <= m["time"] <= followed]
+    requests = [m for m in msgs if m["src"] == t.cli_addr_b and m["flags"] & 0x28 == 0x08]
+    # The gateway's return-routability check, answered before the move.
+    checks = [m for m in msgs if m["src"] == t.gw_addr and m["flags"] & 0x28 == 0]
+    check = checks[-1] if checks else None
+    answer = None if check is None else next(
+        (m for m in msgs if m["src"] == t.cli_addr_b and m["flags"] & 0x20 and m["msgid"] == check["msgid"]
+         and m["time"] >= check["time"]), None)
+    # The client probes path B with an empty INFORMATIONAL first; the update
+    # is its last request before the check (or before the move, without one).
+    before = check["time"] if answer is not None else followed
+    update = ([m for m in requests if m["time"] <= before] or [None])[-1]
+    if update is None or (check is not None and answer is None):
+        say(f"WARNING: the capture ({pcap}) lacks the client's UPDATE_SA_ADDRESSES or its answer "
+            "to the return-routability check; no share measured for this switch")
         return None
-    if check is None:  # moved at once (a request of ours was outstanding)
+    if answer is None:  # moved at once (a request of ours was outstanding)
         first, second = 0.0, followed - update["time"]
-    elif answer is None:
-        say(f"WARNING: the capture ({pcap}) lacks the client's answer to the return-routability "
-            "check; no share measured for this switch")
-        return None
     else:
         first, second = check["time"] - update["time"], followed - answer["time"]
     return {"update_to_check_ms": round(first * 1e3, 3), "answer_to_forwarder_ms": round(second * 1e3, 3),
