@@ -38,6 +38,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/store/embedded_store.h"
+#include "common/store/sa_keys.h"
 #include "esp-forwarder/bench/netns_util.h"
 #include "esp-forwarder/dataplane/dataplane.h"
 #include "esp-forwarder/dataplane/inner_packet.h"
@@ -477,7 +478,7 @@ int SelfTest() {
   Check(Upstream(moved, lan, "up-6"), "old SA still decrypts before its delete");
   Check(Upstream(b, lan, "up-7"), "new SA decrypts");
   Check(Downstream(b, lan, "down-5"), "outbound uses the new SA once the client sent on it");
-  Check(gw->store->Delete(ChildKey(a.spec.inbound_spi)).ok() &&
+  Check(gw->store->Delete(store::ChildSaKey(a.spec.inbound_spi)).ok() &&
             gw->WaitInstalled(a.spec.inbound_spi, false),
         "old SA removed from the data plane after its delete");
   const uint64_t unknown_before = gw->Drops(esp::DropReason::kUnknownSpi);
@@ -833,7 +834,7 @@ int Bench() {
       close(lan);
       close(lan_tx);
       close(c.udp);
-      (void)gw->store->Delete(ChildKey(c.spec.inbound_spi));
+      (void)gw->store->Delete(store::ChildSaKey(c.spec.inbound_spi));
     }
   }
   gw->plane->Stop();

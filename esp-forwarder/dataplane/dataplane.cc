@@ -45,12 +45,6 @@ const log::Logger& Log() {
 
 inline uint32_t Be32(const uint8_t* p) { return esp::ReadBe32(p); }
 
-int64_t MonotonicNanos() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
 // Steers datagrams of a reuseport group: SPI % n; IKE (marker 0) and
 // anything shorter than 4 bytes (keepalives) to socket 0.
 absl::Status AttachReuseportSteering(int fd, int n) {
@@ -254,7 +248,7 @@ void Dataplane::Worker::Run(int stop_fd) {
     if (poll(fds, n, 1000) < 0 && errno != EINTR) break;
     if (fds[0].revents != 0) break;
     snapshot_ = plane_->table_->Current();
-    if (plane_->options_.observer != nullptr) now_ns_ = MonotonicNanos();
+    if (plane_->options_.observer != nullptr) now_ns_ = esp::MonotonicNanos();
     if (fds[1].revents & POLLIN) ReceiveUdp();
     if (raw4_at >= 0 && (fds[raw4_at].revents & POLLIN)) ReceiveRaw(raw4_, false);
     if (raw6_at >= 0 && (fds[raw6_at].revents & POLLIN)) ReceiveRaw(raw6_, true);

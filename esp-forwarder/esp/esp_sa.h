@@ -5,6 +5,8 @@
 #pragma once
 
 #include <array>
+#include <time.h>
+
 #include <atomic>
 #include <cstdint>
 #include <limits>
@@ -70,9 +72,16 @@ struct MobilityMarks {
   // An endpoint change (NAT rebinding) of this SA is being applied/reported.
   std::atomic<bool> move_pending{false};
   // Monotonic time (ns) before which a new source address is not followed
-  // (mobility-service refused the last one).
+  // (mobility-service refused the last one, or ike-service just moved the SA).
   std::atomic<int64_t> rebind_holdoff_until_ns{0};
 };
+
+// The clock of MobilityMarks' *_ns fields: CLOCK_MONOTONIC in nanoseconds.
+inline int64_t MonotonicNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
 
 // The replay window's lock: held for a few instructions by the one worker
 // an SA's inbound packets are steered to (tests and restarts aside), so a

@@ -20,12 +20,6 @@ const log::Logger& Log() {
   return *logger;
 }
 
-int64_t MonotonicNanos() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
 std::string Hex64(uint64_t spi) { return absl::StrFormat("%016x", spi); }
 std::string Hex32(uint32_t spi) { return absl::StrFormat("%08x", spi); }
 
@@ -152,7 +146,7 @@ void MobilityReporter::Stop() {
 }
 
 void MobilityReporter::HoldOffAfterMove(uint64_t spi_i, uint64_t spi_r) {
-  const int64_t until = MonotonicNanos() + absl::ToInt64Nanoseconds(options_.move_holdoff);
+  const int64_t until = esp::MonotonicNanos() + absl::ToInt64Nanoseconds(options_.move_holdoff);
   for (const std::shared_ptr<const SaEntry>& entry : table_->Current()->All()) {
     if (entry->ike_spi_i != spi_i || entry->ike_spi_r != spi_r) continue;
     entry->sa->mobility().rebind_holdoff_until_ns.store(until, std::memory_order_relaxed);
@@ -267,7 +261,7 @@ void MobilityReporter::HandleMove(Event& event) {
     marks.move_pending.store(false, std::memory_order_release);
     return;
   }
-  const double took = static_cast<double>(MonotonicNanos() - event.seen_ns) / 1e9;
+  const double took = static_cast<double>(esp::MonotonicNanos() - event.seen_ns) / 1e9;
   move_seconds_.Observe(took);
   Log().Info("ESP from a new source: NAT rebinding followed",
              {{"spi_in", Hex32(event.inbound_spi)},
@@ -300,7 +294,7 @@ void MobilityReporter::HandleMove(Event& event) {
       // new sources of this SA for a while.
       (void)table_->MoveRemote(event.inbound_spi, event.sa.get(), *previous);
       marks.rebind_holdoff_until_ns.store(
-          MonotonicNanos() + absl::ToInt64Nanoseconds(options_.refused_holdoff),
+          esp::MonotonicNanos() + absl::ToInt64Nanoseconds(options_.refused_holdoff),
           std::memory_order_relaxed);
       refused_.Increment();
       marks.move_pending.store(false, std::memory_order_release);
@@ -332,7 +326,7 @@ void MobilityReporter::HandleMove(Event& event) {
 }
 
 void MobilityReporter::HandleLiveness(const Event& event) {
-  const int64_t now = MonotonicNanos();
+  const int64_t now = esp::MonotonicNanos();
   const int64_t interval = absl::ToInt64Nanoseconds(options_.liveness_interval);
   const auto key = std::make_pair(event.spi_i, event.spi_r);
   // Another CHILD SA of the same IKE SA reported it lately.

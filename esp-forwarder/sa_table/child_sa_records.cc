@@ -39,8 +39,6 @@ std::string Str(const std::vector<uint8_t>& v) { return std::string(v.begin(), v
 
 }  // namespace
 
-std::string ChildKey(uint32_t inbound_spi) { return store::ChildSaKey(inbound_spi); }
-
 absl::StatusOr<v1::ChildSa> MakeChildSaRecord(const store::Sealer& sealer,
                                               const ChildSaSpec& spec) {
   v1::ChildSa record;
@@ -70,7 +68,8 @@ absl::StatusOr<v1::ChildSa> MakeChildSaRecord(const store::Sealer& sealer,
   keys.set_inbound_integrity(Str(spec.keys.in_int));
   keys.set_outbound_encryption(Str(spec.keys.out_enc));
   keys.set_outbound_integrity(Str(spec.keys.out_int));
-  if (absl::Status s = store::SealInto(sealer, ChildKey(spec.inbound_spi), keys, &record);
+  const std::string key = store::ChildSaKey(spec.inbound_spi);
+  if (absl::Status s = store::SealInto(sealer, key, keys, &record);
       !s.ok()) {
     return s;
   }
@@ -81,7 +80,7 @@ absl::Status PutChildSa(store::Store& store, const store::Sealer& sealer,
                         const ChildSaSpec& spec) {
   absl::StatusOr<v1::ChildSa> record = MakeChildSaRecord(sealer, spec);
   if (!record.ok()) return record.status();
-  return store::PutProto(store, ChildKey(spec.inbound_spi), *record).status();
+  return store::PutProto(store, store::ChildSaKey(spec.inbound_spi), *record).status();
 }
 
 }  // namespace vpn::forwarder

@@ -1,7 +1,7 @@
 // Writes ChildSa records with sealed keys exactly as ike-service's
-// SaRecorder does ("child/%08x" of the inbound SPI, inbound = client ->
-// gateway keys), for tests, the netns data-plane test and the load generator,
-// which play ike-service with keys they choose.
+// SaRecorder does (under store::ChildSaKey of the inbound SPI; inbound =
+// client -> gateway keys), for tests, the netns data-plane test and the load
+// generator, which play ike-service with keys they choose.
 #pragma once
 
 #include <cstdint>
@@ -32,7 +32,6 @@ struct ChildSaSpec {
   uint32_t soft_seconds = 0, hard_seconds = 0;
 };
 
-std::string ChildKey(uint32_t inbound_spi);
 absl::StatusOr<v1::ChildSa> MakeChildSaRecord(const store::Sealer& sealer,
                                               const ChildSaSpec& spec);
 // Writes (creates or overwrites) the record.

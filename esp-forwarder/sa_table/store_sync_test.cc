@@ -150,7 +150,7 @@ TEST_F(StoreSyncTest, InstallUpdateDeleteAndRestart) {
 
   // ... or until the old one is deleted, whichever comes first (below).
   // Delete: gone from the table at once.
-  ASSERT_TRUE(store_->Delete(ChildKey(0xc0000001)).ok());
+  ASSERT_TRUE(store_->Delete(store::ChildSaKey(0xc0000001)).ok());
   const absl::Duration removal = WaitFor(table, [](const SaSnapshot& s) {
     return s.Inbound(0xc0000001) == nullptr;
   });
@@ -211,9 +211,9 @@ TEST_F(StoreSyncTest, BadRecordsAreRejectedNotInstalled) {
   ChildSaSpec spec = Spec(0xc0000010, 0xd0000010);
   auto record = MakeChildSaRecord(*sealer_, spec);
   ASSERT_TRUE(record.ok());
-  ASSERT_TRUE(store::PutProto(*store_, ChildKey(0xc0000011), *record).ok());
+  ASSERT_TRUE(store::PutProto(*store_, store::ChildSaKey(0xc0000011), *record).ok());
   // Garbage.
-  ASSERT_TRUE(store_->Put(ChildKey(0xc0000012), "\xff\xff garbage").ok());
+  ASSERT_TRUE(store_->Put(store::ChildSaKey(0xc0000012), "\xff\xff garbage").ok());
   // Then a good one, to know the watch got past the bad ones.
   ASSERT_TRUE(PutChildSa(*store_, *sealer_, Spec(0xc0000013, 0xd0000013)).ok());
   WaitFor(table, [](const SaSnapshot& s) { return s.Inbound(0xc0000013) != nullptr; });
@@ -424,12 +424,12 @@ TEST_F(StoreSyncTest, CheckpointKeysGoWithTheirRecords) {
     }
     WaitFor(table, [](const SaSnapshot& s) { return s.size() == 3; });
     EXPECT_TRUE(key_exists(0xc0000401));  // written before the SA was published
-    ASSERT_TRUE(store_->Delete(ChildKey(0xc0000401)).ok());
+    ASSERT_TRUE(store_->Delete(store::ChildSaKey(0xc0000401)).ok());
     EXPECT_TRUE(wait_key(0xc0000401, false)) << "deleted with its record";
     sync.Stop();
   }
   // While no forwarder runs: a record is deleted, and a stray key appears.
-  ASSERT_TRUE(store_->Delete(ChildKey(0xc0000402)).ok());
+  ASSERT_TRUE(store_->Delete(store::ChildSaKey(0xc0000402)).ok());
   ASSERT_TRUE(store_->Put(SeqKey(0xc00004ff), EncodeSeqMarks({7, 7})).ok());
   SaTable table;
   prometheus::Registry registry;
