@@ -112,9 +112,11 @@ absl::StatusOr<std::unique_ptr<ForwarderComponent>> ForwarderComponent::Create(
   options.udp_gro = config.udp_gro;
   options.udp_gso = config.udp_gso;
   options.path_mtu = static_cast<uint32_t>(config.path_mtu);
-  if (!config.mobility_service.empty()) {
+  if (config.local_mobility != nullptr || !config.mobility_service.empty()) {
     absl::StatusOr<std::unique_ptr<MobilityApi>> api =
-        MakeGrpcMobilityApi(config.mobility_service, config.server.client_tls);
+        config.local_mobility != nullptr
+            ? MakeInProcessMobilityApi(config.local_mobility)
+            : MakeGrpcMobilityApi(config.mobility_service, config.server.client_tls);
     if (!api.ok()) return api.status();
     MobilityReporterOptions reporter;
     reporter.liveness_interval = config.liveness_report_interval;

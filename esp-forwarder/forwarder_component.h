@@ -56,6 +56,8 @@ struct ForwarderConfig {
   // Set by `gateway` to share its store; otherwise `store` is opened, and
   // without `store` no SAs are installed (warned).
   absl::optional<store::StoreHandle> shared_store;
+  // Set by `gateway`: its mobility-service, called directly.
+  v1::Mobility::Service* local_mobility = nullptr;
 };
 
 void ReadForwarderConfig(config::ConfigReader& reader, ForwarderConfig* out);

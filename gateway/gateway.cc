@@ -94,11 +94,15 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
     return s;
   }
   config.forwarder.shared_store = gateway->store_;
+  v1::Mobility::Service* mobility_service = nullptr;
+  for (grpc::Service* service : gateway->running_[1].component->services()) {
+    if (auto* m = dynamic_cast<v1::Mobility::Service*>(service)) mobility_service = m;
+  }
   // The forwarder tells this process's mobility-service of NAT rebinding and
-  // liveness; an explicit address (or "", off) in the config is kept.
+  // liveness, by direct call; an explicit address (or "", off) in the config
+  // is kept.
   if (config.forwarder.mobility_service == forwarder::ForwarderConfig().mobility_service) {
-    config.forwarder.mobility_service =
-        absl::StrCat("127.0.0.1:", gateway->running_[1].host->port());
+    config.forwarder.local_mobility = mobility_service;
   }
   absl::StatusOr<std::unique_ptr<forwarder::ForwarderComponent>> forwarder =
       forwarder::ForwarderComponent::Create(config.forwarder, gateway->metrics_->registry());
@@ -117,10 +121,12 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
   config.ike.forwarders = {
       absl::StrCat("127.0.0.1:", gateway->running_[2].host->port())};
   config.ike.shared_store = gateway->store_;
-  // In one process ike-service calls auth-service directly, not over gRPC.
+  // In one process ike-service calls auth-service and mobility-service
+  // directly, not over gRPC.
   for (grpc::Service* service : gateway->running_[0].component->services()) {
     if (auto* auth = dynamic_cast<v1::Auth::Service*>(service)) config.ike.local_auth = auth;
   }
+  config.ike.local_mobility = mobility_service;
   // ... and reaches the forwarder's relay directly, not over gRPC.
   for (grpc::Service* service : gateway->running_[2].component->services()) {
     if (auto* relay = dynamic_cast<forwarder::IkeRelay*>(service)) {

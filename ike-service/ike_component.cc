@@ -134,10 +134,14 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
     if (!authenticator.ok()) return authenticator.status();
     component->authenticator_ = std::move(*authenticator);
   }
-  absl::StatusOr<std::unique_ptr<GrpcMobilityClient>> mobility =
-      GrpcMobilityClient::Create(config.mobility_service, config.server.client_tls);
-  if (!mobility.ok()) return mobility.status();
-  component->mobility_ = std::move(*mobility);
+  if (config.local_mobility != nullptr) {
+    component->mobility_ = MobilityServiceClient::InProcess(config.local_mobility);
+  } else {
+    absl::StatusOr<std::unique_ptr<MobilityServiceClient>> mobility =
+        MobilityServiceClient::OverGrpc(config.mobility_service, config.server.client_tls);
+    if (!mobility.ok()) return mobility.status();
+    component->mobility_ = std::move(*mobility);
+  }
   component->recorder_ = std::make_unique<SaRecorder>(
       component->store_.store.get(), component->store_.sealer.get(), config.replica,
       &component->policy_);

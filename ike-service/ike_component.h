@@ -39,8 +39,10 @@ struct IkeServiceConfig {
   EngineOptions engine;
   // Set by `gateway` to share its store; otherwise `store` is opened.
   absl::optional<store::StoreHandle> shared_store;
-  // Set by `gateway`: auth-service in the same process, called directly.
+  // Set by `gateway`: auth-service and mobility-service in the same process,
+  // called directly (`auth_service` and `mobility_service` are then unused).
   v1::Auth::Service* local_auth = nullptr;
+  v1::Mobility::Service* local_mobility = nullptr;
   // Set by `gateway`: the forwarder in the same process, reached without
   // gRPC (`forwarders` is then unused).
   std::function<std::unique_ptr<ForwarderLink>(const std::string& replica,

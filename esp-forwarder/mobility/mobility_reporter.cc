@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "common/log/log.h"
 #include "common/rpc/credentials.h"
+#include "common/rpc/in_process.h"
 #include "google/protobuf/util/time_util.h"
 #include "proto/vpn/v1/mobility.grpc.pb.h"
 
@@ -29,6 +30,15 @@ absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
                       absl::StrCat("mobility-service ", what, ": ", status.error_message()));
 }
 
+v1::LivenessReport LivenessReport(uint64_t spi_i, uint64_t spi_r, absl::Time seen) {
+  v1::LivenessReport report;
+  report.set_initiator_spi(spi_i);
+  report.set_responder_spi(spi_r);
+  *report.mutable_last_seen() =
+      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(seen));
+  return report;
+}
+
 class GrpcMobilityApi : public MobilityApi {
  public:
   explicit GrpcMobilityApi(std::unique_ptr<v1::Mobility::Stub> stub) : stub_(std::move(stub)) {}
@@ -43,19 +53,38 @@ class GrpcMobilityApi : public MobilityApi {
   }
 
   absl::Status ReportLiveness(uint64_t spi_i, uint64_t spi_r, absl::Time seen) override {
-    v1::LivenessReport report;
-    report.set_initiator_spi(spi_i);
-    report.set_responder_spi(spi_r);
-    *report.mutable_last_seen() =
-        google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(seen));
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + kLivenessDeadline));
     v1::LivenessReply reply;
-    return FromGrpc(stub_->ReportLiveness(&context, report, &reply), "ReportLiveness");
+    return FromGrpc(stub_->ReportLiveness(&context, LivenessReport(spi_i, spi_r, seen), &reply),
+                    "ReportLiveness");
   }
 
  private:
   std::unique_ptr<v1::Mobility::Stub> stub_;
+};
+
+// The same, calling mobility-service's implementation in this process.
+class InProcessMobilityApi : public MobilityApi {
+ public:
+  explicit InProcessMobilityApi(v1::Mobility::Service* service) : service_(service) {}
+
+  absl::StatusOr<int64_t> UpdateEndpoint(const v1::EndpointUpdate& update) override {
+    absl::StatusOr<v1::EndpointUpdateReply> reply = rpc::CallInProcess(
+        service_, &v1::Mobility::Service::UpdateEndpoint, update, "mobility-service UpdateEndpoint");
+    if (!reply.ok()) return reply.status();
+    return reply->version();
+  }
+
+  absl::Status ReportLiveness(uint64_t spi_i, uint64_t spi_r, absl::Time seen) override {
+    return rpc::CallInProcess(service_, &v1::Mobility::Service::ReportLiveness,
+                              LivenessReport(spi_i, spi_r, seen),
+                              "mobility-service ReportLiveness")
+        .status();
+  }
+
+ private:
+  v1::Mobility::Service* const service_;
 };
 
 // A definitive answer: the move must not stand and is not retried.
@@ -65,6 +94,10 @@ bool IsRefusal(const absl::Status& status) {
 }
 
 }  // namespace
+
+std::unique_ptr<MobilityApi> MakeInProcessMobilityApi(v1::Mobility::Service* service) {
+  return std::make_unique<InProcessMobilityApi>(service);
+}
 
 absl::StatusOr<std::unique_ptr<MobilityApi>> MakeGrpcMobilityApi(const std::string& target,
                                                                  const rpc::TlsFiles& tls) {

@@ -45,7 +45,7 @@
 #include "prometheus/counter.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
-#include "proto/vpn/v1/mobility.pb.h"
+#include "proto/vpn/v1/mobility.grpc.pb.h"
 
 namespace vpn::forwarder {
 
@@ -60,6 +60,8 @@ class MobilityApi {
 // vpn.v1.Mobility over gRPC (mutual TLS with `tls`'s client certificate).
 absl::StatusOr<std::unique_ptr<MobilityApi>> MakeGrpcMobilityApi(const std::string& target,
                                                                  const rpc::TlsFiles& tls);
+// mobility-service's implementation in this process (`gateway`).
+std::unique_ptr<MobilityApi> MakeInProcessMobilityApi(v1::Mobility::Service* service);
 
 struct MobilityReporterOptions {
   absl::Duration liveness_interval = absl::Seconds(10);

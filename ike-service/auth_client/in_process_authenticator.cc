@@ -1,4 +1,5 @@
 #include "absl/strings/str_cat.h"
+#include "common/rpc/in_process.h"
 #include "ike-service/auth_client/authenticator.h"
 
 namespace vpn::ike {
@@ -33,14 +34,7 @@ class InProcessAuthenticator : public Authenticator {
   absl::StatusOr<Reply> Call(grpc::Status (v1::Auth::Service::*method)(
                                  grpc::ServerContext*, const Request*, Reply*),
                              const Request& request, const char* name) {
-    grpc::ServerContext context;
-    Reply reply;
-    grpc::Status status = (service_->*method)(&context, &request, &reply);
-    if (!status.ok()) {
-      return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                          absl::StrCat("auth-service ", name, ": ", status.error_message()));
-    }
-    return reply;
+    return rpc::CallInProcess(service_, method, request, absl::StrCat("auth-service ", name));
   }
 
   v1::Auth::Service* const service_;

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/rpc/credentials.h"
+#include "common/rpc/in_process.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace vpn::ike {
@@ -14,42 +15,70 @@ constexpr size_t kMaxTracked = 1 << 20;
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<GrpcMobilityClient>> GrpcMobilityClient::Create(
+absl::StatusOr<std::unique_ptr<MobilityServiceClient>> MobilityServiceClient::OverGrpc(
     const std::string& target, const rpc::TlsFiles& tls, absl::Duration interval) {
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = rpc::MakeChannel(target, tls);
   if (!channel.ok()) return channel.status();
-  return std::unique_ptr<GrpcMobilityClient>(
-      new GrpcMobilityClient(v1::Mobility::NewStub(*channel), interval));
+  std::shared_ptr<v1::Mobility::Stub> stub = v1::Mobility::NewStub(*channel);
+  auto update = [stub](const v1::EndpointUpdate& request)
+      -> absl::StatusOr<v1::EndpointUpdateReply> {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kUpdateDeadline));
+    v1::EndpointUpdateReply reply;
+    grpc::Status status = stub->UpdateEndpoint(&context, request, &reply);
+    if (!status.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                          absl::StrCat("mobility-service UpdateEndpoint: ",
+                                       status.error_message()));
+    }
+    return reply;
+  };
+  auto liveness = [stub](const v1::LivenessReport& report) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kLivenessDeadline));
+    v1::LivenessReply reply;
+    // Best effort: a lost report is followed by the next one.
+    (void)stub->ReportLiveness(&context, report, &reply);
+  };
+  return std::unique_ptr<MobilityServiceClient>(
+      new MobilityServiceClient(std::move(update), std::move(liveness), interval));
 }
 
-GrpcMobilityClient::GrpcMobilityClient(std::unique_ptr<v1::Mobility::Stub> stub,
-                                       absl::Duration interval)
-    : stub_(std::move(stub)), interval_(interval) {
+std::unique_ptr<MobilityServiceClient> MobilityServiceClient::InProcess(
+    v1::Mobility::Service* service, absl::Duration interval) {
+  auto update = [service](const v1::EndpointUpdate& request) {
+    return rpc::CallInProcess(service, &v1::Mobility::Service::UpdateEndpoint, request,
+                              "mobility-service UpdateEndpoint");
+  };
+  auto liveness = [service](const v1::LivenessReport& report) {
+    (void)rpc::CallInProcess(service, &v1::Mobility::Service::ReportLiveness, report,
+                             "mobility-service ReportLiveness");
+  };
+  return std::unique_ptr<MobilityServiceClient>(
+      new MobilityServiceClient(std::move(update), std::move(liveness), interval));
+}
+
+MobilityServiceClient::MobilityServiceClient(UpdateCall update, LivenessCall liveness,
+                                             absl::Duration interval)
+    : update_(std::move(update)), liveness_(std::move(liveness)), interval_(interval) {
   sender_ = std::thread([this] {
     while (!stopping_.WaitForNotificationWithTimeout(absl::Seconds(1))) Flush();
   });
 }
 
-GrpcMobilityClient::~GrpcMobilityClient() {
+MobilityServiceClient::~MobilityServiceClient() {
   stopping_.Notify();
   sender_.join();
 }
 
-absl::StatusOr<int64_t> GrpcMobilityClient::UpdateEndpoint(
+absl::StatusOr<int64_t> MobilityServiceClient::UpdateEndpoint(
     const v1::EndpointUpdate& update) {
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + kUpdateDeadline));
-  v1::EndpointUpdateReply reply;
-  grpc::Status status = stub_->UpdateEndpoint(&context, update, &reply);
-  if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        absl::StrCat("mobility-service UpdateEndpoint: ",
-                                     status.error_message()));
-  }
-  return reply.version();
+  absl::StatusOr<v1::EndpointUpdateReply> reply = update_(update);
+  if (!reply.ok()) return reply.status();
+  return reply->version();
 }
 
-void GrpcMobilityClient::ReportLiveness(uint64_t spi_i, uint64_t spi_r) {
+void MobilityServiceClient::ReportLiveness(uint64_t spi_i, uint64_t spi_r) {
   const auto key = std::make_pair(spi_i, spi_r);
   const absl::Time now = absl::Now();
   absl::MutexLock lock(&mu_);
@@ -60,7 +89,7 @@ void GrpcMobilityClient::ReportLiveness(uint64_t spi_i, uint64_t spi_r) {
   pending_[key] = now;
 }
 
-void GrpcMobilityClient::Flush() {
+void MobilityServiceClient::Flush() {
   absl::flat_hash_map<std::pair<uint64_t, uint64_t>, absl::Time> batch;
   {
     absl::MutexLock lock(&mu_);
@@ -72,11 +101,7 @@ void GrpcMobilityClient::Flush() {
     report.set_responder_spi(key.second);
     *report.mutable_last_seen() =
         google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(seen));
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + kLivenessDeadline));
-    v1::LivenessReply reply;
-    // Best effort: a lost report is followed by the next one.
-    (void)stub_->ReportLiveness(&context, report, &reply);
+    liveness_(report);
   }
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -27,21 +28,30 @@ class MobilityClient {
   virtual void ReportLiveness(uint64_t spi_i, uint64_t spi_r) = 0;
 };
 
-class GrpcMobilityClient : public MobilityClient {
+// mobility-service's API over gRPC, or in process (`gateway`). Liveness
+// reports are sent in the background, at most once per `interval` per SA.
+class MobilityServiceClient : public MobilityClient {
  public:
-  static absl::StatusOr<std::unique_ptr<GrpcMobilityClient>> Create(
+  static absl::StatusOr<std::unique_ptr<MobilityServiceClient>> OverGrpc(
       const std::string& target, const rpc::TlsFiles& tls,
       absl::Duration interval = absl::Seconds(10));
-  ~GrpcMobilityClient() override;
+  static std::unique_ptr<MobilityServiceClient> InProcess(
+      v1::Mobility::Service* service, absl::Duration interval = absl::Seconds(10));
+  ~MobilityServiceClient() override;
 
   absl::StatusOr<int64_t> UpdateEndpoint(const v1::EndpointUpdate& update) override;
   void ReportLiveness(uint64_t spi_i, uint64_t spi_r) override;
 
  private:
-  GrpcMobilityClient(std::unique_ptr<v1::Mobility::Stub> stub, absl::Duration interval);
+  using UpdateCall =
+      std::function<absl::StatusOr<v1::EndpointUpdateReply>(const v1::EndpointUpdate&)>;
+  using LivenessCall = std::function<void(const v1::LivenessReport&)>;
+
+  MobilityServiceClient(UpdateCall update, LivenessCall liveness, absl::Duration interval);
   void Flush();
 
-  std::unique_ptr<v1::Mobility::Stub> stub_;
+  const UpdateCall update_;
+  const LivenessCall liveness_;
   const absl::Duration interval_;
   absl::Mutex mu_;
   // When each SA was last reported, and the reports waiting to go out.

@@ -57,7 +57,6 @@ METRICS_URL = "http://127.0.0.1:9100/metrics"
 LIVENESS_TIMEOUT_S = 3
 OUTAGE_WINDOW_S = 12
 MOBILITY_ENV = {
-    "OUR_GATEWAY_FORWARDER_MOBILITY": "127.0.0.1:50053",
     "OUR_GATEWAY_LIVENESS_REPORT_INTERVAL": "1s",
     "OUR_GATEWAY_MOBILITY_YAML": (f"{{outage_window: {OUTAGE_WINDOW_S}s, liveness_timeout: "
                                   f"{LIVENESS_TIMEOUT_S}s, liveness_persist_interval: 1s}}"),
@@ -780,9 +779,7 @@ def main():
         phases.append(("mobility", dict(gateway_cmd=args.gateway_cmd, nat=True, extra_env=MOBILITY_ENV,
                                         pool4="10.10.0.0/30"), mob))
     if "switch" in names:
-        phases.append(("ours", dict(gateway_cmd=args.gateway_cmd,
-                                    extra_env={"OUR_GATEWAY_FORWARDER_MOBILITY": "127.0.0.1:50053"}),
-                       ["switch"]))
+        phases.append(("ours", dict(gateway_cmd=args.gateway_cmd), ["switch"]))
         phases.append(("strongswan", dict(gateway_cmd=None), ["switch"]))
     try:
         for phase_name, kw, scenarios in phases:
