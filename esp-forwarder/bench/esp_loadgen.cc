@@ -172,16 +172,14 @@ void SendTo(int fd, const uint8_t* data, size_t size, uint32_t address, uint16_t
   sendto(fd, data, size, 0, reinterpret_cast<sockaddr*>(&a), sizeof(a));
 }
 
-// Sends `datagrams` (all of one size but the last) as one UDP GSO send.
-void SendBurst(int fd, const std::vector<std::vector<uint8_t>>& datagrams, uint32_t address,
-               uint16_t port) {
-  std::vector<uint8_t> batch;
-  for (const auto& d : datagrams) batch.insert(batch.end(), d.begin(), d.end());
+// One UDP GSO send of `size` bytes cut into `segment`-byte datagrams.
+bool SendGso(int fd, const uint8_t* data, size_t size, uint16_t segment, uint32_t address,
+             uint16_t port) {
   sockaddr_in to = {};
   to.sin_family = AF_INET;
   to.sin_addr.s_addr = address;
   to.sin_port = htons(port);
-  iovec iov = {batch.data(), batch.size()};
+  iovec iov = {const_cast<uint8_t*>(data), size};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint16_t))] = {};
   msghdr h = {};
   h.msg_name = &to;
@@ -194,9 +192,19 @@ void SendBurst(int fd, const std::vector<std::vector<uint8_t>>& datagrams, uint3
   cm->cmsg_level = SOL_UDP;
   cm->cmsg_type = UDP_SEGMENT;
   cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-  const uint16_t segment = static_cast<uint16_t>(datagrams.front().size());
   std::memcpy(CMSG_DATA(cm), &segment, sizeof(segment));
-  if (sendmsg(fd, &h, 0) < 0) std::perror("sendmsg (GSO burst)");
+  return sendmsg(fd, &h, 0) >= 0;
+}
+
+// Sends `datagrams` (all of one size but the last) as one UDP GSO send.
+void SendBurst(int fd, const std::vector<std::vector<uint8_t>>& datagrams, uint32_t address,
+               uint16_t port) {
+  std::vector<uint8_t> batch;
+  for (const auto& d : datagrams) batch.insert(batch.end(), d.begin(), d.end());
+  if (!SendGso(fd, batch.data(), batch.size(), static_cast<uint16_t>(datagrams.front().size()),
+               address, port)) {
+    std::perror("sendmsg (GSO burst)");
+  }
 }
 
 // The IPv4 packets from `source` seen on the LAN host's interface within
@@ -767,26 +775,12 @@ int Bench() {
               seg = payload;
               used = payload * kBatch;
             }
-            char control[CMSG_SPACE(sizeof(uint16_t))] = {};
-            msghdr h = {};
-            sockaddr_in to = {};
-            to.sin_family = AF_INET;
-            to.sin_addr.s_addr = direction == 0 ? Ip4(absl::GetFlag(FLAGS_gw_addr)) : c.vip;
-            to.sin_port = htons(direction == 0 ? 4500 : kClientPort);
-            iovec iov = {batch.data(), used};
-            h.msg_name = &to;
-            h.msg_namelen = sizeof(to);
-            h.msg_iov = &iov;
-            h.msg_iovlen = 1;
-            h.msg_control = control;
-            h.msg_controllen = sizeof(control);
-            cmsghdr* cm = CMSG_FIRSTHDR(&h);
-            cm->cmsg_level = SOL_UDP;
-            cm->cmsg_type = UDP_SEGMENT;
-            cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-            const uint16_t gso = static_cast<uint16_t>(seg);
-            std::memcpy(CMSG_DATA(cm), &gso, sizeof(gso));
-            if (sendmsg(direction == 0 ? c.udp : lan_tx, &h, 0) < 0) absl::SleepFor(absl::Microseconds(20));
+            if (!SendGso(direction == 0 ? c.udp : lan_tx, batch.data(), used,
+                         static_cast<uint16_t>(seg),
+                         direction == 0 ? Ip4(absl::GetFlag(FLAGS_gw_addr)) : c.vip,
+                         direction == 0 ? 4500 : kClientPort)) {
+              absl::SleepFor(absl::Microseconds(20));
+            }
           }
         });
         absl::SleepFor(absl::Milliseconds(200));  // warm up
