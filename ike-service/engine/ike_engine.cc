@@ -843,16 +843,7 @@ void IkeEngine::HandleResponse(size_t forwarder, const v1::IkeDatagram& datagram
 
 void IkeEngine::DeleteEstablished(IkeSa& sa, absl::string_view reason) {
   sa_deleted_.Increment();
-  // Its address leases go in the same transaction as its records.
-  std::vector<store::Op> leases;
-  for (const std::string& ip : sa.virtual_ips) {
-    AddressPool* pool = ip.size() == 16 ? services_.pool_v6 : services_.pool_v4;
-    if (pool == nullptr) continue;
-    absl::StatusOr<absl::optional<store::Op>> op = pool->ReleaseOp(ip, sa.record_key());
-    if (op.ok() && op->has_value()) leases.push_back(std::move(**op));
-  }
-  sa.virtual_ips.clear();
-  if (absl::Status s = recorder_->RemoveSa(sa, std::move(leases)); !s.ok()) {
+  if (absl::Status s = recorder_->RemoveSa(sa); !s.ok()) {
     log_.Error("cannot remove SA record", {{"error", s.message()}});
   }
   log_.Info("IKE SA deleted", {{"spi_r", Hex(sa.spi_r)}, {"reason", reason}});

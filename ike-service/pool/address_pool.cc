@@ -75,24 +75,15 @@ absl::StatusOr<std::string> AddressPool::Acquire(absl::string_view owner) {
   return absl::ResourceExhaustedError(absl::StrCat("address pool ", cidr_, " is full"));
 }
 
-absl::StatusOr<absl::optional<store::Op>> AddressPool::ReleaseOp(absl::string_view address,
-                                                                 absl::string_view owner) {
+absl::Status AddressPool::Release(absl::string_view address, absl::string_view owner) {
   const std::string key = LeaseKey(address);
   absl::StatusOr<store::KeyValue> lease = store_->Get(key);
-  if (absl::IsNotFound(lease.status())) return absl::nullopt;
   if (!lease.ok()) return lease.status();
-  if (lease->value != owner) return absl::nullopt;
-  return store::Op::Delete(key, store::Condition::VersionIs(lease->version));
-}
-
-absl::Status AddressPool::Release(absl::string_view address, absl::string_view owner) {
-  absl::StatusOr<absl::optional<store::Op>> op = ReleaseOp(address, owner);
-  if (!op.ok()) return op.status();
-  if (!op->has_value()) {
+  if (lease->value != owner) {
     return absl::FailedPreconditionError(
-        absl::StrCat("address lease ", LeaseKey(address), " belongs to another SA"));
+        absl::StrCat("address lease ", key, " belongs to another SA"));
   }
-  return store_->Delete((*op)->key, (*op)->condition).status();
+  return store_->Delete(key, store::Condition::VersionIs(lease->version)).status();
 }
 
 }  // namespace vpn::ike

@@ -11,7 +11,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/types/optional.h"
 #include "common/store/store.h"
 
 namespace vpn::ike {
@@ -32,11 +31,6 @@ class AddressPool {
   absl::StatusOr<std::string> Acquire(absl::string_view owner);
   // Gives `address` back if `owner` holds it.
   absl::Status Release(absl::string_view address, absl::string_view owner);
-  // The same as an operation for a transaction of the caller's (the delete
-  // of `owner`'s lease, on the version read now); nullopt when `owner`
-  // does not hold it.
-  absl::StatusOr<absl::optional<store::Op>> ReleaseOp(absl::string_view address,
-                                                      absl::string_view owner);
 
  private:
   AddressPool(std::string cidr, bool v6, int prefix_length, absl::uint128 first,

@@ -48,24 +48,6 @@ TEST_F(AddressPoolTest, HandsOutEachAddressOnceAndTakesItBack) {
   EXPECT_EQ(*again, first);
 }
 
-TEST_F(AddressPoolTest, ReleaseOpIsTheOwnersDeleteOnTheCurrentVersion) {
-  auto pool = AddressPool::Create("10.10.0.0/29", store_.get());
-  ASSERT_TRUE(pool.ok());
-  absl::StatusOr<std::string> address = (*pool)->Acquire("ike/a");
-  ASSERT_TRUE(address.ok());
-  absl::StatusOr<absl::optional<store::Op>> theirs = (*pool)->ReleaseOp(*address, "ike/b");
-  ASSERT_TRUE(theirs.ok());
-  EXPECT_FALSE(theirs->has_value());
-  absl::StatusOr<absl::optional<store::Op>> ours = (*pool)->ReleaseOp(*address, "ike/a");
-  ASSERT_TRUE(ours.ok() && ours->has_value());
-  EXPECT_EQ((*ours)->type, store::Op::Type::kDelete);
-  ASSERT_TRUE(store_->Txn({**ours}).ok());
-  // Gone: nothing left to release.
-  absl::StatusOr<absl::optional<store::Op>> again = (*pool)->ReleaseOp(*address, "ike/a");
-  ASSERT_TRUE(again.ok());
-  EXPECT_FALSE(again->has_value());
-}
-
 TEST_F(AddressPoolTest, TwoReplicasNeverShareAnAddress) {
   auto a = AddressPool::Create("10.20.0.0/28", store_.get());
   auto b = AddressPool::Create("10.20.0.0/28", store_.get());

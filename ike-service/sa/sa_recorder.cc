@@ -1,7 +1,5 @@
 #include "ike-service/sa/sa_recorder.h"
 
-#include <algorithm>
-
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -278,20 +276,6 @@ absl::Status SaRecorder::CommitNow(std::vector<store::Op> ops) {
     // Someone else wrote one of our IKE records since we last did
     // (mobility-service moved the SA, marked it DORMANT or deleted it).
     bool refreshed = false;
-    // A conditional delete whose key changed (an address lease that went to
-    // another SA meanwhile) is not ours any more: dropped.
-    const size_t before = ops.size();
-    ops.erase(std::remove_if(ops.begin(), ops.end(),
-                             [this](const store::Op& op) {
-                               if (op.type != store::Op::Type::kDelete ||
-                                   op.condition.kind != store::Condition::Kind::kVersionEquals) {
-                                 return false;
-                               }
-                               absl::StatusOr<store::KeyValue> now = store_->Get(op.key);
-                               return !now.ok() || now->version != op.condition.version;
-                             }),
-              ops.end());
-    refreshed = ops.size() != before;
     for (store::Op& op : ops) {
       if (!IsIkeRecordPut(op) || op.condition.kind != store::Condition::Kind::kVersionEquals) {
         continue;
@@ -529,8 +513,8 @@ absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> SaRecorder::LoadOwned(
   return restored;
 }
 
-absl::Status SaRecorder::RemoveSa(const IkeSa& sa, std::vector<store::Op> also) {
-  std::vector<store::Op> ops = std::move(also);
+absl::Status SaRecorder::RemoveSa(const IkeSa& sa) {
+  std::vector<store::Op> ops;
   ops.push_back(store::Op::Delete(sa.record_key()));
   for (const ChildSaState& child : sa.children) {
     ops.push_back(store::Op::Delete(ChildKey(child.inbound_spi)));

@@ -57,9 +57,8 @@ class SaRecorder {
   // One new CHILD SA of an established IKE SA (CREATE_CHILD_SA), with the
   // IKE SA's record that lists it, in one transaction.
   absl::Status RecordChild(const IkeSa& sa, const ChildSaState& child);
-  // Deletes the IKE SA's record and its CHILD SAs', with `also` (e.g. its
-  // address leases) in the same transaction.
-  absl::Status RemoveSa(const IkeSa& sa, std::vector<store::Op> also = {});
+  // Deletes the IKE SA's record and its CHILD SAs'.
+  absl::Status RemoveSa(const IkeSa& sa);
   absl::Status RemoveChild(const ChildSaState& child);
 
   static std::string ChildKey(uint32_t inbound_spi);

@@ -202,30 +202,6 @@ TEST_F(SaRecorderTest, ARecordDeletedElsewhereStaysDeleted) {
   EXPECT_TRUE(absl::IsNotFound(store_->Get(SaRecorder::ChildKey(0xc0000005)).status()));
 }
 
-// An SA's address lease goes with its records; a lease that went to
-// another SA meanwhile (its version moved) is left alone, the records still go.
-TEST_F(SaRecorderTest, RemovesTheLeaseWithTheRecordsUnlessItChangedHands) {
-  for (bool changed : {false, true}) {
-    ASSERT_TRUE(recorder_->RecordEstablished(sa_).ok());
-    ASSERT_TRUE(store_->Put("pool/v4/0a0a0002", sa_.record_key()).ok());
-    const int64_t version = store_->Get("pool/v4/0a0a0002")->version;
-    if (changed) ASSERT_TRUE(store_->Put("pool/v4/0a0a0002", "ike/someone-else").ok());
-    ASSERT_TRUE(recorder_
-                    ->RemoveSa(sa_, {store::Op::Delete("pool/v4/0a0a0002",
-                                                       store::Condition::VersionIs(version))})
-                    .ok());
-    EXPECT_TRUE(absl::IsNotFound(store_->Get(sa_.record_key()).status()));
-    absl::StatusOr<store::KeyValue> lease = store_->Get("pool/v4/0a0a0002");
-    if (changed) {
-      ASSERT_TRUE(lease.ok());
-      EXPECT_EQ(lease->value, "ike/someone-else");
-      ASSERT_TRUE(store_->Delete("pool/v4/0a0a0002").ok());
-    } else {
-      EXPECT_TRUE(absl::IsNotFound(lease.status()));
-    }
-  }
-}
-
 TEST_F(SaRecorderTest, RefusedWritesBehindAreCounted) {
   recorder_->StartWriteBehind(registry_);
   sa_.children.push_back(Child(0xc0000002));
