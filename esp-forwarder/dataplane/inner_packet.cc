@@ -111,6 +111,21 @@ bool CompleteChecksum(uint8_t* packet, size_t size, uint16_t csum_start, uint16_
   return true;
 }
 
+namespace {
+
+// One segment of a super-packet in `scratch`: its headers, then `chunk`
+// payload bytes from `offset`, with the IP length and ID set. Its size.
+size_t CopySegment(const uint8_t* packet, size_t headers, size_t offset, size_t chunk, bool v6,
+                   size_t ip_len, uint16_t id, uint8_t* scratch) {
+  std::memcpy(scratch, packet, headers);
+  std::memcpy(scratch + headers, packet + headers + offset, chunk);
+  const size_t total = headers + chunk;
+  SetIpLength(scratch, v6, ip_len, total, id);
+  return total;
+}
+
+}  // namespace
+
 size_t SegmentTcp(const uint8_t* packet, size_t size, uint16_t mss, SegmentSink& sink) {
   const size_t ip_len = IpHeaderBefore(packet, size, 6);
   if (ip_len == 0 || mss == 0 || size < ip_len + 20) return 0;
@@ -128,10 +143,8 @@ size_t SegmentTcp(const uint8_t* packet, size_t size, uint16_t mss, SegmentSink&
     const bool last = offset + chunk >= payload;
     uint8_t* scratch = sink.Buffer();
     if (scratch == nullptr) break;
-    std::memcpy(scratch, packet, headers);
-    std::memcpy(scratch + headers, packet + headers + offset, chunk);
-    const size_t total = headers + chunk;
-    SetIpLength(scratch, v6, ip_len, total, static_cast<uint16_t>(id0 + count));
+    const size_t total = CopySegment(packet, headers, offset, chunk, v6, ip_len,
+                                     static_cast<uint16_t>(id0 + count), scratch);
     uint8_t* tcp = scratch + ip_len;
     Put32(tcp + 4, seq0 + static_cast<uint32_t>(offset));
     uint8_t f = flags;
@@ -160,10 +173,8 @@ size_t SegmentUdp(const uint8_t* packet, size_t size, uint16_t mss, SegmentSink&
     const size_t chunk = std::min<size_t>(payload - offset, mss);
     uint8_t* scratch = sink.Buffer();
     if (scratch == nullptr) break;
-    std::memcpy(scratch, packet, headers);
-    std::memcpy(scratch + headers, packet + headers + offset, chunk);
-    const size_t total = headers + chunk;
-    SetIpLength(scratch, v6, ip_len, total, static_cast<uint16_t>(id0 + count));
+    const size_t total = CopySegment(packet, headers, offset, chunk, v6, ip_len,
+                                     static_cast<uint16_t>(id0 + count), scratch);
     uint8_t* udp = scratch + ip_len;
     Put16(udp + 4, static_cast<uint16_t>(total - ip_len));
     udp[6] = udp[7] = 0;
