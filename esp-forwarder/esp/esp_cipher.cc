@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "esp-forwarder/esp/esp_codec.h"
 
 namespace vpn::forwarder::esp {
 
@@ -75,36 +76,28 @@ absl::StatusOr<std::unique_ptr<EspCipher>> EspCipher::Create(
 
 EspCipher::~EspCipher() { crypto::SecureZero(salt_, sizeof(salt_)); }
 
-namespace {
-
-inline void PutBe32(uint8_t* p, uint32_t v) {
-  p[0] = v >> 24;
-  p[1] = v >> 16;
-  p[2] = v >> 8;
-  p[3] = v;
+size_t EspCipher::AeadInputs(const uint8_t* esp, uint32_t seq_high, uint8_t nonce[12],
+                             uint8_t aad[12]) const {
+  // RFC 4106 §4-5: nonce = salt | IV; AAD = SPI | [seq high |] seq low.
+  std::memcpy(nonce, salt_, 4);
+  std::memcpy(nonce + 4, esp + 8, 8);
+  std::memcpy(aad, esp, 4);
+  if (!esn_) {
+    std::memcpy(aad + 4, esp + 4, 4);
+    return 8;
+  }
+  WriteBe32(aad + 4, seq_high);
+  std::memcpy(aad + 8, esp + 4, 4);
+  return 12;
 }
-
-}  // namespace
 
 absl::Status EspCipher::Seal(uint8_t* esp, size_t plain_len, uint32_t seq_high) const {
   uint8_t* iv = esp + 8;
   uint8_t* body = iv + iv_size_;
   uint8_t* icv = body + plain_len;
   if (aead_ != nullptr) {
-    // RFC 4106 §4-5: nonce = salt | IV; AAD = SPI | [seq high |] seq low.
-    uint8_t nonce[12];
-    std::memcpy(nonce, salt_, 4);
-    std::memcpy(nonce + 4, iv, 8);
-    uint8_t aad[12];
-    size_t aad_len = 8;
-    std::memcpy(aad, esp, 4);
-    if (esn_) {
-      PutBe32(aad + 4, seq_high);
-      std::memcpy(aad + 8, esp + 4, 4);
-      aad_len = 12;
-    } else {
-      std::memcpy(aad + 4, esp + 4, 4);
-    }
+    uint8_t nonce[12], aad[12];
+    const size_t aad_len = AeadInputs(esp, seq_high, nonce, aad);
     return aead_->SealInPlace(crypto::ByteSpan(nonce, 12),
                               crypto::MutableByteSpan(body, plain_len),
                               crypto::ByteSpan(aad, aad_len),
@@ -118,7 +111,7 @@ absl::Status EspCipher::Seal(uint8_t* esp, size_t plain_len, uint32_t seq_high) 
   // RFC 4303 §2.2.1 / §3.3.2.1: with ESN the high bits follow the payload
   // in the ICV computation only.
   uint8_t high[4];
-  PutBe32(high, seq_high);
+  WriteBe32(high, seq_high);
   const crypto::ByteSpan parts[] = {crypto::ByteSpan(esp, 8 + iv_size_ + plain_len),
                                     crypto::ByteSpan(high, 4)};
   return mac_->Compute(absl::MakeConstSpan(parts, esn_ ? 2 : 1),
@@ -130,26 +123,15 @@ bool EspCipher::Open(uint8_t* esp, size_t cipher_len, uint32_t seq_high) const {
   uint8_t* body = iv + iv_size_;
   const uint8_t* icv = body + cipher_len;
   if (aead_ != nullptr) {
-    uint8_t nonce[12];
-    std::memcpy(nonce, salt_, 4);
-    std::memcpy(nonce + 4, iv, 8);
-    uint8_t aad[12];
-    size_t aad_len = 8;
-    std::memcpy(aad, esp, 4);
-    if (esn_) {
-      PutBe32(aad + 4, seq_high);
-      std::memcpy(aad + 8, esp + 4, 4);
-      aad_len = 12;
-    } else {
-      std::memcpy(aad + 4, esp + 4, 4);
-    }
+    uint8_t nonce[12], aad[12];
+    const size_t aad_len = AeadInputs(esp, seq_high, nonce, aad);
     return aead_
         ->OpenInPlace(crypto::ByteSpan(nonce, 12), crypto::MutableByteSpan(body, cipher_len),
                       crypto::ByteSpan(aad, aad_len), crypto::ByteSpan(icv, icv_size_))
         .ok();
   }
   uint8_t high[4];
-  PutBe32(high, seq_high);
+  WriteBe32(high, seq_high);
   const crypto::ByteSpan parts[] = {crypto::ByteSpan(esp, 8 + iv_size_ + cipher_len),
                                     crypto::ByteSpan(high, 4)};
   if (!mac_->Verify(absl::MakeConstSpan(parts, esn_ ? 2 : 1),

@@ -48,6 +48,9 @@ class EspCipher {
 
  private:
   EspCipher() = default;
+  // The AEAD nonce and AAD of the ESP packet at `esp`; returns the AAD size.
+  size_t AeadInputs(const uint8_t* esp, uint32_t seq_high, uint8_t nonce[12],
+                    uint8_t aad[12]) const;
 
   bool esn_ = false;
   size_t iv_size_ = 0;

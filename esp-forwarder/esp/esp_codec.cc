@@ -5,13 +5,6 @@
 namespace vpn::forwarder::esp {
 namespace {
 
-inline void PutBe32(uint8_t* p, uint32_t v) {
-  p[0] = v >> 24;
-  p[1] = v >> 16;
-  p[2] = v >> 8;
-  p[3] = v;
-}
-
 // Validates the inner header; returns the inner packet's own length (TFC
 // padding after it is discarded, RFC 4303 §2.7) or 0 when malformed.
 size_t InnerLength(const uint8_t* p, size_t size, bool v6) {
@@ -114,13 +107,13 @@ DropReason Encapsulate(EspSa& sa, uint8_t* inner, size_t inner_size, Encapsulate
 
   const EspCipher& cipher = sa.outbound_cipher();
   uint8_t* esp = inner - kEspHeaderSize - cipher.iv_size();
-  PutBe32(esp, sa.outbound_spi());
-  PutBe32(esp + 4, static_cast<uint32_t>(seq));
+  WriteBe32(esp, sa.outbound_spi());
+  WriteBe32(esp + 4, static_cast<uint32_t>(seq));
   if (cipher.aead()) {
     // RFC 4106 §3.1: the 8-byte IV must not repeat; the sequence number
     // never does.
-    PutBe32(esp + 8, static_cast<uint32_t>(seq >> 32));
-    PutBe32(esp + 12, static_cast<uint32_t>(seq));
+    WriteBe32(esp + 8, static_cast<uint32_t>(seq >> 32));
+    WriteBe32(esp + 12, static_cast<uint32_t>(seq));
   }
   const size_t align = cipher.align();
   const size_t body = (inner_size + 2 + align - 1) / align * align;
