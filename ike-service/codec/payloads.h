@@ -290,6 +290,15 @@ const T* FindPayload(absl::Span<const Payload> payloads) {
   return nullptr;
 }
 
+// The first Notify payload of `type` in `payloads`, or null.
+inline const NotifyPayload* FindNotify(absl::Span<const Payload> payloads, NotifyType type) {
+  for (const Payload& payload : payloads) {
+    const auto* notify = payload.As<NotifyPayload>();
+    if (notify != nullptr && notify->type == type) return notify;
+  }
+  return nullptr;
+}
+
 // A Notify payload without an SPI (RFC 7296 §3.10).
 inline Payload MakeNotify(NotifyType type, Bytes data = {}) {
   NotifyPayload notify;

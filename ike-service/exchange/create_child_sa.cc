@@ -218,11 +218,8 @@ ExchangeResult HandleCreateChildSa(IkeSa& sa, const std::vector<codec::Payload>&
   ExchangeResult result;
   result.outcome = ExchangeOutcome::kDone;
   result.note = "CHILD SA created";
-  for (const codec::Payload& payload : request) {
-    const auto* notify = payload.As<codec::NotifyPayload>();
-    if (notify != nullptr && notify->type == NotifyType::kRekeySa) {
-      result.note = "CHILD SA rekeyed";  // the old one stays until deleted
-    }
+  if (codec::FindNotify(request, NotifyType::kRekeySa) != nullptr) {
+    result.note = "CHILD SA rekeyed";  // the old one stays until deleted
   }
   codec::SaPayload reply;
   reply.proposals.push_back(

@@ -21,14 +21,6 @@ ExchangeResult Fail(NotifyType type, std::string note) {
   return result;
 }
 
-bool HasNotify(const std::vector<codec::Payload>& payloads, NotifyType type) {
-  for (const codec::Payload& payload : payloads) {
-    const auto* notify = payload.As<codec::NotifyPayload>();
-    if (notify != nullptr && notify->type == type) return true;
-  }
-  return false;
-}
-
 
 // IDr and AUTH from auth-service's signature over ResponderSignedOctets,
 // with the gateway's certificate chain.
@@ -232,7 +224,7 @@ ExchangeResult FirstRound(IkeSa& sa, const std::vector<codec::Payload>& request,
     pending.has_config_request = true;
     pending.config_request = *config;
   }
-  sa.mobike = HasNotify(request, NotifyType::kMobikeSupported);
+  sa.mobike = codec::FindNotify(request, NotifyType::kMobikeSupported) != nullptr;
 
   std::vector<codec::Payload> response;
   if (absl::Status signed_ok = AppendGatewayAuth(sa, policy, services, &response);

@@ -28,11 +28,7 @@ class IkeSaInitTest : public ::testing::Test {
   }
 
   const codec::NotifyPayload* FindNotify(const codec::Message& message, NotifyType type) {
-    for (const codec::Payload& payload : message.payloads) {
-      const auto* notify = payload.As<codec::NotifyPayload>();
-      if (notify != nullptr && notify->type == type) return notify;
-    }
-    return nullptr;
+    return codec::FindNotify(message.payloads, type);
   }
 
   ResponderPolicy policy_;

@@ -98,10 +98,7 @@ ExchangeResult HandleInformational(IkeSa& sa, const std::vector<codec::Payload>&
       }
     }
   }
-  const bool update = std::any_of(request.begin(), request.end(), [](const codec::Payload& p) {
-    const auto* notify = p.As<codec::NotifyPayload>();
-    return notify != nullptr && notify->type == NotifyType::kUpdateSaAddresses;
-  });
+  const bool update = codec::FindNotify(request, NotifyType::kUpdateSaAddresses) != nullptr;
   if (update && sa.mobike && sa.phase == IkeSa::Phase::kEstablished) {
     UpdateAddresses(sa, request, path, &result);
   }

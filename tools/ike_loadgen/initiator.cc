@@ -19,22 +19,6 @@ constexpr int kMaxKeRetries = 2;
 constexpr size_t kNonceSize = 32;
 constexpr uint16_t kMaxFragments = 64;
 
-template <typename T>
-const T* Find(const std::vector<Payload>& payloads) {
-  for (const Payload& payload : payloads) {
-    if (const T* body = payload.As<T>()) return body;
-  }
-  return nullptr;
-}
-
-const codec::NotifyPayload* FindNotify(const std::vector<Payload>& payloads, NotifyType type) {
-  for (const Payload& payload : payloads) {
-    const auto* notify = payload.As<codec::NotifyPayload>();
-    if (notify != nullptr && notify->type == type) return notify;
-  }
-  return nullptr;
-}
-
 const codec::NotifyPayload* FirstError(const std::vector<Payload>& payloads) {
   for (const Payload& payload : payloads) {
     const auto* notify = payload.As<codec::NotifyPayload>();
@@ -264,7 +248,7 @@ crypto::Bytes Initiator::Receive(crypto::ByteSpan datagram) {
 crypto::Bytes Initiator::HandleInitResponse(const codec::Message& message,
                                             crypto::ByteSpan datagram) {
   const std::vector<Payload>& payloads = message.payloads;
-  if (const auto* cookie = FindNotify(payloads, NotifyType::kCookie)) {
+  if (const auto* cookie = codec::FindNotify(payloads, NotifyType::kCookie)) {
     if (++cookie_retries_ > kMaxCookieRetries) return FailWith("IKE_SA_INIT: COOKIE loop");
     cookie_ = cookie->data;
     init_request_ = BuildInitRequest();
@@ -272,7 +256,7 @@ crypto::Bytes Initiator::HandleInitResponse(const codec::Message& message,
     ++request_count_;
     return init_request_;
   }
-  if (const auto* invalid_ke = FindNotify(payloads, NotifyType::kInvalidKePayload)) {
+  if (const auto* invalid_ke = codec::FindNotify(payloads, NotifyType::kInvalidKePayload)) {
     if (invalid_ke->data.size() != 2 || ++ke_retries_ > kMaxKeRetries) {
       return FailWith("IKE_SA_INIT: INVALID_KE_PAYLOAD");
     }
@@ -298,9 +282,9 @@ crypto::Bytes Initiator::HandleInitResponse(const codec::Message& message,
   if (const codec::NotifyPayload* error = FirstError(payloads)) {
     return FailWith("IKE_SA_INIT: " + NotifyName(error->type));
   }
-  const auto* sa = Find<codec::SaPayload>(payloads);
-  const auto* ke = Find<codec::KePayload>(payloads);
-  const auto* nonce = Find<codec::NoncePayload>(payloads);
+  const auto* sa = codec::FindPayload<codec::SaPayload>(payloads);
+  const auto* ke = codec::FindPayload<codec::KePayload>(payloads);
+  const auto* nonce = codec::FindPayload<codec::NoncePayload>(payloads);
   if (sa == nullptr || ke == nullptr || nonce == nullptr || message.header.responder_spi == 0) {
     return FailWith("IKE_SA_INIT: response lacks SA, KE, Nonce or SPIr");
   }
@@ -328,10 +312,10 @@ crypto::Bytes Initiator::HandleInitResponse(const codec::Message& message,
 
   // NAT detection (RFC 7296 §2.23): either hash differing means a NAT.
   bool nat = config_->fake_nat;
-  if (const auto* source = FindNotify(payloads, NotifyType::kNatDetectionSourceIp)) {
+  if (const auto* source = codec::FindNotify(payloads, NotifyType::kNatDetectionSourceIp)) {
     nat |= source->data != ike::NatDetectionHash(spi_i_, spi_r_, remote_);
   }
-  if (const auto* destination = FindNotify(payloads, NotifyType::kNatDetectionDestinationIp)) {
+  if (const auto* destination = codec::FindNotify(payloads, NotifyType::kNatDetectionDestinationIp)) {
     nat |= destination->data != ike::NatDetectionHash(spi_i_, spi_r_, local_);
   }
   udp_encapsulation_ = nat;
@@ -375,13 +359,13 @@ crypto::Bytes Initiator::HandleInitResponse(const codec::Message& message,
 
 crypto::Bytes Initiator::HandleAuthResponse(const std::vector<Payload>& payloads) {
   const bool first = idr_body_.empty();
-  const auto* auth = Find<codec::AuthPayload>(payloads);
+  const auto* auth = codec::FindPayload<codec::AuthPayload>(payloads);
   if (const codec::NotifyPayload* error = FirstError(payloads)) {
     return FailWith(absl::StrCat(sent_final_auth_ && auth != nullptr ? "CHILD_SA" : phase(), ": ",
                                  NotifyName(error->type)));
   }
   if (first) {
-    const auto* idr = Find<codec::IdrPayload>(payloads);
+    const auto* idr = codec::FindPayload<codec::IdrPayload>(payloads);
     if (idr == nullptr || auth == nullptr) return FailWith(phase() + ": no IDr or AUTH");
     idr_body_ = codec::IdPayloadBody(idr->id_type, idr->data);
     if (config_->verify_signature) {
@@ -397,7 +381,7 @@ crypto::Bytes Initiator::HandleAuthResponse(const std::vector<Payload>& payloads
     state_ = State::kEstablished;
     return {};
   }
-  const auto* eap = Find<codec::EapPayload>(payloads);
+  const auto* eap = codec::FindPayload<codec::EapPayload>(payloads);
   if (eap == nullptr) return FailWith(phase() + ": no EAP payload");
   absl::StatusOr<EapMsChapV2Peer::Step> step = eap_->Process(eap->message);
   if (!step.ok()) return FailWith(absl::StrCat(phase(), ": EAP: ", step.status().message()));
@@ -439,7 +423,7 @@ absl::Status Initiator::CheckResponderSignature(const std::vector<Payload>& payl
     certs.push_back(*std::move(parsed));
   }
   if (certs.empty()) return absl::InvalidArgumentError("no CERT");
-  const auto* auth = Find<codec::AuthPayload>(payloads);
+  const auto* auth = codec::FindPayload<codec::AuthPayload>(payloads);
   crypto::SignatureScheme scheme;
   crypto::ByteSpan signature = auth->data;
   switch (auth->method) {
@@ -485,7 +469,7 @@ absl::Status Initiator::CheckResponderSignature(const std::vector<Payload>& payl
 }
 
 absl::Status Initiator::CheckFinalResponse(const std::vector<Payload>& payloads) {
-  const auto* auth = Find<codec::AuthPayload>(payloads);
+  const auto* auth = codec::FindPayload<codec::AuthPayload>(payloads);
   if (auth == nullptr) return absl::InvalidArgumentError("no AUTH in the last response");
   absl::StatusOr<crypto::Bytes> octets =
       ike::SignedOctets(transforms_.prf, init_response_, nonce_i_, keys_.sk_pr.span(), idr_body_);
@@ -497,7 +481,7 @@ absl::Status Initiator::CheckFinalResponse(const std::vector<Payload>& payloads)
       !crypto::ConstantTimeEquals(*expected, auth->data)) {
     return absl::PermissionDeniedError("the responder's MSK AUTH does not verify");
   }
-  const auto* cp = Find<codec::ConfigPayload>(payloads);
+  const auto* cp = codec::FindPayload<codec::ConfigPayload>(payloads);
   if (cp == nullptr || cp->cfg_type != codec::CfgType::kReply) {
     return absl::InvalidArgumentError("no CP reply");
   }
@@ -509,9 +493,9 @@ absl::Status Initiator::CheckFinalResponse(const std::vector<Payload>& payloads)
     }
   }
   if (virtual_ip_.empty()) return absl::InvalidArgumentError("no INTERNAL_IP4_ADDRESS");
-  const auto* sa = Find<codec::SaPayload>(payloads);
-  if (sa == nullptr || Find<codec::TsiPayload>(payloads) == nullptr ||
-      Find<codec::TsrPayload>(payloads) == nullptr) {
+  const auto* sa = codec::FindPayload<codec::SaPayload>(payloads);
+  if (sa == nullptr || codec::FindPayload<codec::TsiPayload>(payloads) == nullptr ||
+      codec::FindPayload<codec::TsrPayload>(payloads) == nullptr) {
     return absl::InvalidArgumentError("no CHILD SA (SA, TSi, TSr)");
   }
   absl::optional<ike::SelectedProposal> chosen =

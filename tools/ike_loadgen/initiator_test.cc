@@ -20,22 +20,6 @@ constexpr uint64_t kSpiR = 0x99aabbccddeeff00;
 
 net::IpEndpoint Endpoint(const char* text) { return *net::IpEndpoint::Parse(text); }
 
-template <typename T>
-const T* Find(const std::vector<Payload>& payloads) {
-  for (const Payload& payload : payloads) {
-    if (const T* body = payload.As<T>()) return body;
-  }
-  return nullptr;
-}
-
-const codec::NotifyPayload* FindNotify(const std::vector<Payload>& payloads, NotifyType type) {
-  for (const Payload& payload : payloads) {
-    const auto* notify = payload.As<codec::NotifyPayload>();
-    if (notify != nullptr && notify->type == type) return notify;
-  }
-  return nullptr;
-}
-
 InitiatorConfig Config(absl::string_view name) {
   InitiatorConfig config;
   const NamedProposals names = *ProposalsByName(name);
@@ -52,9 +36,9 @@ class MiniResponder {
   crypto::Bytes AnswerInit(crypto::ByteSpan request, const net::IpEndpoint& initiator,
                            const net::IpEndpoint& responder) {
     const codec::Message in = *codec::DecodeMessage(request);
-    const auto* sa = Find<codec::SaPayload>(in.payloads);
-    const auto* ke = Find<codec::KePayload>(in.payloads);
-    nonce_i_ = Find<codec::NoncePayload>(in.payloads)->data;
+    const auto* sa = codec::FindPayload<codec::SaPayload>(in.payloads);
+    const auto* ke = codec::FindPayload<codec::KePayload>(in.payloads);
+    nonce_i_ = codec::FindPayload<codec::NoncePayload>(in.payloads)->data;
     transforms_ = ipsec::TransformSet();
     for (const codec::Transform& t : sa->proposals.front().transforms) {
       switch (t.type) {
@@ -186,17 +170,17 @@ TEST(InitiatorTest, InitRequestCarriesHonestNatHashes) {
   EXPECT_TRUE(message.header.initiator);
   EXPECT_FALSE(message.header.response);
   EXPECT_EQ(message.payloads[0].type(), codec::PayloadType::kSa);
-  const auto* ke = Find<codec::KePayload>(message.payloads);
+  const auto* ke = codec::FindPayload<codec::KePayload>(message.payloads);
   ASSERT_NE(ke, nullptr);
   EXPECT_EQ(ke->group, codec::DhGroup::kModp1024);
   EXPECT_EQ(ke->data.size(), 128u);
-  EXPECT_EQ(Find<codec::NoncePayload>(message.payloads)->data.size(), 32u);
-  EXPECT_EQ(FindNotify(message.payloads, NotifyType::kNatDetectionSourceIp)->data,
+  EXPECT_EQ(codec::FindPayload<codec::NoncePayload>(message.payloads)->data.size(), 32u);
+  EXPECT_EQ(codec::FindNotify(message.payloads, NotifyType::kNatDetectionSourceIp)->data,
             ike::NatDetectionHash(kSpiI, 0, local));
-  EXPECT_EQ(FindNotify(message.payloads, NotifyType::kNatDetectionDestinationIp)->data,
+  EXPECT_EQ(codec::FindNotify(message.payloads, NotifyType::kNatDetectionDestinationIp)->data,
             ike::NatDetectionHash(kSpiI, 0, remote));
-  EXPECT_EQ(FindNotify(message.payloads, NotifyType::kIkev2FragmentationSupported), nullptr);
-  EXPECT_NE(FindNotify(message.payloads, NotifyType::kSignatureHashAlgorithms), nullptr);
+  EXPECT_EQ(codec::FindNotify(message.payloads, NotifyType::kIkev2FragmentationSupported), nullptr);
+  EXPECT_NE(codec::FindNotify(message.payloads, NotifyType::kSignatureHashAlgorithms), nullptr);
   EXPECT_EQ(initiator.last_request(), request);
   EXPECT_EQ(initiator.phase(), "IKE_SA_INIT");
 }
@@ -231,7 +215,7 @@ TEST(InitiatorTest, InvalidKeSwitchesToAnOfferedGroupOnly) {
   Initiator initiator(&config);
   const crypto::Bytes first =
       *initiator.Start(kSpiI, Endpoint("192.0.2.2:40000"), Endpoint("192.0.2.1:500"));
-  EXPECT_EQ(Find<codec::KePayload>(codec::DecodeMessage(first)->payloads)->group,
+  EXPECT_EQ(codec::FindPayload<codec::KePayload>(codec::DecodeMessage(first)->payloads)->group,
             codec::DhGroup::kEcp384);
   codec::Message reply;
   reply.header = codec::DecodeMessage(first)->header;
@@ -239,7 +223,7 @@ TEST(InitiatorTest, InvalidKeSwitchesToAnOfferedGroupOnly) {
   reply.header.response = true;
   reply.payloads.push_back(codec::MakeNotify(NotifyType::kInvalidKePayload, {0, 31}));
   const crypto::Bytes second = initiator.Receive(codec::EncodeMessage(reply));
-  const auto* ke = Find<codec::KePayload>(codec::DecodeMessage(second)->payloads);
+  const auto* ke = codec::FindPayload<codec::KePayload>(codec::DecodeMessage(second)->payloads);
   ASSERT_NE(ke, nullptr);
   EXPECT_EQ(ke->group, codec::DhGroup::kCurve25519);
   EXPECT_EQ(ke->data.size(), 32u);
@@ -269,27 +253,27 @@ void RunHandshake(absl::string_view proposals, int fragments) {
   std::vector<Payload> request = responder.Open(auth1, &header);
   EXPECT_EQ(header.message_id, 1u);
   EXPECT_EQ(header.exchange_type, codec::ExchangeType::kIkeAuth);
-  const auto* idi = Find<codec::IdiPayload>(request);
+  const auto* idi = codec::FindPayload<codec::IdiPayload>(request);
   ASSERT_NE(idi, nullptr);
   EXPECT_EQ(idi->id_type, codec::IdType::kIpv4Addr);
   EXPECT_EQ(idi->data, codec::Bytes({192, 0, 2, 2}));
-  EXPECT_EQ(Find<codec::AuthPayload>(request), nullptr);
-  EXPECT_EQ(Find<codec::IdrPayload>(request), nullptr);
-  const auto* cp = Find<codec::ConfigPayload>(request);
+  EXPECT_EQ(codec::FindPayload<codec::AuthPayload>(request), nullptr);
+  EXPECT_EQ(codec::FindPayload<codec::IdrPayload>(request), nullptr);
+  const auto* cp = codec::FindPayload<codec::ConfigPayload>(request);
   ASSERT_NE(cp, nullptr);
   EXPECT_EQ(cp->cfg_type, codec::CfgType::kRequest);
   EXPECT_EQ(cp->attributes[0].type, codec::ConfigAttributeType::kInternalIp4Address);
-  ASSERT_NE(Find<codec::SaPayload>(request), nullptr);
-  const codec::SaPayload esp_sa = *Find<codec::SaPayload>(request);  // request is reused
+  ASSERT_NE(codec::FindPayload<codec::SaPayload>(request), nullptr);
+  const codec::SaPayload esp_sa = *codec::FindPayload<codec::SaPayload>(request);  // request is reused
   const codec::SaPayload* esp = &esp_sa;
   EXPECT_EQ(esp->proposals[0].protocol_id, codec::ProtocolId::kEsp);
   EXPECT_EQ(esp->proposals[0].spi.size(), 4u);
-  ASSERT_NE(Find<codec::TsiPayload>(request), nullptr);
-  const codec::TsiPayload tsi_copy = *Find<codec::TsiPayload>(request);
+  ASSERT_NE(codec::FindPayload<codec::TsiPayload>(request), nullptr);
+  const codec::TsiPayload tsi_copy = *codec::FindPayload<codec::TsiPayload>(request);
   const codec::TsiPayload* tsi = &tsi_copy;
   EXPECT_EQ(tsi->selectors[0].starting_address, codec::Bytes({0, 0, 0, 0}));
   EXPECT_EQ(tsi->selectors[0].ending_address, codec::Bytes({255, 255, 255, 255}));
-  EXPECT_NE(FindNotify(request, NotifyType::kMobikeSupported), nullptr);
+  EXPECT_NE(codec::FindNotify(request, NotifyType::kMobikeSupported), nullptr);
 
   // Response 1: IDr, AUTH (not checked here), EAP-Identity request.
   codec::IdrPayload idr;
@@ -308,7 +292,7 @@ void RunHandshake(absl::string_view proposals, int fragments) {
   ASSERT_FALSE(next.empty()) << initiator.failure();
   request = responder.Open(next, &header);
   EXPECT_EQ(header.message_id, 2u);
-  const auto* eap = Find<codec::EapPayload>(request);
+  const auto* eap = codec::FindPayload<codec::EapPayload>(request);
   ASSERT_NE(eap, nullptr);
   EXPECT_EQ(eap->message, EapPacket(2, 7, 1, codec::Bytes({'a', 'l', 'i', 'c', 'e'})));
 
@@ -322,7 +306,7 @@ void RunHandshake(absl::string_view proposals, int fragments) {
       responder.Seal(2, {Payload{codec::EapPayload{EapPacket(1, 8, 26, body)}}})[0]);
   ASSERT_FALSE(next.empty()) << initiator.failure();
   request = responder.Open(next);
-  const codec::Bytes& response = Find<codec::EapPayload>(request)->message;
+  const codec::Bytes& response = codec::FindPayload<codec::EapPayload>(request)->message;
   ASSERT_EQ(response.size(), 5u + 4 + 1 + 49 + 5);
   EXPECT_EQ(response[5], 2);  // OpCode Response
   EXPECT_EQ(response[6], 9);  // MS-CHAPv2-ID echoed
@@ -342,13 +326,13 @@ void RunHandshake(absl::string_view proposals, int fragments) {
   next = initiator.Receive(
       responder.Seal(3, {Payload{codec::EapPayload{EapPacket(1, 9, 26, success)}}})[0]);
   ASSERT_FALSE(next.empty()) << initiator.failure();
-  EXPECT_EQ(Find<codec::EapPayload>(responder.Open(next))->message,
+  EXPECT_EQ(codec::FindPayload<codec::EapPayload>(responder.Open(next))->message,
             EapPacket(2, 9, 26, codec::Bytes({3})));
   next =
       initiator.Receive(responder.Seal(4, {Payload{codec::EapPayload{EapPacket(3, 9, 0, {})}}})[0]);
   ASSERT_FALSE(next.empty()) << initiator.failure();
   request = responder.Open(next);
-  const auto* auth = Find<codec::AuthPayload>(request);
+  const auto* auth = codec::FindPayload<codec::AuthPayload>(request);
   ASSERT_NE(auth, nullptr);
   EXPECT_EQ(auth->method, codec::AuthMethod::kSharedKeyMic);
   const crypto::SecretBytes msk = *crypto::mschapv2::DeriveMsk(provider, hash.span(), nt_response);
@@ -385,8 +369,8 @@ void RunHandshake(absl::string_view proposals, int fragments) {
   request = responder.Open(del, &header);
   EXPECT_EQ(header.exchange_type, codec::ExchangeType::kInformational);
   EXPECT_EQ(header.message_id, 6u);
-  ASSERT_NE(Find<codec::DeletePayload>(request), nullptr);
-  EXPECT_EQ(Find<codec::DeletePayload>(request)->protocol_id, codec::ProtocolId::kIke);
+  ASSERT_NE(codec::FindPayload<codec::DeletePayload>(request), nullptr);
+  EXPECT_EQ(codec::FindPayload<codec::DeletePayload>(request)->protocol_id, codec::ProtocolId::kIke);
 }
 
 TEST(InitiatorTest, FullHandshakeWindows) { RunHandshake("windows", 1); }
