@@ -645,25 +645,36 @@ void MobilityManager::Sweep() {
   if (persist) PersistLiveness();
 }
 
+absl::StatusOr<absl::optional<MobilityManager::Snapshot>> MobilityManager::ReadSnapshot(
+    const std::string& key, const std::string& path_key) {
+  absl::StatusOr<store::Versioned<v1::IkeSa>> ike = store::GetProto<v1::IkeSa>(*store_, key);
+  if (absl::IsNotFound(ike.status())) {
+    absl::MutexLock lock(&mu_);
+    EraseLocked(key);
+    PublishGaugesLocked();
+    return absl::nullopt;
+  }
+  if (!ike.ok()) return ike.status();
+  absl::StatusOr<store::Versioned<PathRecord>> path = ReadPath(path_key);
+  if (!path.ok()) return path.status();
+  // Another replica (or this one before a restart) may have seen it later.
+  const absl::Time last_seen =
+      NoteSeen(key, std::max(FromTimestamp(ike->record.last_seen()),
+                             FromTimestamp(path->record.last_seen())));
+  if (last_seen == absl::InfinitePast()) return absl::nullopt;  // untracked meanwhile
+  return Snapshot{std::move(*ike), std::move(*path), last_seen};
+}
+
 absl::Status MobilityManager::Transit(const std::string& key, Transition transition) {
   const std::string path_key = PathKeyOf(key);
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-    absl::StatusOr<store::Versioned<v1::IkeSa>> ike = store::GetProto<v1::IkeSa>(*store_, key);
-    if (absl::IsNotFound(ike.status())) {
-      absl::MutexLock lock(&mu_);
-      EraseLocked(key);
-      PublishGaugesLocked();
-      return absl::OkStatus();
-    }
-    if (!ike.ok()) return ike.status();
-    absl::StatusOr<store::Versioned<PathRecord>> path = ReadPath(path_key);
-    if (!path.ok()) return path.status();
-    // Another replica (or this one before a restart) may have seen it later.
+    absl::StatusOr<absl::optional<Snapshot>> read = ReadSnapshot(key, path_key);
+    if (!read.ok()) return read.status();
+    if (!read->has_value()) return absl::OkStatus();
+    const store::Versioned<v1::IkeSa>* ike = &(*read)->ike;
+    const store::Versioned<PathRecord>* path = &(*read)->path;
+    const absl::Time last_seen = (*read)->last_seen;
     const absl::Time now = clock_->Now();
-    const absl::Time last_seen =
-        NoteSeen(key, std::max(FromTimestamp(ike->record.last_seen()),
-                               FromTimestamp(path->record.last_seen())));
-    if (last_seen == absl::InfinitePast()) return absl::OkStatus();  // untracked meanwhile
     const Liveness liveness = window_.Judge(last_seen, now);
 
     v1::IkeSa next = ike->record;
@@ -728,22 +739,14 @@ absl::Status MobilityManager::Transit(const std::string& key, Transition transit
 absl::Status MobilityManager::Expire(const std::string& key) {
   const std::string path_key = PathKeyOf(key);
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-    absl::StatusOr<store::Versioned<v1::IkeSa>> ike = store::GetProto<v1::IkeSa>(*store_, key);
-    if (absl::IsNotFound(ike.status())) {
-      absl::MutexLock lock(&mu_);
-      EraseLocked(key);
-      PublishGaugesLocked();
-      return absl::OkStatus();
-    }
-    if (!ike.ok()) return ike.status();
-    absl::StatusOr<store::Versioned<PathRecord>> path = ReadPath(path_key);
-    if (!path.ok()) return path.status();
+    absl::StatusOr<absl::optional<Snapshot>> read = ReadSnapshot(key, path_key);
+    if (!read.ok()) return read.status();
+    if (!read->has_value()) return absl::OkStatus();
+    const store::Versioned<v1::IkeSa>* ike = &(*read)->ike;
+    const store::Versioned<PathRecord>* path = &(*read)->path;
+    const absl::Time last_seen = (*read)->last_seen;
     const absl::Time now = clock_->Now();
-    const absl::Time last_seen =
-        NoteSeen(key, std::max(FromTimestamp(ike->record.last_seen()),
-                               FromTimestamp(path->record.last_seen())));
     const v1::IkeSaState state = ike->record.state();
-    if (last_seen == absl::InfinitePast()) return absl::OkStatus();  // untracked meanwhile
     if (window_.Judge(last_seen, now) != Liveness::kExpired ||
         (state != v1::IKE_SA_STATE_ESTABLISHED && state != v1::IKE_SA_STATE_DORMANT)) {
       return absl::OkStatus();

@@ -140,6 +140,17 @@ class MobilityManager {
   absl::Status Expire(const std::string& key);
   absl::Status PersistOne(const std::string& key, absl::Time last_seen);
   absl::StatusOr<store::Versioned<PathRecord>> ReadPath(const std::string& path_key);
+  // One SA as a state change reads it: its IKE and path records and when its
+  // client was last seen (the later of both, raised in memory too).
+  struct Snapshot {
+    store::Versioned<v1::IkeSa> ike;
+    store::Versioned<PathRecord> path;
+    absl::Time last_seen;
+  };
+  // nullopt when there is nothing to change: the record is gone (then the
+  // SA is forgotten here too) or the SA is no longer tracked.
+  absl::StatusOr<absl::optional<Snapshot>> ReadSnapshot(const std::string& key,
+                                                        const std::string& path_key);
   // The record committed; counts and logs a conflict.
   void NoteConflict(absl::string_view what, const absl::Status& status);
 
