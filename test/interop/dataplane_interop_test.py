@@ -162,19 +162,7 @@ class Phase(it.Run):
 
     # ---- metrics
     def scrape(self):
-        """{(name, frozenset(labels)): value} from the gateway's /metrics."""
-        code = ("import sys,urllib.request;"
-                "sys.stdout.write(urllib.request.urlopen(sys.argv[1],timeout=3).read().decode())")
-        p = self.topo.exec("gw", ["python3", "-c", code, self.metrics_url], check=False, timeout=10)
-        if p.returncode != 0:
-            raise Failure(f"cannot read {self.metrics_url} in the gateway namespace: {p.stdout[-300:]}")
-        out = {}
-        for line in p.stdout.splitlines():
-            m = re.match(r'^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? ([-+\deE.naNInf]+)$', line)
-            if m:
-                labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
-                out[(m.group(1), labels)] = float(m.group(3))
-        return out
+        return super().scrape(self.metrics_url)
 
 
 LOSS_PROBES = (
@@ -202,10 +190,6 @@ def loss_counters(topo):
 
 def counters_since(before, after):
     return {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0)}
-
-
-def metric(ms, name, **labels):
-    return ms.get((name, frozenset(labels.items())), 0.0)
 
 
 def mbps(bits):
@@ -462,12 +446,12 @@ def scenario_inject(ph, name, proposals, results):
         deadline = time.monotonic() + timeout
         while True:
             ms = ph.scrape()
-            got = {k: metric(ms, n, **lab) - metric(base, n, **lab) for k, (n, lab) in keys.items()}
+            got = {k: it.metric(ms, n, **lab) - it.metric(base, n, **lab) for k, (n, lab) in keys.items()}
             if all(got[k] >= v for k, v in want_counts.items()) or time.monotonic() > deadline:
                 # A moment more, so that a stray extra count shows up too.
                 time.sleep(0.2)
                 ms = ph.scrape()
-                return {k: metric(ms, n, **lab) - metric(base, n, **lab) for k, (n, lab) in keys.items()}
+                return {k: it.metric(ms, n, **lab) - it.metric(base, n, **lab) for k, (n, lab) in keys.items()}
             time.sleep(0.05)
 
     keys = {"auth_failed": ("forwarder_esp_drops_total", {"reason": "auth_failed"}),
@@ -500,7 +484,7 @@ def scenario_inject(ph, name, proposals, results):
             if any(got[k] != v for k, v in want_counts.items()) or others:
                 raise Failure(f"{name}: packet {i} (seq {seqs[i]}), {what}: counter deltas {got}, "
                               f"want exactly {want_counts}")
-    total = {k: metric(ph.scrape(), n, **lab) - metric(base0, n, **lab) for k, (n, lab) in keys.items()}
+    total = {k: it.metric(ph.scrape(), n, **lab) - it.metric(base0, n, **lab) for k, (n, lab) in keys.items()}
     sa1 = sa_counters()
     per_sa = {k: sa1[k] - sa0[k] for k in ("replay", "auth")}
     if per_sa != {"replay": 2, "auth": 2}:
@@ -663,7 +647,7 @@ def scenario_restart(ph, name, proposals, results):
         send_esp(t, pkt)
         time.sleep(0.5)
         ms = ph.scrape()
-        replay = {k: metric(ms, n, **lab) - metric(base, n, **lab) for k, (n, lab) in keys.items()}
+        replay = {k: it.metric(ms, n, **lab) - it.metric(base, n, **lab) for k, (n, lab) in keys.items()}
         replay["seq"] = int.from_bytes(pkt[4:8], "big")
         r["pre_restart_replay"] = replay
     refused = replay.get("replay", 0) + replay.get("too_old", 0) >= 1
@@ -757,11 +741,7 @@ def main():
         print(f"FAIL: missing {', '.join(missing)} (run tools/setup.sh)", flush=True)
         return 1
 
-    def on_signal(signum, frame):
-        raise Timeout(f"signal {signum} (deadline {args.deadline} s or test runner timeout)")
-    signal.signal(signal.SIGALRM, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.alarm(args.deadline)
+    it.arm_deadline(args.deadline)
 
     results, measurements, failed = [], {}, False
     t_start = time.monotonic()

@@ -227,6 +227,21 @@ class Run:
         client.terminate()
         client.stop()
 
+    def scrape(self, url="http://127.0.0.1:9100/metrics"):
+        """{(name, frozenset(labels)): value} from the gateway's /metrics (read in its namespace)."""
+        code = ("import sys,urllib.request;"
+                "sys.stdout.write(urllib.request.urlopen(sys.argv[1],timeout=3).read().decode())")
+        p = self.topo.exec("gw", ["python3", "-c", code, url], check=False, timeout=10)
+        if p.returncode != 0:
+            raise Failure(f"cannot read {url} in the gateway namespace: {p.stdout[-300:]}")
+        out = {}
+        for line in p.stdout.splitlines():
+            m = re.match(r'^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? ([-+\deE.naNInf]+)$', line)
+            if m:
+                labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+                out[(m.group(1), labels)] = float(m.group(3))
+        return out
+
     def gateway_sas(self):
         """Responder SPIs the gateway's management API lists (`vpnctl sas`)."""
         out = subprocess.run(["ip", "netns", "exec", self.topo.gw_ns, self.args.vpnctl,
@@ -541,6 +556,20 @@ def write_junit(path, results, skipped_msg=None):
                 + "\n".join(cases) + "\n</testsuite>\n</testsuites>\n")
 
 
+def arm_deadline(seconds):
+    """Raises Timeout after `seconds`, or at SIGTERM (the test runner's timeout)."""
+    def on_signal(signum, frame):
+        raise Timeout(f"signal {signum} (deadline {seconds} s or test runner timeout)")
+    signal.signal(signal.SIGALRM, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.alarm(seconds)
+
+
+def metric(ms, name, **labels):
+    """One sample of a Run.scrape() result, 0 when absent."""
+    return ms.get((name, frozenset(labels.items())), 0.0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenarios", default=",".join(list(SCENARIOS) + list(FAILURES)),
@@ -586,11 +615,7 @@ def main():
         print(f"FAIL: missing {', '.join(missing)} (run tools/setup.sh)", flush=True)
         return 1
 
-    def on_signal(signum, frame):
-        raise Timeout(f"signal {signum} (deadline {args.deadline} s or test runner timeout)")
-    signal.signal(signal.SIGALRM, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.alarm(args.deadline)
+    arm_deadline(args.deadline)
 
     r = Run(args)
     failed = False

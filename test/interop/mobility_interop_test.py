@@ -53,7 +53,6 @@ from interop_test import Failure, Timeout, say  # noqa: E402
 
 MOBILITY_SCENARIOS = ["nat-rebind", "forged-update", "outage", "cleanup"]
 ALL_SCENARIOS = MOBILITY_SCENARIOS + ["switch"]
-METRICS_URL = "http://127.0.0.1:9100/metrics"
 LIVENESS_TIMEOUT_S = 3
 OUTAGE_WINDOW_S = 12
 MOBILITY_ENV = {
@@ -151,27 +150,10 @@ class Phase(it.Run):
             return None
         return json.loads(p.stdout)
 
-    def scrape(self):
-        code = ("import sys,urllib.request;"
-                "sys.stdout.write(urllib.request.urlopen(sys.argv[1],timeout=3).read().decode())")
-        p = self.topo.exec("gw", ["python3", "-c", code, METRICS_URL], check=False, timeout=10)
-        if p.returncode != 0:
-            raise Failure(f"cannot read {METRICS_URL} in the gateway namespace: {p.stdout[-300:]}")
-        out = {}
-        for line in p.stdout.splitlines():
-            m = re.match(r'^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? ([-+\deE.naNInf]+)$', line)
-            if m:
-                labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
-                out[(m.group(1), labels)] = float(m.group(3))
-        return out
 
     def send_spoofed(self, device, payload, sport=4500):
         self.topo.exec("cli", ["python3", "-c", SEND_SPOOFED, device, SPOOFED_SOURCE, str(sport),
                                self.topo.gw_addr, "4500", payload.hex()])
-
-
-def metric(ms, name, **labels):
-    return ms.get((name, frozenset(labels.items())), 0.0)
 
 
 def endpoint(ep):
@@ -370,10 +352,10 @@ def scenario_nat_rebind(ph, results):
     if eap_count(client) != eap0:
         raise Failure(f"{name}: the client authenticated again")
     ms = ph.scrape()
-    moved = metric(ms, "forwarder_nat_rebindings_total", result="moved") - \
-        metric(base, "forwarder_nat_rebindings_total", result="moved")
-    committed = metric(ms, "mobility_endpoint_updates_total", cause="nat_rebinding") - \
-        metric(base, "mobility_endpoint_updates_total", cause="nat_rebinding")
+    moved = it.metric(ms, "forwarder_nat_rebindings_total", result="moved") - \
+        it.metric(base, "forwarder_nat_rebindings_total", result="moved")
+    committed = it.metric(ms, "mobility_endpoint_updates_total", cause="nat_rebinding") - \
+        it.metric(base, "mobility_endpoint_updates_total", cause="nat_rebinding")
     if moved < 1 or committed < 1:
         raise Failure(f"{name}: metrics: forwarder moved {moved}, mobility committed {committed}")
     received, _, out = it.ping(t, "cli", t.lan_host, count=3, interval=0.1)
@@ -461,7 +443,7 @@ def scenario_forged(ph, results):
     after = ph.record(ike)
 
     def delta(n, **lab):
-        return metric(ms, n, **lab) - metric(base, n, **lab)
+        return it.metric(ms, n, **lab) - it.metric(base, n, **lab)
     deltas = {"ike_integrity": delta("ike_datagrams_dropped_total", reason="integrity_or_syntax"),
               "esp_auth_failed": delta("forwarder_esp_drops_total", reason="auth_failed"),
               "esp_replay": delta("forwarder_esp_drops_total", reason="replay"),
@@ -531,7 +513,7 @@ def scenario_outage(ph, results):
         time.sleep(0.2)
     if dormant_after is None:
         raise Failure(f"{name}: the gateway did not mark the silent SA DORMANT: {ph.record(ike)}")
-    gauge = metric(ph.scrape(), "mobility_sas_dormant")
+    gauge = it.metric(ph.scrape(), "mobility_sas_dormant")
     say(f"{name}: client cut off; the gateway marked the SA DORMANT after {dormant_after:.1f} s "
         f"(liveness_timeout {LIVENESS_TIMEOUT_S}s); mobility_sas_dormant {gauge:.0f}")
     # Cut off for clearly longer than liveness_timeout (and well inside the window).
@@ -596,7 +578,7 @@ def scenario_cleanup(ph, results, previous):
     if gone is None:
         raise Failure(f"{name}: the SA is still listed {OUTAGE_WINDOW_S + 15} s after the client "
                       f"vanished:\n{ph.vpnctl('sas').stdout}")
-    expired = metric(ph.scrape(), "mobility_sas_expired_total") - metric(base, "mobility_sas_expired_total")
+    expired = it.metric(ph.scrape(), "mobility_sas_expired_total") - it.metric(base, "mobility_sas_expired_total")
     if expired < 1:
         raise Failure(f"{name}: the SA disappeared but mobility_sas_expired_total did not count it")
     if ph.record(ike) is not None:
@@ -672,11 +654,11 @@ def switch_runs(ph, runs, results_key, results):
                             "min_gap_ms": min(gaps), "max_gap_ms": max(gaps)}
     if ph.gateway_proc:
         ms = ph.scrape()
-        count = metric(ms, "ike_mobike_switch_seconds_count")
+        count = it.metric(ms, "ike_mobike_switch_seconds_count")
         if count < runs:
             raise Failure(f"ike_mobike_switch_seconds counted {count} switches, not {runs}")
         results[results_key]["metric_mean_switch_ms"] = round(
-            metric(ms, "ike_mobike_switch_seconds_sum") / count * 1e3, 3)
+            it.metric(ms, "ike_mobike_switch_seconds_sum") / count * 1e3, 3)
     shares = [r["gateway_share"]["total_ms"] for r in out if r["gateway_share"]]
     if shares:
         results[results_key].update(median_gateway_share_ms=statistics.median(shares),
@@ -765,11 +747,7 @@ def main():
         print(f"FAIL: missing {', '.join(missing)} (run tools/setup.sh)", flush=True)
         return 1
 
-    def on_signal(signum, frame):
-        raise Timeout(f"signal {signum} (deadline {args.deadline} s or test runner timeout)")
-    signal.signal(signal.SIGALRM, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.alarm(args.deadline)
+    it.arm_deadline(args.deadline)
 
     results, measurements = [], {}
     failed = False
