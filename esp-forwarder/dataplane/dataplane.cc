@@ -97,27 +97,6 @@ int OpenRawEsp(bool v6, int index, int n) {
   return fd;
 }
 
-// Fills a pktinfo cmsg choosing the source address; returns its space.
-size_t PutSource(const net::IpEndpoint& local, bool v6, char* control) {
-  if (local.is_unspecified() || local.is_v6() != v6) return 0;
-  cmsghdr* c = reinterpret_cast<cmsghdr*>(control);
-  if (v6) {
-    in6_pktinfo info = {};
-    std::memcpy(&info.ipi6_addr, local.address_bytes().data(), 16);
-    c->cmsg_level = IPPROTO_IPV6;
-    c->cmsg_type = IPV6_PKTINFO;
-    c->cmsg_len = CMSG_LEN(sizeof(info));
-    std::memcpy(CMSG_DATA(c), &info, sizeof(info));
-    return CMSG_SPACE(sizeof(info));
-  }
-  in_pktinfo info = {};
-  std::memcpy(&info.ipi_spec_dst, local.address_bytes().data(), 4);
-  c->cmsg_level = IPPROTO_IP;
-  c->cmsg_type = IP_PKTINFO;
-  c->cmsg_len = CMSG_LEN(sizeof(info));
-  std::memcpy(CMSG_DATA(c), &info, sizeof(info));
-  return CMSG_SPACE(sizeof(info));
-}
 
 }  // namespace
 
@@ -563,7 +542,7 @@ void Dataplane::Worker::FlushTx() {
     h.msg_namelen = len;
     h.msg_iov = iov;
     h.msg_iovlen = iovlen;
-    size_t control = PutSource(entry->local, entry->remote.is_v6(), tx_control_[m]);
+    size_t control = PutSourceAddress(entry->local, entry->remote.is_v6(), tx_control_[m]);
     if (gso_size != 0) {
       cmsghdr* c = reinterpret_cast<cmsghdr*>(tx_control_[m] + control);
       c->cmsg_level = SOL_UDP;

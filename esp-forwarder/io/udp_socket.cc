@@ -111,32 +111,34 @@ absl::Status UdpSocket::Send(absl::Span<const uint8_t> data,
   message.msg_namelen = destination_length;
   message.msg_iov = &iov;
   message.msg_iovlen = 1;
-  if (!local.is_unspecified() && local.is_v6() == remote.is_v6()) {
-    message.msg_control = control;
-    cmsghdr* c = reinterpret_cast<cmsghdr*>(control);
-    if (local.is_v6()) {
-      in6_pktinfo info = {};
-      std::memcpy(&info.ipi6_addr, local.address_bytes().data(), 16);
-      c->cmsg_level = IPPROTO_IPV6;
-      c->cmsg_type = IPV6_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof(info));
-      std::memcpy(CMSG_DATA(c), &info, sizeof(info));
-      message.msg_controllen = CMSG_SPACE(sizeof(info));
-    } else {
-      in_pktinfo info = {};
-      std::memcpy(&info.ipi_spec_dst, local.address_bytes().data(), 4);
-      c->cmsg_level = IPPROTO_IP;
-      c->cmsg_type = IP_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof(info));
-      std::memcpy(CMSG_DATA(c), &info, sizeof(info));
-      message.msg_controllen = CMSG_SPACE(sizeof(info));
-    }
-  }
+  message.msg_controllen = PutSourceAddress(local, remote.is_v6(), control);
+  if (message.msg_controllen > 0) message.msg_control = control;
   if (sendmsg(fd_, &message, 0) != static_cast<ssize_t>(data.size())) {
     return absl::UnavailableError(
         absl::StrCat("sendmsg to ", remote.ToString(), ": ", strerror(errno)));
   }
   return absl::OkStatus();
+}
+
+size_t PutSourceAddress(const net::IpEndpoint& local, bool v6, char* control) {
+  if (local.is_unspecified() || local.is_v6() != v6) return 0;
+  cmsghdr* c = reinterpret_cast<cmsghdr*>(control);
+  if (v6) {
+    in6_pktinfo info = {};
+    std::memcpy(&info.ipi6_addr, local.address_bytes().data(), 16);
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(info));
+    std::memcpy(CMSG_DATA(c), &info, sizeof(info));
+    return CMSG_SPACE(sizeof(info));
+  }
+  in_pktinfo info = {};
+  std::memcpy(&info.ipi_spec_dst, local.address_bytes().data(), 4);
+  c->cmsg_level = IPPROTO_IP;
+  c->cmsg_type = IP_PKTINFO;
+  c->cmsg_len = CMSG_LEN(sizeof(info));
+  std::memcpy(CMSG_DATA(c), &info, sizeof(info));
+  return CMSG_SPACE(sizeof(info));
 }
 
 }  // namespace vpn::forwarder

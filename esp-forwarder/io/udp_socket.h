@@ -44,4 +44,10 @@ class UdpSocket {
   const net::IpEndpoint bound_;
 };
 
+// Fills a pktinfo control message choosing `local` as the source of a
+// datagram to an IPv6 (`v6`) or IPv4 destination; returns its space (0:
+// none, `local` unspecified or of the other family). `control` holds
+// CMSG_SPACE(sizeof(in6_pktinfo)) bytes, cmsghdr-aligned.
+size_t PutSourceAddress(const net::IpEndpoint& local, bool v6, char* control);
+
 }  // namespace vpn::forwarder
