@@ -175,7 +175,7 @@ EmbeddedStore::~EmbeddedStore() {
     absl::MutexLock lock(&mu_);
     closing_ = true;
     if (wal_fd_ >= 0 && fatal_.ok()) {
-      // Flush anything queued (nothing is, unless a caller was interrupted).
+      // Flush anything queued (writes with deferred durability).
       WaitAllDurableLocked().IgnoreError();
     }
   }
@@ -743,8 +743,11 @@ absl::StatusOr<ListResult> EmbeddedStore::List(absl::string_view prefix) {
 absl::StatusOr<WriteResult> EmbeddedStore::Put(absl::string_view key,
                                                absl::string_view value,
                                                const PutOptions& options) {
-  absl::StatusOr<TxnResult> r = Txn(
-      {Op::Put(std::string(key), std::string(value), options.condition, options.lease)});
+  absl::MutexLock lock(&mu_);
+  if (!fatal_.ok()) return fatal_;
+  absl::StatusOr<TxnResult> r =
+      TxnLocked({Op::Put(std::string(key), std::string(value), options.condition, options.lease)},
+                /*wait_durable=*/!options.defer_durability);
   if (!r.ok()) return r.status();
   return WriteResult{r->revision, r->versions[0]};
 }
@@ -769,7 +772,8 @@ absl::StatusOr<TxnResult> EmbeddedStore::Txn(const std::vector<Op>& ops) {
   return TxnLocked(ops);
 }
 
-absl::StatusOr<TxnResult> EmbeddedStore::TxnLocked(const std::vector<Op>& ops) {
+absl::StatusOr<TxnResult> EmbeddedStore::TxnLocked(const std::vector<Op>& ops,
+                                                   bool wait_durable) {
   if (ops.size() > kMaxTxnOps) {
     return absl::InvalidArgumentError(absl::StrCat(
         "store: txn has ", ops.size(), " ops; the limit is ", kMaxTxnOps));
@@ -796,7 +800,8 @@ absl::StatusOr<TxnResult> EmbeddedStore::TxnLocked(const std::vector<Op>& ops) {
   for (const Op& op : ops) {
     auto it = kvs_.find(op.key);
     int64_t version = it == kvs_.end() ? 0 : it->second.version;
-    if (!op.condition.Matches(version)) {
+    int64_t mod_revision = it == kvs_.end() ? 0 : it->second.mod_revision;
+    if (!op.condition.Matches(version, mod_revision)) {
       // Report only durable state (the conflicting write may be in flight).
       absl::Status st = WaitAllDurableLocked();
       if (!st.ok()) return st;
@@ -823,6 +828,7 @@ absl::StatusOr<TxnResult> EmbeddedStore::TxnLocked(const std::vector<Op>& ops) {
         op.type == Op::Type::kDelete || it == kvs_.end() ? 0 : it->second.version);
   }
   if (lsn != 0) {
+    if (!wait_durable) return result;
     absl::Status st = WaitDurableLocked(lsn);
     if (!st.ok()) return st;
   } else {

@@ -136,7 +136,7 @@ class EmbeddedStore : public Store {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<KeyValue> ScanLocked(absl::string_view prefix)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<TxnResult> TxnLocked(const std::vector<Op>& ops)
+  absl::StatusOr<TxnResult> TxnLocked(const std::vector<Op>& ops, bool wait_durable = true)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RevokeLocked(const std::vector<LeaseId>& leases,
                             uint64_t* lsn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -93,6 +93,34 @@ TEST(EmbeddedStore, DataSurvivesReopenAndRevisionsKeepGrowing) {
   EXPECT_EQ(next->revision, last + 1);
 }
 
+// A write with deferred durability is applied at once but reaches the WAL
+// only with the next write that waits (one fsync for both).
+TEST(EmbeddedStore, DeferredDurabilityWritesWithTheNextWaitingWrite) {
+  EmbeddedOptions options{NewDir("deferred")};
+  {
+    auto store = OpenOrDie(options);
+    ASSERT_TRUE(store->Put("a", "1").ok());
+    const std::vector<std::string> wal = Files(options.dir, "wal-");
+    ASSERT_EQ(wal.size(), 1u);
+    const off_t before = FileSize(wal[0]);
+    PutOptions deferred;
+    deferred.condition = Condition::CreateOnly();
+    deferred.defer_durability = true;
+    auto leased = store->Put("lease", "x", deferred);
+    ASSERT_TRUE(leased.ok()) << leased.status();
+    EXPECT_EQ(FileSize(wal[0]), before) << "not written yet";
+    EXPECT_TRUE(IsConflict(store->Put("lease", "y", deferred).status()));
+    ASSERT_TRUE(store->Put("b", "2").ok());
+    EXPECT_GT(FileSize(wal[0]), before);
+    auto b = store->Get("b");
+    ASSERT_TRUE(b.ok());
+    EXPECT_EQ(b->mod_revision, leased->revision + 1);
+  }
+  auto store = OpenOrDie(options);
+  EXPECT_EQ(store->Get("lease")->value, "x");
+  EXPECT_EQ(store->Get("b")->value, "2");
+}
+
 TEST(EmbeddedStore, TornTailIsTruncatedWithClearMessageAndPrefixKept) {
   EmbeddedOptions options{NewDir("torn")};
   {

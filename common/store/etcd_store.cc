@@ -75,11 +75,16 @@ KeyValue FromPb(const mvccpb::KeyValue& kv) {
   return out;
 }
 
-pb::Compare VersionCompare(const std::string& key, const Condition& c) {
+pb::Compare ConditionCompare(const std::string& key, const Condition& c) {
   pb::Compare cmp;
   cmp.set_result(pb::Compare::EQUAL);
-  cmp.set_target(pb::Compare::VERSION);
   cmp.set_key(key);
+  if (c.kind == Condition::Kind::kModRevisionEquals) {
+    cmp.set_target(pb::Compare::MOD);
+    cmp.set_mod_revision(c.version);
+    return cmp;
+  }
+  cmp.set_target(pb::Compare::VERSION);
   cmp.set_version(c.kind == Condition::Kind::kVersionEquals ? c.version : 0);
   return cmp;
 }
@@ -581,7 +586,7 @@ absl::StatusOr<TxnResult> EtcdStore::Txn(const std::vector<Op>& ops) {
           absl::StrCat("store: key '", op.key, "' is written twice in one txn"));
     }
     if (op.condition.kind != Condition::Kind::kAny) {
-      *req.add_compare() = etcd_internal::VersionCompare(op.key, op.condition);
+      *req.add_compare() = etcd_internal::ConditionCompare(op.key, op.condition);
       compared.push_back(i);
       pb::RangeRequest* range = req.add_failure()->mutable_request_range();
       range->set_key(op.key);
@@ -616,7 +621,10 @@ absl::StatusOr<TxnResult> EtcdStore::Txn(const std::vector<Op>& ops) {
       const Op& op = ops[compared[j]];
       const pb::RangeResponse& range = resp->responses(j).response_range();
       int64_t found = range.kvs_size() > 0 ? range.kvs(0).version() : 0;
-      if (!op.condition.Matches(found)) return ConflictError(op.key, op.condition, found);
+      int64_t found_mod = range.kvs_size() > 0 ? range.kvs(0).mod_revision() : 0;
+      if (!op.condition.Matches(found, found_mod)) {
+        return ConflictError(op.key, op.condition, found);
+      }
     }
     return absl::AbortedError("etcd Txn: compare failed but no failing condition found");
   }

@@ -5,7 +5,7 @@
 
 namespace vpn::store {
 
-bool Condition::Matches(int64_t current_version) const {
+bool Condition::Matches(int64_t current_version, int64_t current_mod_revision) const {
   switch (kind) {
     case Kind::kAny:
       return true;
@@ -13,6 +13,8 @@ bool Condition::Matches(int64_t current_version) const {
       return current_version == 0;
     case Kind::kVersionEquals:
       return current_version == version;
+    case Kind::kModRevisionEquals:
+      return current_version != 0 && current_mod_revision == version;
   }
   return false;
 }
@@ -25,6 +27,8 @@ std::string Condition::ToString() const {
       return "key absent";
     case Kind::kVersionEquals:
       return absl::StrCat("version ", version);
+    case Kind::kModRevisionEquals:
+      return absl::StrCat("last written at revision ", version);
   }
   return "?";
 }

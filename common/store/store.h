@@ -55,9 +55,13 @@ struct Condition {
     kAny,            // unconditional
     kMustNotExist,   // create-only
     kVersionEquals,  // only if the key's current version == version
+    // Only if the key was last written at this store revision (a key
+    // deleted and created again starts at version 1 again; its
+    // mod_revision never repeats).
+    kModRevisionEquals,
   };
   Kind kind = Kind::kAny;
-  int64_t version = 0;
+  int64_t version = 0;  // the version, or the revision of kModRevisionEquals
 
   static Condition Any() { return {}; }
   static Condition CreateOnly() { return {Kind::kMustNotExist, 0}; }
@@ -65,14 +69,23 @@ struct Condition {
   static Condition VersionIs(int64_t v) {
     return v == 0 ? CreateOnly() : Condition{Kind::kVersionEquals, v};
   }
-  // Whether a key with `current_version` (0: absent) satisfies the condition.
-  bool Matches(int64_t current_version) const;
+  static Condition ModRevisionIs(int64_t revision) {
+    return Condition{Kind::kModRevisionEquals, revision};
+  }
+  // Whether a key with `current_version` (0: absent) and
+  // `current_mod_revision` satisfies the condition.
+  bool Matches(int64_t current_version, int64_t current_mod_revision) const;
   std::string ToString() const;
 };
 
 struct PutOptions {
   Condition condition;
   LeaseId lease = kNoLease;  // attach the key to this lease
+  // Return once the write is applied (conditions checked, revision taken)
+  // without waiting for it to be durable: it becomes durable with the next
+  // write that does wait. A crash before that loses it and every later
+  // write alike (the log keeps their order). etcd ignores this.
+  bool defer_durability = false;
 };
 
 // Result of a successful write.

@@ -290,6 +290,24 @@ TEST_P(StoreConformance, ConditionsGiveTypedConflicts) {
   EXPECT_FALSE(IsConflict(absl::FailedPreconditionError("other")));
 }
 
+// A key deleted and created again is at version 1 again; the revision it
+// was written at tells the two apart.
+TEST_P(StoreConformance, ModRevisionConditionTellsIncarnationsApart) {
+  auto first = store().Put(K("m"), "a", {Condition::CreateOnly()});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(store().Delete(K("m")).ok());
+  auto second = store().Put(K("m"), "b", {Condition::CreateOnly()});
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->version, first->version);
+  auto stale = store().Txn({Op::Delete(K("m"), Condition::ModRevisionIs(first->revision))});
+  EXPECT_TRUE(IsConflict(stale.status())) << stale.status();
+  EXPECT_EQ(store().Get(K("m"))->value, "b");
+  auto absent = store().Put(K("n"), "x", {Condition::ModRevisionIs(first->revision)});
+  EXPECT_TRUE(IsConflict(absent.status())) << absent.status();
+  ASSERT_TRUE(store().Txn({Op::Delete(K("m"), Condition::ModRevisionIs(second->revision))}).ok());
+  EXPECT_TRUE(absl::IsNotFound(store().Get(K("m")).status()));
+}
+
 TEST_P(StoreConformance, ConcurrentWritersOnOneKeyExactlyOneWins) {
   constexpr int kThreads = 8;
   for (int round = 0; round < 5; ++round) {
