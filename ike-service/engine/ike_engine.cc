@@ -266,7 +266,7 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
     half_open_gauge_.Set(static_cast<double>(half_open_.size()));
   }
   SendTo(*sa, sa->init_response);
-  log_.Info("IKE_SA_INIT answered",
+  log_.Debug("IKE_SA_INIT answered",
             {{"spi_i", Hex(sa->spi_i)}, {"spi_r", Hex(sa->spi_r)},
              {"remote", remote->ToString()}, {"proposal", sa->transforms.ToString()},
              {"initiator_behind_nat", sa->initiator_behind_nat}});
@@ -637,16 +637,23 @@ void IkeEngine::Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result) {
 }
 
 void IkeEngine::ReleaseResources(IkeSa& sa) {
-  for (const std::string& ip : sa.virtual_ips) {
+  // After the SA's record is gone (queued before), off this worker.
+  std::vector<store::Op> releases;
+  for (size_t i = 0; i < sa.virtual_ips.size(); ++i) {
+    const std::string& ip = sa.virtual_ips[i];
     AddressPool* pool = ip.size() == 16 ? services_.pool_v6 : services_.pool_v4;
-    // After the SA's record is gone (queued before), off this worker.
-    if (pool != nullptr) {
+    if (pool == nullptr) continue;
+    if (i < sa.virtual_ip_leases.size()) {
+      releases.push_back(pool->ReleaseOp({ip, sa.virtual_ip_leases[i]}));
+    } else {
       recorder_->Defer([pool, ip, owner = sa.record_key()] {
         pool->Release(ip, owner).IgnoreError();
       });
     }
   }
+  if (!releases.empty()) recorder_->ReleaseLeases(std::move(releases)).IgnoreError();
   sa.virtual_ips.clear();
+  sa.virtual_ip_leases.clear();
   sa.phase = IkeSa::Phase::kDeleted;
 }
 
@@ -737,6 +744,7 @@ void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* rec
     // Deleted elsewhere (the outage window ended): forget it quietly.
     log_.Info("IKE SA removed from the store; forgetting it", {{"spi_r", Hex(spi_r)}});
     sa->virtual_ips.clear();  // released with the record
+    sa->virtual_ip_leases.clear();
     sa->phase = IkeSa::Phase::kDeleted;
     Forget(*sa);
     return;

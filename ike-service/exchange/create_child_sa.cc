@@ -120,7 +120,9 @@ ExchangeResult RekeyIkeSa(IkeSa& sa, const codec::SaPayload& offered,
   rekeyed->eap_identity = sa.eap_identity;
   rekeyed->certificate_subject = sa.certificate_subject;
   rekeyed->virtual_ips = std::move(sa.virtual_ips);
+  rekeyed->virtual_ip_leases = std::move(sa.virtual_ip_leases);
   sa.virtual_ips.clear();
+  sa.virtual_ip_leases.clear();
   rekeyed->children = std::move(sa.children);
   sa.children.clear();
   rekeyed->created = rekeyed->last_seen = absl::Now();

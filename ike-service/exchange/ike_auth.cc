@@ -89,18 +89,20 @@ void AppendFirstChild(IkeSa& sa, const ResponderPolicy& policy,
     for (auto [wanted, pool, v6] : {std::make_tuple(wants_v4, services.pool_v4, false),
                                     std::make_tuple(wants_v6, services.pool_v6, true)}) {
       if (!wanted || pool == nullptr) continue;
-      absl::StatusOr<std::string> address = pool->Acquire(sa.record_key());
-      if (!address.ok()) {
-        absl::StrAppend(note, "no virtual IP: ", address.status().message(), "; ");
+      absl::StatusOr<AddressPool::Lease> lease = pool->Acquire(sa.record_key());
+      if (!lease.ok()) {
+        absl::StrAppend(note, "no virtual IP: ", lease.status().message(), "; ");
         continue;
       }
       assigned_any = true;
-      sa.virtual_ips.push_back(*address);
-      client_side.push_back(HostSelector(*address));
+      const std::string& address = lease->address;
+      sa.virtual_ips.push_back(address);
+      sa.virtual_ip_leases.push_back(lease->revision);
+      client_side.push_back(HostSelector(address));
       codec::ConfigAttribute attribute;
       attribute.type = v6 ? codec::ConfigAttributeType::kInternalIp6Address
                           : codec::ConfigAttributeType::kInternalIp4Address;
-      attribute.value.assign(address->begin(), address->end());
+      attribute.value.assign(address.begin(), address.end());
       if (v6) attribute.value.push_back(128);  // prefix length (§3.15.1)
       reply.attributes.push_back(std::move(attribute));
       for (const std::string& dns : policy.dns_servers) {
@@ -113,7 +115,7 @@ void AppendFirstChild(IkeSa& sa, const ResponderPolicy& policy,
       if (wants_server) {
         // Windows asks where the gateway is inside the tunnel: the pool's
         // first host address, kept for the gateway.
-        codec::Bytes server(address->begin(), address->end());
+        codec::Bytes server(address.begin(), address.end());
         const size_t host_bytes = v6 ? 2 : 1;
         for (size_t i = 0; i < host_bytes; ++i) server[server.size() - 1 - i] = 0;
         server.back() = 1;

@@ -52,7 +52,7 @@ std::string AddressPool::LeaseKey(absl::string_view address) const {
   return absl::StrCat("pool/", v6_ ? "v6/" : "v4/", absl::BytesToHexString(address));
 }
 
-absl::StatusOr<std::string> AddressPool::Acquire(absl::string_view owner) {
+absl::StatusOr<AddressPool::Lease> AddressPool::Acquire(absl::string_view owner) {
   uint64_t start;
   {
     absl::MutexLock lock(&mu_);
@@ -63,16 +63,22 @@ absl::StatusOr<std::string> AddressPool::Acquire(absl::string_view owner) {
     const std::string address = AddressAt(index);
     store::PutOptions create_only;
     create_only.condition = store::Condition::CreateOnly();
+    // Durable with the SA's record, written after it (or its release).
+    create_only.defer_durability = true;
     absl::StatusOr<store::WriteResult> leased =
         store_->Put(LeaseKey(address), owner, create_only);
     if (leased.ok()) {
       absl::MutexLock lock(&mu_);
       cursor_ = (index + 1) % size_;
-      return address;
+      return Lease{address, leased->revision};
     }
     if (!store::IsConflict(leased.status())) return leased.status();
   }
   return absl::ResourceExhaustedError(absl::StrCat("address pool ", cidr_, " is full"));
+}
+
+store::Op AddressPool::ReleaseOp(const Lease& lease) const {
+  return store::Op::Delete(LeaseKey(lease.address), store::Condition::ModRevisionIs(lease.revision));
 }
 
 absl::Status AddressPool::Release(absl::string_view address, absl::string_view owner) {

@@ -26,10 +26,21 @@ class AddressPool {
   int prefix_length() const { return prefix_length_; }
   const std::string& cidr() const { return cidr_; }
 
-  // Leases a free address to `owner` (an SA's store key); 4 or 16 bytes.
-  // kResourceExhausted when none is left.
-  absl::StatusOr<std::string> Acquire(absl::string_view owner);
-  // Gives `address` back if `owner` holds it.
+  struct Lease {
+    std::string address;    // 4 or 16 bytes
+    int64_t revision = 0;   // the store revision its key was written at
+  };
+  // Leases a free address to `owner` (an SA's store key).
+  // kResourceExhausted when none is left. The lease is not waited on to be
+  // durable: it becomes so with the next store write that is, at the
+  // latest the SA's record or the lease's release (a crash before either
+  // loses nothing that refers to it).
+  absl::StatusOr<Lease> Acquire(absl::string_view owner);
+  // The store op that gives a lease back if it is still as Acquire wrote it
+  // (to join a transaction of the SA's other writes).
+  store::Op ReleaseOp(const Lease& lease) const;
+  // Gives `address` back if `owner` holds it (the version is not known,
+  // e.g. after a restart).
   absl::Status Release(absl::string_view address, absl::string_view owner);
 
  private:

@@ -26,12 +26,13 @@ TEST_F(AddressPoolTest, HandsOutEachAddressOnceAndTakesItBack) {
   // /29: 8 addresses less network, gateway (.1) and broadcast = 5.
   std::set<std::string> leased;
   for (int i = 0; i < 5; ++i) {
-    auto address = (*pool)->Acquire("ike/sa" + std::to_string(i));
-    ASSERT_TRUE(address.ok()) << address.status();
-    EXPECT_EQ(address->size(), 4u);
-    EXPECT_TRUE(leased.insert(*address).second);
-    EXPECT_GE(static_cast<uint8_t>((*address)[3]), 2);
-    EXPECT_LE(static_cast<uint8_t>((*address)[3]), 6);
+    auto lease = (*pool)->Acquire("ike/sa" + std::to_string(i));
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    EXPECT_EQ(lease->address.size(), 4u);
+    EXPECT_GT(lease->revision, 0);
+    EXPECT_TRUE(leased.insert(lease->address).second);
+    EXPECT_GE(static_cast<uint8_t>(lease->address[3]), 2);
+    EXPECT_LE(static_cast<uint8_t>(lease->address[3]), 6);
   }
   EXPECT_EQ((*pool)->Acquire("ike/late").status().code(),
             absl::StatusCode::kResourceExhausted);
@@ -45,7 +46,24 @@ TEST_F(AddressPoolTest, HandsOutEachAddressOnceAndTakesItBack) {
   ASSERT_TRUE(released);
   auto again = (*pool)->Acquire("ike/late");
   ASSERT_TRUE(again.ok());
-  EXPECT_EQ(*again, first);
+  EXPECT_EQ(again->address, first);
+}
+
+// ReleaseOp gives back the lease Acquire wrote, and nothing once the
+// address went to someone else.
+TEST_F(AddressPoolTest, ReleaseOpOnlyDeletesTheLeaseAsWritten) {
+  auto pool = AddressPool::Create("10.30.0.0/30", store_.get());  // one address
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  auto lease = (*pool)->Acquire("ike/first");
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  ASSERT_TRUE(store_->Txn({(*pool)->ReleaseOp(*lease)}).ok());
+  auto second = (*pool)->Acquire("ike/second");
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->address, lease->address);
+  // The first SA's op again (e.g. retried): a conflict, the lease stays.
+  EXPECT_FALSE(store_->Txn({(*pool)->ReleaseOp(*lease)}).ok());
+  EXPECT_EQ((*pool)->Acquire("ike/third").status().code(),
+            absl::StatusCode::kResourceExhausted);
 }
 
 TEST_F(AddressPoolTest, TwoReplicasNeverShareAnAddress) {
@@ -57,18 +75,18 @@ TEST_F(AddressPoolTest, TwoReplicasNeverShareAnAddress) {
     auto from_a = (*a)->Acquire("a" + std::to_string(i));
     auto from_b = (*b)->Acquire("b" + std::to_string(i));
     ASSERT_TRUE(from_a.ok() && from_b.ok());
-    EXPECT_TRUE(leased.insert(*from_a).second);
-    EXPECT_TRUE(leased.insert(*from_b).second);
+    EXPECT_TRUE(leased.insert(from_a->address).second);
+    EXPECT_TRUE(leased.insert(from_b->address).second);
   }
 }
 
 TEST_F(AddressPoolTest, Ipv6AndBadCidrs) {
   auto pool = AddressPool::Create("fd00:10::/120", store_.get());
   ASSERT_TRUE(pool.ok()) << pool.status();
-  auto address = (*pool)->Acquire("x");
-  ASSERT_TRUE(address.ok());
-  EXPECT_EQ(address->size(), 16u);
-  EXPECT_EQ(static_cast<uint8_t>((*address)[15]), 2);
+  auto lease = (*pool)->Acquire("x");
+  ASSERT_TRUE(lease.ok());
+  EXPECT_EQ(lease->address.size(), 16u);
+  EXPECT_EQ(static_cast<uint8_t>(lease->address[15]), 2);
   EXPECT_FALSE(AddressPool::Create("10.0.0.1/24", store_.get()).ok());
   EXPECT_FALSE(AddressPool::Create("10.0.0.0", store_.get()).ok());
   EXPECT_FALSE(AddressPool::Create("10.0.0.0/8", store_.get()).ok());

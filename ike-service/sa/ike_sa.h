@@ -107,6 +107,9 @@ struct IkeSa {
   PendingChild pending_child;
 
   std::vector<std::string> virtual_ips;  // 4- or 16-byte addresses
+  // The store revision each address's pool lease was written at; empty
+  // when not known (an SA restored after a restart).
+  std::vector<int64_t> virtual_ip_leases;
   std::vector<ChildSaState> children;
 
   absl::Time created;

@@ -1,5 +1,7 @@
 #include "ike-service/sa/sa_recorder.h"
 
+#include <algorithm>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -175,23 +177,38 @@ absl::Status SaRecorder::RecordChild(const IkeSa& sa, const ChildSaState& child)
 
 SaRecorder::~SaRecorder() { Stop(); }
 
-void SaRecorder::StartWriteBehind(prometheus::Registry& registry, size_t queue_limit) {
+void SaRecorder::StartWriteBehind(prometheus::Registry& registry, size_t queue_limit,
+                                  absl::Duration batch_window) {
   failures_ = &prometheus::BuildCounter()
                    .Name("ike_record_write_failures_total")
                    .Help("SA record writes (write-behind) the store refused.")
                    .Register(registry)
                    .Add({});
   queue_limit_ = queue_limit;
+  batch_window_ = batch_window;
   absl::MutexLock lock(&mu_);
   write_behind_ = true;
   stopping_ = false;
   writer_ = std::thread([this] { RunWriter(); });
 }
 
+void SaRecorder::WaitCommitted(uint64_t target) {
+  ++waiters_;
+  queue_cv_.Signal();  // no batch window while someone waits
+  while (committed_ < target) committed_cv_.Wait(&mu_);
+  --waiters_;
+}
+
+void SaRecorder::WakeWriter() {
+  // Idle, or enough gathered; within a batch window the writer wakes itself.
+  if (queue_.size() == 1 || queued_ops_ >= kMaxBatchOps || queue_.size() >= queue_limit_ / 2) {
+    queue_cv_.Signal();
+  }
+}
+
 void SaRecorder::Flush() {
   absl::MutexLock lock(&mu_);
-  const uint64_t target = queued_;
-  while (committed_ < target) committed_cv_.Wait(&mu_);
+  WaitCommitted(queued_);
 }
 
 void SaRecorder::Stop() {
@@ -211,10 +228,10 @@ void SaRecorder::Defer(std::function<void()> task) {
     absl::MutexLock lock(&mu_);
     if (write_behind_ && !stopping_ && queue_.size() < queue_limit_) {
       queue_.push_back({{}, "task", ++queued_, std::move(task)});
-      queue_cv_.Signal();
+      WakeWriter();
       return;
     }
-    while (committed_ < queued_) committed_cv_.Wait(&mu_);
+    WaitCommitted(queued_);
   }
   task();
 }
@@ -276,6 +293,23 @@ absl::Status SaRecorder::CommitNow(std::vector<store::Op> ops) {
     // Someone else wrote one of our IKE records since we last did
     // (mobility-service moved the SA, marked it DORMANT or deleted it).
     bool refreshed = false;
+    // A conditional delete that fails (an address lease given back and
+    // taken by another SA meanwhile): not ours any more.
+    const size_t before = ops.size();
+    ops.erase(std::remove_if(ops.begin(), ops.end(),
+                             [&](const store::Op& op) {
+                               if (op.type != store::Op::Type::kDelete ||
+                                   op.condition.kind == store::Condition::Kind::kAny) {
+                                 return false;
+                               }
+                               absl::StatusOr<store::KeyValue> now = store_->Get(op.key);
+                               return absl::IsNotFound(now.status()) ||
+                                      (now.ok() &&
+                                       !op.condition.Matches(now->version, now->mod_revision));
+                             }),
+              ops.end());
+    if (ops.empty()) return absl::OkStatus();
+    refreshed = ops.size() != before;
     for (store::Op& op : ops) {
       if (!IsIkeRecordPut(op) || op.condition.kind != store::Condition::Kind::kVersionEquals) {
         continue;
@@ -307,12 +341,13 @@ absl::Status SaRecorder::Commit(std::vector<store::Op> ops, const char* what) {
   {
     absl::MutexLock lock(&mu_);
     if (write_behind_ && !stopping_ && queue_.size() < queue_limit_) {
+      queued_ops_ += ops.size();
       queue_.push_back({std::move(ops), what, ++queued_});
-      queue_cv_.Signal();
+      WakeWriter();
       return absl::OkStatus();
     }
     // Off, or full: at once, after what is queued (order per SA is kept).
-    while (committed_ < queued_) committed_cv_.Wait(&mu_);
+    WaitCommitted(queued_);
   }
   return CommitNow(ops);
 }
@@ -320,7 +355,6 @@ absl::Status SaRecorder::Commit(std::vector<store::Op> ops, const char* what) {
 void SaRecorder::RunWriter() {
   // One transaction (one fsync) for as many queued writes as fit: etcd's
   // limits, and no key twice (a later write of a key waits for the next).
-  constexpr size_t kMaxOps = 128;
   constexpr size_t kMaxBytes = 1 << 20;
   while (true) {
     std::vector<Write> batch;
@@ -328,13 +362,17 @@ void SaRecorder::RunWriter() {
       absl::MutexLock lock(&mu_);
       while (!stopping_ && queue_.empty()) queue_cv_.Wait(&mu_);
       if (queue_.empty()) return;  // stopping, drained
+      const absl::Time gathered = absl::Now() + batch_window_;
+      while (!stopping_ && waiters_ == 0 && queued_ops_ < kMaxBatchOps &&
+             queue_.size() < queue_limit_ / 2 && !queue_cv_.WaitWithDeadline(&mu_, gathered)) {
+      }
       absl::flat_hash_set<absl::string_view> keys;
       size_t ops = 0, bytes = 0;
       while (!queue_.empty()) {
         const Write& next = queue_.front();
         if (next.task && !batch.empty()) break;  // a task runs alone
         size_t next_bytes = 0;
-        bool fits = ops + next.ops.size() <= kMaxOps;
+        bool fits = ops + next.ops.size() <= kMaxBatchOps;
         for (const store::Op& op : next.ops) {
           next_bytes += op.key.size() + op.value.size();
           fits = fits && !keys.contains(op.key);
@@ -343,6 +381,7 @@ void SaRecorder::RunWriter() {
         if (!batch.empty() && !fits) break;
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
+        queued_ops_ -= batch.back().ops.size();
         for (const store::Op& op : batch.back().ops) keys.insert(op.key);
         ops += batch.back().ops.size();
         bytes += next_bytes;
@@ -520,6 +559,10 @@ absl::Status SaRecorder::RemoveSa(const IkeSa& sa) {
     ops.push_back(store::Op::Delete(ChildKey(child.inbound_spi)));
   }
   return Commit(std::move(ops), "remove");
+}
+
+absl::Status SaRecorder::ReleaseLeases(std::vector<store::Op> releases) {
+  return Commit(std::move(releases), "release");
 }
 
 absl::Status SaRecorder::RemoveChild(const ChildSaState& child) {

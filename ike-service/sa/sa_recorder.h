@@ -19,6 +19,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/log/log.h"
 #include "prometheus/counter.h"
 #include "prometheus/registry.h"
@@ -38,8 +39,12 @@ class SaRecorder {
   ~SaRecorder();
 
   // Turns write-behind on (see above); writes return once queued. Failures
-  // are logged and counted in ike_record_write_failures_total.
-  void StartWriteBehind(prometheus::Registry& registry, size_t queue_limit = 4096);
+  // are logged and counted in ike_record_write_failures_total. The writer
+  // lets writes gather for up to `batch_window` after the first before it
+  // commits (one fsync for many SAs' writes), unless Flush() waits or a
+  // transaction's worth is queued.
+  void StartWriteBehind(prometheus::Registry& registry, size_t queue_limit = 4096,
+                        absl::Duration batch_window = absl::Milliseconds(2));
   // Returns once every write queued before the call is committed.
   void Flush();
   // Runs `task` (more store work of an SA, e.g. releasing its address
@@ -60,6 +65,9 @@ class SaRecorder {
   // Deletes the IKE SA's record and its CHILD SAs'.
   absl::Status RemoveSa(const IkeSa& sa);
   absl::Status RemoveChild(const ChildSaState& child);
+  // Conditional deletes of address leases (AddressPool::ReleaseOp), after
+  // what is queued; a lease no longer as written is left alone.
+  absl::Status ReleaseLeases(std::vector<store::Op> releases);
 
   static std::string ChildKey(uint32_t inbound_spi);
 
@@ -86,12 +94,19 @@ class SaRecorder {
   // version this recorder last wrote or loaded); on a conflict the stored
   // record's endpoint, NAT flags, DORMANT state and last-seen time are
   // kept (mobility-service owns them) and the write is retried; a record
-  // deleted meanwhile is not written again, nor are its CHILD SAs.
+  // deleted meanwhile is not written again, nor are its CHILD SAs. A
+  // conditional delete that no longer matches is dropped.
   absl::Status CommitNow(std::vector<store::Op> ops);
   // Sets each IKE record put's condition to the last known version.
   void ApplyVersions(std::vector<store::Op>& ops) const;
   void NoteVersions(const std::vector<store::Op>& ops, const store::TxnResult& result) const;
   void RunWriter();
+  // Waits until the writes up to `target` are committed; no batch window
+  // meanwhile.
+  void WaitCommitted(uint64_t target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WakeWriter() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ops per transaction (etcd's limit).
+  static constexpr size_t kMaxBatchOps = 128;
 
   store::Store* const store_;
   const store::Sealer* const sealer_;
@@ -105,6 +120,9 @@ class SaRecorder {
   bool write_behind_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   size_t queue_limit_ = 0;
+  absl::Duration batch_window_;
+  size_t queued_ops_ ABSL_GUARDED_BY(mu_) = 0;  // ops in queue_
+  int waiters_ ABSL_GUARDED_BY(mu_) = 0;        // threads waiting for committed_
   uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;     // writes queued so far
   uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;  // of those, done
   std::thread writer_;
