@@ -120,8 +120,25 @@ absl::optional<SeqMarks> SeqCheckpointer::Persisted(uint32_t inbound_spi) {
   return DecodeSeqMarks(kv->value);
 }
 
-void SeqCheckpointer::Install(const std::vector<std::shared_ptr<esp::EspSa>>& sas) {
+void SeqCheckpointer::Install(const std::vector<std::shared_ptr<esp::EspSa>>& sas,
+                              bool announced) {
   if (sas.empty()) return;
+  const uint64_t implicit = 2 * options_.outbound_step;  // see the header
+  if (announced) {
+    for (const auto& sa : sas) {
+      sa->RestoreReplay(0);
+      sa->AttachLease(signal_, 1);
+      sa->GrantSequences(0, implicit, implicit - options_.outbound_step);
+      absl::MutexLock lock(&mu_);
+      Tracked& t = tracked_[sa->inbound_spi()];
+      t = Tracked();
+      t.sa = sa;
+      t.persisted.outbound_reserved = implicit;
+      t.version = 0;  // no key yet: the first write creates it
+      t.last_inbound_write = absl::Now();
+    }
+    return;
+  }
   absl::MutexLock writing(&write_mu_);
   // Read what a previous run (or another forwarder) persisted.
   absl::flat_hash_map<uint32_t, store::KeyValue> listed;
@@ -159,6 +176,9 @@ void SeqCheckpointer::Install(const std::vector<std::shared_ptr<esp::EspSa>>& sa
                       {{"key", SeqKey(plan.spi)}, {"error", got.status().ToString()}});
       }
     }
+    // No key: the forwarder it was announced to may be using the first
+    // two blocks unwritten.
+    if (plan.version == 0) plan.known.outbound_reserved = implicit;
     if (kv.has_value()) {
       plan.version = kv->version;
       absl::optional<SeqMarks> marks = DecodeSeqMarks(kv->value);
@@ -182,7 +202,11 @@ void SeqCheckpointer::Install(const std::vector<std::shared_ptr<esp::EspSa>>& sa
 
 void SeqCheckpointer::Remove(uint32_t inbound_spi) {
   absl::MutexLock lock(&mu_);
-  tracked_.erase(inbound_spi);
+  auto it = tracked_.find(inbound_spi);
+  // An announced SA whose key was never written leaves nothing to delete.
+  const bool unwritten = it != tracked_.end() && it->second.version == 0;
+  if (it != tracked_.end()) tracked_.erase(it);
+  if (unwritten) return;
   deletes_.push_back(inbound_spi);
   signal_->Wake();
 }
@@ -279,6 +303,7 @@ bool SeqCheckpointer::WriteOne(Plan& plan, bool install) {
       } else if (absl::IsNotFound(kv.status())) {
         plan.version = 0;
         persisted = SeqMarks();
+        persisted.outbound_reserved = 2 * options_.outbound_step;  // see the header
         if (!install) {
           // Deleted under us: only recreate it for an SA still installed.
           absl::MutexLock lock(&mu_);
@@ -369,14 +394,18 @@ bool SeqCheckpointer::Pass(bool force_inbound) {
     }
   }
   bool ok = true;
-  for (uint32_t spi : deletes) {
-    absl::StatusOr<store::WriteResult> deleted = store_->Delete(SeqKey(spi));
-    if (!deleted.ok() && !absl::IsNotFound(deleted.status())) {
+  for (size_t begin = 0; begin < deletes.size(); begin += kOpsPerTxn) {
+    const size_t end = std::min(deletes.size(), begin + kOpsPerTxn);
+    std::vector<store::Op> ops;
+    for (size_t i = begin; i < end; ++i) ops.push_back(store::Op::Delete(SeqKey(deletes[i])));
+    absl::StatusOr<store::TxnResult> deleted = store_->Txn(ops);
+    if (!deleted.ok()) {
       ok = false;
-      Log().Warning("cannot delete a sequence-number checkpoint",
-                    {{"key", SeqKey(spi)}, {"error", deleted.status().ToString()}});
+      Log().Warning("cannot delete sequence-number checkpoints; retrying",
+                    {{"keys", std::to_string(end - begin)},
+                     {"error", deleted.status().ToString()}});
       absl::MutexLock lock(&mu_);
-      deletes_.push_back(spi);
+      deletes_.insert(deletes_.end(), deletes.begin() + begin, deletes.begin() + end);
     }
   }
   if (gc.has_value()) CollectGarbage(*gc);

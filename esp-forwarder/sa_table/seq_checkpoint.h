@@ -9,6 +9,11 @@
 //  - outbound_reserved: a lease. Every outbound number this (or any)
 //    forwarder may use is below it, because it is persisted BEFORE the data
 //    plane is allowed to use the numbers below it (EspSa::GrantSequences).
+//    One exception keeps the store out of every handshake: a CHILD SA that
+//    ike-service announced to this forwarder (new, its SPI just allocated)
+//    may use the first two blocks at once, unwritten. So a missing key
+//    means "the first two blocks may be in use": a forwarder that installs
+//    an SA from a list or watch and finds no key starts above them.
 //    Blocks of `outbound_step` numbers are reserved ahead: when the counter
 //    comes within one step of the limit the data plane asks (an atomic flag
 //    and a wake-up, nothing else on the hot path) and this thread reserves
@@ -91,8 +96,9 @@ class SeqCheckpointer {
   // replay window, attaches the lease and reserves the first block of
   // outbound numbers (batched: one Txn per 128 SAs). An SA whose block
   // could not be written has no outbound numbers until this thread's retry
-  // succeeds; inbound works at once.
-  void Install(const std::vector<std::shared_ptr<esp::EspSa>>& sas);
+  // succeeds; inbound works at once. `announced` SAs (see above) are not
+  // read or written: they get the first two blocks at once.
+  void Install(const std::vector<std::shared_ptr<esp::EspSa>>& sas, bool announced = false);
   // The SA's record was deleted: stop tracking it and delete its key.
   void Remove(uint32_t inbound_spi);
   // The SA left the table but its record stays (it became unusable): stop
@@ -153,7 +159,7 @@ class SeqCheckpointer {
   absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::Mutex mu_;
   absl::flat_hash_map<uint32_t, Tracked> tracked_ ABSL_GUARDED_BY(mu_);
-  std::vector<uint32_t> deletes_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint32_t> deletes_ ABSL_GUARDED_BY(mu_);  // keys to delete
   absl::optional<Garbage> gc_ ABSL_GUARDED_BY(mu_);
 
   prometheus::Family<prometheus::Counter>& writes_;

@@ -212,8 +212,14 @@ void StoreSync::ApplyPut(const store::KeyValue& kv) {
     return;
   }
   const bool kept = old != nullptr && old->sa == (*entry)->sa;
-  (kept ? updates_ : installs_).Increment();
-  Log().Info(kept ? "CHILD SA updated" : "CHILD SA installed",
+  // The first version of the record of an SA ike-service announced: the
+  // same SA, nothing new to report.
+  const bool confirmed = kept && kv.version == 1;
+  if (!confirmed) (kept ? updates_ : installs_).Increment();
+  const std::string what = confirmed ? "CHILD SA record arrived"
+                           : kept    ? "CHILD SA updated"
+                                     : "CHILD SA installed";
+  Log().Write(confirmed ? log::Level::kDebug : log::Level::kInfo, what,
              {{"spi_in", Hex(record.inbound_spi())},
               {"spi_out", Hex(record.outbound_spi())},
               {"remote", (*entry)->remote.ToString()},
@@ -236,13 +242,13 @@ void StoreSync::Drop(uint32_t spi) {
   table_->Remove(spi);
 }
 
-void StoreSync::InstallPending() {
+void StoreSync::InstallPending(bool announced) {
   if (pending_.empty()) return;
   if (checkpointer_) {
     std::vector<std::shared_ptr<esp::EspSa>> sas;
     sas.reserve(pending_.size());
     for (const auto& [spi, entry] : pending_) sas.push_back(entry->sa);
-    checkpointer_->Install(sas);
+    checkpointer_->Install(sas, announced);
   }
   for (auto& [spi, entry] : pending_) table_->Put(std::move(entry));
   pending_.clear();
@@ -333,7 +339,7 @@ void StoreSync::RunOffers() {
     }
     if (added == 0) continue;
     offered_installs_.Increment(static_cast<double>(added));
-    InstallPending();
+    InstallPending(/*announced=*/true);
     table_->Publish();
     installed_.Set(table_->Current()->size());
   }

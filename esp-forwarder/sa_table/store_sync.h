@@ -83,8 +83,9 @@ class StoreSync {
   // Entry for `spi` staged or waiting in pending_.
   std::shared_ptr<const SaEntry> Current(uint32_t spi) const;
   void Drop(uint32_t spi);
-  // Restores/reserves the sequence numbers of new SAs, then stages them.
-  void InstallPending();
+  // Restores/reserves the sequence numbers of new SAs, then stages them;
+  // `announced`: all of them were announced by ike-service (Offer).
+  void InstallPending(bool announced = false);
   void Sweep();
 
   const std::shared_ptr<store::Store> store_;

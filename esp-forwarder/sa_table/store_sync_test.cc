@@ -313,7 +313,44 @@ TEST_F(StoreSyncTest, RestartResumesOutboundAboveEveryNumberUsed) {
   EXPECT_LE(resumed, last + 2 * kStep + 1) << "at most two blocks skipped";
   const uint64_t resumed_other = table.Current()->Inbound(0xc0000105)->sa->NextSequence();
   EXPECT_GT(resumed_other, last_other);
-  EXPECT_EQ(resumed_other, 2 * kStep);  // the first block was [1, 2 * step)
+  // Its first install found no key, so it started above the two blocks an
+  // announcing forwarder may use unwritten: [2 * step, 4 * step).
+  EXPECT_EQ(resumed_other, 4 * kStep);
+}
+
+// An SA ike-service announced sends from 1 with no store write (nothing
+// is written or deleted for a short-lived SA); a forwarder restarted after
+// a crash finds no key and resumes above the two blocks it may have used.
+TEST_F(StoreSyncTest, AnAnnouncedSaSendsUnwrittenAndARestartSkipsItsBlocks) {
+  constexpr uint64_t kStep = SeqCheckpointOptions().outbound_step;
+  const ChildSaSpec spec = Spec(0xc0000181, 0xd0000181);
+  absl::StatusOr<v1::ChildSa> record = MakeChildSaRecord(*sealer_, spec);
+  ASSERT_TRUE(record.ok());
+  uint64_t last = 0;
+  {
+    SaTable table;
+    StoreSync sync(store_, sealer_, &table, registry_, CrashOptions());
+    sync.Start();
+    sync.Offer(*record);
+    WaitFor(table, [](const SaSnapshot& s) { return s.Inbound(0xc0000181) != nullptr; });
+    esp::EspSa& sa = *table.Current()->Inbound(0xc0000181)->sa;
+    EXPECT_EQ(sa.NextSequence(), 1u);
+    for (int i = 0; i < 1000; ++i) last = sa.NextSequence();
+    EXPECT_EQ(last, 1001u);
+    ASSERT_TRUE(PutChildSa(*store_, *sealer_, spec).ok());
+    absl::SleepFor(absl::Milliseconds(50));  // several checkpoint ticks
+    EXPECT_TRUE(absl::IsNotFound(store_->Get(SeqKey(0xc0000181)).status()));
+    sync.Stop();  // crash
+  }
+  SaTable table;
+  prometheus::Registry registry;
+  StoreSync sync(store_, sealer_, &table, registry, CrashOptions());
+  sync.Start();
+  ASSERT_NE(table.Current()->Inbound(0xc0000181), nullptr);
+  EXPECT_EQ(table.Current()->Inbound(0xc0000181)->sa->NextSequence(), 2 * kStep);
+  absl::optional<SeqMarks> persisted = sync.checkpointer()->Persisted(0xc0000181);
+  ASSERT_TRUE(persisted.has_value());
+  EXPECT_EQ(persisted->outbound_reserved, 4 * kStep);
 }
 
 TEST_F(StoreSyncTest, RestartRefusesCheckpointedInboundReplays) {
@@ -493,9 +530,12 @@ TEST_F(StoreSyncTest, StoreOutageStopsOutboundAtTheLeaseNotPastIt) {
   esp::EspSa& sa = *table.Current()->Inbound(0xc0000500)->sa;
   const uint64_t limit = sync.checkpointer()->Persisted(0xc0000500)->outbound_reserved;
   flaky->fail = true;
-  uint64_t last = 0;
+  // Installed from the watch with no key: it starts above the two blocks an
+  // announcing forwarder may have used.
+  uint64_t last = sa.NextSequence();
+  ASSERT_GT(last, 0u);
   int unreserved_drops = 0;
-  for (uint64_t i = 0; i < limit + 100; ++i) {
+  for (uint64_t i = last + 1; i < limit + 101; ++i) {
     bool unreserved = false;
     const uint64_t seq = sa.NextSequence(&unreserved);
     if (seq == 0) {
