@@ -206,7 +206,10 @@ void SeqCheckpointer::Remove(uint32_t inbound_spi) {
   // An announced SA whose key was never written leaves nothing to delete.
   const bool unwritten = it != tracked_.end() && it->second.version == 0;
   if (it != tracked_.end()) tracked_.erase(it);
-  if (unwritten) return;
+  if (unwritten) {
+    removed_unwritten_.insert(inbound_spi);  // unless a pass is writing it now
+    return;
+  }
   deletes_.push_back(inbound_spi);
   signal_->Wake();
 }
@@ -271,6 +274,9 @@ void SeqCheckpointer::Apply(const Plan& plan, int64_t version, bool install) {
     }
     t.persisted = plan.write;
     t.version = version;
+  } else if (it == tracked_.end() && removed_unwritten_.erase(plan.spi) > 0) {
+    // Removed while this first write was under way: the key goes too.
+    deletes_.push_back(plan.spi);
   }
 }
 
@@ -376,6 +382,8 @@ bool SeqCheckpointer::Pass(bool force_inbound) {
   {
     absl::MutexLock lock(&mu_);
     deletes.swap(deletes_);
+    // Removed before this pass: no write of theirs can be under way.
+    removed_unwritten_.clear();
     gc.swap(gc_);
     for (auto& [spi, t] : tracked_) {
       const bool outbound = t.sa->TakeSequenceRequest();

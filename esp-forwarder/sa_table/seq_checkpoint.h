@@ -160,6 +160,8 @@ class SeqCheckpointer {
   absl::Mutex mu_;
   absl::flat_hash_map<uint32_t, Tracked> tracked_ ABSL_GUARDED_BY(mu_);
   std::vector<uint32_t> deletes_ ABSL_GUARDED_BY(mu_);  // keys to delete
+  // Removed with no key written; a write of the current pass may create it.
+  absl::flat_hash_set<uint32_t> removed_unwritten_ ABSL_GUARDED_BY(mu_);
   absl::optional<Garbage> gc_ ABSL_GUARDED_BY(mu_);
 
   prometheus::Family<prometheus::Counter>& writes_;
