@@ -158,10 +158,13 @@ StoreSync::~StoreSync() { Stop(); }
 void StoreSync::Start() {
   if (checkpointer_) checkpointer_->Start();
   absl::MutexLock lock(&apply_mu_);
-  if (absl::Status listed = Relist(); !listed.ok()) {
+  absl::Status listed = Relist();
+  if (!listed.ok()) {
     Log().Warning("cannot list CHILD SAs; retrying", {{"error", listed.ToString()}});
   }
-  thread_ = std::thread([this] { Run(); });
+  // Listed: the watch starts after that list (an empty store is at
+  // revision 0; listing again would drop SAs announced meanwhile).
+  thread_ = std::thread([this, need_list = !listed.ok()] { Run(need_list); });
   offer_thread_ = std::thread([this] { RunOffers(); });
 }
 
@@ -345,8 +348,7 @@ void StoreSync::RunOffers() {
   }
 }
 
-void StoreSync::Run() {
-  bool need_list = table_->Current() == nullptr || revision_.load() == 0;
+void StoreSync::Run(bool need_list) {
   std::unique_ptr<store::Watcher> watcher;
   while (!stop_.HasBeenNotified()) {
     if (need_list || watcher == nullptr) {

@@ -75,7 +75,7 @@ class StoreSync {
   SeqCheckpointer* checkpointer() { return checkpointer_.get(); }
 
  private:
-  void Run();
+  void Run(bool need_list);
   void RunOffers();
   absl::Status Relist();
   void Apply(const store::WatchEvent& event);
