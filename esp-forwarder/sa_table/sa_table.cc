@@ -30,38 +30,27 @@ const SaEntry* SaSnapshot::Pick(const Candidates& candidates) {
   return candidates.empty() ? nullptr : candidates.back();
 }
 
-void SaSnapshot::Index(const std::shared_ptr<const SaEntry>& entry) {
-  by_spi_[entry->sa->inbound_spi()] = entry;
-  for (const esp::AddressRange& range : entry->sa->params().remote_ts) {
-    if (IsHost(range)) {
-      if (range.v6) {
-        V6 key;
-        std::memcpy(key.data(), range.start.data(), 16);
-        AddCandidate(out_v6_[key], entry.get());
-      } else {
-        uint32_t key;
-        std::memcpy(&key, range.start.data(), 4);
-        AddCandidate(out_v4_[key], entry.get());
-      }
-    } else {
-      out_ranges_.push_back(entry.get());
-    }
-  }
+size_t SaSnapshot::ShardOfHost(const uint8_t* address, bool v6) {
+  uint32_t folded = 0;
+  for (int i = 0; i < (v6 ? 16 : 4); ++i) folded = folded * 31 + address[i];
+  return folded % kSaTableShards;
 }
 
 const SaEntry* SaSnapshot::Outbound(const uint8_t* dst, bool v6) const {
+  const HostShard& hosts = *host_shards_[ShardOfHost(dst, v6)];
   if (v6) {
     V6 key;
     std::memcpy(key.data(), dst, 16);
-    if (auto it = out_v6_.find(key); it != out_v6_.end()) return Pick(it->second);
+    if (auto it = hosts.v6.find(key); it != hosts.v6.end()) return Pick(it->second);
   } else {
     uint32_t key;
     std::memcpy(&key, dst, 4);
-    if (auto it = out_v4_.find(key); it != out_v4_.end()) return Pick(it->second);
+    if (auto it = hosts.v4.find(key); it != hosts.v4.end()) return Pick(it->second);
   }
   const SaEntry* seen = nullptr;    // newest with inbound traffic
   const SaEntry* oldest = nullptr;  // fallback
-  for (const SaEntry* entry : out_ranges_) {
+  for (const auto& ranged : ranges_->entries) {
+    const SaEntry* entry = ranged.get();
     if (!esp::AnyContains(entry->sa->params().remote_ts, dst, v6)) continue;
     if (oldest == nullptr || Newer(oldest, entry)) oldest = entry;
     if (entry->sa->inbound_seen() && (seen == nullptr || Newer(entry, seen))) seen = entry;
@@ -71,48 +60,136 @@ const SaEntry* SaSnapshot::Outbound(const uint8_t* dst, bool v6) const {
 
 std::vector<std::shared_ptr<const SaEntry>> SaSnapshot::All() const {
   std::vector<std::shared_ptr<const SaEntry>> all;
-  all.reserve(by_spi_.size());
-  for (const auto& [spi, entry] : by_spi_) all.push_back(entry);
+  all.reserve(size_);
+  for (const auto& shard : spi_shards_) {
+    for (const auto& [spi, entry] : shard->by_spi) all.push_back(entry);
+  }
   return all;
 }
 
-SaTable::SaTable() : current_(std::make_shared<const SaSnapshot>()) {}
+SaTable::SaTable() {
+  auto empty = std::make_shared<SaSnapshot>();
+  auto no_spis = std::make_shared<const SaSnapshot::SpiShard>();
+  auto no_hosts = std::make_shared<const SaSnapshot::HostShard>();
+  empty->spi_shards_.fill(no_spis);
+  empty->host_shards_.fill(no_hosts);
+  empty->ranges_ = std::make_shared<const SaSnapshot::Ranges>();
+  current_ = std::move(empty);
+}
+
+void SaTable::ReplaceLocked(uint32_t spi, std::shared_ptr<const SaEntry> entry) {
+  EntryMap& by_spi = staged_[SaSnapshot::ShardOfSpi(spi)];
+  auto unindex = [&](const SaEntry& old) {
+    for (const esp::AddressRange& range : old.sa->params().remote_ts) {
+      if (IsHost(range)) {
+        const size_t shard = SaSnapshot::ShardOfHost(range.start.data(), range.v6);
+        staged_hosts_[shard].erase(spi);
+        dirty_hosts_[shard] = true;
+      } else if (staged_ranged_.erase(spi) > 0) {
+        dirty_ranges_ = true;
+      }
+    }
+  };
+  auto it = by_spi.find(spi);
+  if (it != by_spi.end()) {
+    unindex(*it->second);
+    if (entry == nullptr) {
+      by_spi.erase(it);
+      --staged_count_;
+    }
+  } else if (entry != nullptr) {
+    ++staged_count_;
+  }
+  dirty_spi_[SaSnapshot::ShardOfSpi(spi)] = true;
+  if (entry == nullptr) return;
+  for (const esp::AddressRange& range : entry->sa->params().remote_ts) {
+    if (IsHost(range)) {
+      const size_t shard = SaSnapshot::ShardOfHost(range.start.data(), range.v6);
+      staged_hosts_[shard][spi] = entry;
+      dirty_hosts_[shard] = true;
+    } else {
+      staged_ranged_[spi] = entry;
+      dirty_ranges_ = true;
+    }
+  }
+  by_spi[spi] = std::move(entry);
+}
 
 void SaTable::Put(std::shared_ptr<const SaEntry> entry) {
   absl::MutexLock lock(&mu_);
-  staged_[entry->sa->inbound_spi()] = std::move(entry);
+  const uint32_t spi = entry->sa->inbound_spi();
+  ReplaceLocked(spi, std::move(entry));
 }
 
 void SaTable::Remove(uint32_t inbound_spi) {
   absl::MutexLock lock(&mu_);
-  staged_.erase(inbound_spi);
+  ReplaceLocked(inbound_spi, nullptr);
 }
 
-void SaTable::Clear() {
-  absl::MutexLock lock(&mu_);
-  staged_.clear();
-}
+void SaTable::Clear() { RetainOnly({}); }
 
 void SaTable::RetainOnly(const absl::flat_hash_set<uint32_t>& spis) {
   absl::MutexLock lock(&mu_);
-  absl::erase_if(staged_, [&](const auto& kv) { return !spis.contains(kv.first); });
+  std::vector<uint32_t> gone;
+  for (const EntryMap& shard : staged_) {
+    for (const auto& [spi, entry] : shard) {
+      if (!spis.contains(spi)) gone.push_back(spi);
+    }
+  }
+  for (uint32_t spi : gone) ReplaceLocked(spi, nullptr);
 }
 
 std::shared_ptr<const SaEntry> SaTable::Staged(uint32_t spi) const {
   absl::MutexLock lock(&mu_);
-  auto it = staged_.find(spi);
-  return it == staged_.end() ? nullptr : it->second;
+  const EntryMap& by_spi = staged_[SaSnapshot::ShardOfSpi(spi)];
+  auto it = by_spi.find(spi);
+  return it == by_spi.end() ? nullptr : it->second;
 }
 
 void SaTable::Publish() {
   // Two writers (the store sync, the mobility reporter) must not store
   // their snapshots out of order: build and store under publish_mu_.
   absl::MutexLock publishing(&publish_mu_);
-  auto snapshot = std::make_shared<SaSnapshot>();
+  auto snapshot = std::make_shared<SaSnapshot>(*Current());  // shares every shard
   {
     absl::MutexLock lock(&mu_);
-    snapshot->by_spi_.reserve(staged_.size());
-    for (const auto& [spi, entry] : staged_) snapshot->Index(entry);
+    for (size_t k = 0; k < kSaTableShards; ++k) {
+      if (dirty_spi_[k]) {
+        auto shard = std::make_shared<SaSnapshot::SpiShard>();
+        shard->by_spi = staged_[k];
+        snapshot->spi_shards_[k] = std::move(shard);
+        dirty_spi_[k] = false;
+      }
+      if (dirty_hosts_[k]) {
+        auto shard = std::make_shared<SaSnapshot::HostShard>();
+        for (const auto& [spi, entry] : staged_hosts_[k]) {
+          shard->keep.push_back(entry);
+          for (const esp::AddressRange& range : entry->sa->params().remote_ts) {
+            if (!IsHost(range) || SaSnapshot::ShardOfHost(range.start.data(), range.v6) != k) {
+              continue;
+            }
+            if (range.v6) {
+              SaSnapshot::V6 key;
+              std::memcpy(key.data(), range.start.data(), 16);
+              SaSnapshot::AddCandidate(shard->v6[key], entry.get());
+            } else {
+              uint32_t key;
+              std::memcpy(&key, range.start.data(), 4);
+              SaSnapshot::AddCandidate(shard->v4[key], entry.get());
+            }
+          }
+        }
+        snapshot->host_shards_[k] = std::move(shard);
+        dirty_hosts_[k] = false;
+      }
+    }
+    if (dirty_ranges_) {
+      auto ranges = std::make_shared<SaSnapshot::Ranges>();
+      for (const auto& [spi, entry] : staged_ranged_) ranges->entries.push_back(entry);
+      snapshot->ranges_ = std::move(ranges);
+      dirty_ranges_ = false;
+    }
+    snapshot->size_ = staged_count_;
   }
   std::atomic_store_explicit(&current_, std::shared_ptr<const SaSnapshot>(std::move(snapshot)),
                              std::memory_order_release);
@@ -123,15 +200,16 @@ absl::StatusOr<net::IpEndpoint> SaTable::MoveRemote(uint32_t spi, const esp::Esp
   net::IpEndpoint previous;
   {
     absl::MutexLock lock(&mu_);
-    auto it = staged_.find(spi);
-    if (it == staged_.end() || it->second->sa.get() != sa) {
+    const EntryMap& by_spi = staged_[SaSnapshot::ShardOfSpi(spi)];
+    auto it = by_spi.find(spi);
+    if (it == by_spi.end() || it->second->sa.get() != sa) {
       return absl::NotFoundError("the SA is gone or was replaced");
     }
     previous = it->second->remote;
     if (previous == remote) return previous;
     auto moved = std::make_shared<SaEntry>(*it->second);
     moved->remote = remote;
-    it->second = std::move(moved);
+    ReplaceLocked(spi, std::move(moved));
   }
   Publish();
   return previous;
@@ -142,8 +220,13 @@ size_t SaTable::MovePath(uint64_t spi_i, uint64_t spi_r, const net::IpEndpoint& 
   size_t moved = 0;
   {
     absl::MutexLock lock(&mu_);
-    for (auto& [spi, entry] : staged_) {
-      if (entry->ike_spi_i != spi_i || entry->ike_spi_r != spi_r) continue;
+    std::vector<std::shared_ptr<const SaEntry>> changes;
+    for (const EntryMap& shard : staged_) {
+      for (const auto& [spi, entry] : shard) {
+        if (entry->ike_spi_i == spi_i && entry->ike_spi_r == spi_r) changes.push_back(entry);
+      }
+    }
+    for (const std::shared_ptr<const SaEntry>& entry : changes) {
       const Encap next_encap = encap != nullptr ? *encap : entry->encap;
       net::IpEndpoint next_remote = remote;
       if (next_encap == Encap::kUdp && next_remote.port() == 0) next_remote.set_port(4500);
@@ -154,7 +237,7 @@ size_t SaTable::MovePath(uint64_t spi_i, uint64_t spi_r, const net::IpEndpoint& 
       changed->remote = next_remote;
       changed->local = local;
       changed->encap = next_encap;
-      entry = std::move(changed);
+      ReplaceLocked(entry->sa->inbound_spi(), std::move(changed));
       ++moved;
     }
   }

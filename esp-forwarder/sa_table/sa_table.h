@@ -1,6 +1,6 @@
 // The forwarder's SAs: an immutable snapshot the workers read without locks
-// (one atomic load per batch), replaced copy-on-write by the one writer (the
-// store sync). Per-SA mutable state (replay window, sequence numbers,
+// (one atomic load per batch), replaced copy-on-write by the writers (the
+// store sync, the mobility reporter). Per-SA mutable state (replay window, sequence numbers,
 // counters) lives in the shared EspSa objects, so a new snapshot with new
 // endpoints keeps it.
 #pragma once
@@ -35,12 +35,18 @@ struct SaEntry {
   uint64_t ike_spi_r = 0;
 };
 
+// Copy-on-write in shards: a change rebuilds only the shards it touches
+// (by SPI, and by the client address of host selectors), so installing or
+// removing one SA costs about the same with 60,000 SAs as with 100.
+inline constexpr size_t kSaTableShards = 1024;
+
 class SaSnapshot {
  public:
   // Inbound: by the SPI the gateway receives on.
   const SaEntry* Inbound(uint32_t spi) const {
-    auto it = by_spi_.find(spi);
-    return it == by_spi_.end() ? nullptr : it->second.get();
+    const auto& by_spi = spi_shards_[ShardOfSpi(spi)]->by_spi;
+    auto it = by_spi.find(spi);
+    return it == by_spi.end() ? nullptr : it->second.get();
   }
   // Outbound, make-before-break (RFC 7296 §2.8): of the SAs whose remote
   // selector covers `dst`, the newest that has received an authenticated
@@ -49,7 +55,7 @@ class SaSnapshot {
   // new one or the old one is deleted. No allocation; candidates are
   // usually one or two.
   const SaEntry* Outbound(const uint8_t* dst, bool v6) const;
-  size_t size() const { return by_spi_.size(); }
+  size_t size() const { return size_; }
   std::vector<std::shared_ptr<const SaEntry>> All() const;
 
  private:
@@ -57,15 +63,30 @@ class SaSnapshot {
   using V6 = std::array<uint8_t, 16>;
   // SAs for one destination, newest (highest create_revision) first.
   using Candidates = absl::InlinedVector<const SaEntry*, 2>;
-  void Index(const std::shared_ptr<const SaEntry>& entry);
+  using EntryMap = absl::flat_hash_map<uint32_t, std::shared_ptr<const SaEntry>>;
+  struct SpiShard {
+    EntryMap by_spi;
+  };
+  // Host selectors (/32, /128) by address; `keep` owns what they point to.
+  struct HostShard {
+    absl::flat_hash_map<uint32_t, Candidates> v4;
+    absl::flat_hash_map<V6, Candidates> v6;
+    std::vector<std::shared_ptr<const SaEntry>> keep;
+  };
+  // SAs with wider remote selectors, searched in order.
+  struct Ranges {
+    std::vector<std::shared_ptr<const SaEntry>> entries;
+  };
+
+  static size_t ShardOfSpi(uint32_t spi) { return (spi ^ (spi >> 8) ^ (spi >> 16)) % kSaTableShards; }
+  static size_t ShardOfHost(const uint8_t* address, bool v6);
   static void AddCandidate(Candidates& candidates, const SaEntry* entry);
   static const SaEntry* Pick(const Candidates& candidates);
 
-  absl::flat_hash_map<uint32_t, std::shared_ptr<const SaEntry>> by_spi_;
-  // Host selectors (/32, /128) by address; wider ones searched in order.
-  absl::flat_hash_map<uint32_t, Candidates> out_v4_;
-  absl::flat_hash_map<V6, Candidates> out_v6_;
-  std::vector<const SaEntry*> out_ranges_;
+  std::array<std::shared_ptr<const SpiShard>, kSaTableShards> spi_shards_;
+  std::array<std::shared_ptr<const HostShard>, kSaTableShards> host_shards_;
+  std::shared_ptr<const Ranges> ranges_;
+  size_t size_ = 0;
 };
 
 class SaTable {
@@ -103,10 +124,24 @@ class SaTable {
                   const net::IpEndpoint& remote, const Encap* encap);
 
  private:
+  using EntryMap = SaSnapshot::EntryMap;
+  // Stages `entry` (null: none) in place of what `spi` had, marking the
+  // shards either touches.
+  void ReplaceLocked(uint32_t spi, std::shared_ptr<const SaEntry> entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // Serialises Publish() (build and store) between writers.
   absl::Mutex publish_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<uint32_t, std::shared_ptr<const SaEntry>> staged_ ABSL_GUARDED_BY(mu_);
+  // The staged SAs by SPI shard; those with host selectors also by host
+  // shard (by SPI), the others in ranged_.
+  std::array<EntryMap, kSaTableShards> staged_ ABSL_GUARDED_BY(mu_);
+  std::array<EntryMap, kSaTableShards> staged_hosts_ ABSL_GUARDED_BY(mu_);
+  EntryMap staged_ranged_ ABSL_GUARDED_BY(mu_);
+  size_t staged_count_ ABSL_GUARDED_BY(mu_) = 0;
+  std::array<bool, kSaTableShards> dirty_spi_ ABSL_GUARDED_BY(mu_) = {};
+  std::array<bool, kSaTableShards> dirty_hosts_ ABSL_GUARDED_BY(mu_) = {};
+  bool dirty_ranges_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<const SaSnapshot> current_;
 };
 
