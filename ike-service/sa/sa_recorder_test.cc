@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/store/embedded_store.h"
 
 namespace vpn::ike {
@@ -141,6 +142,34 @@ TEST_F(SaRecorderTest, BatchesQueuedWritesOfManySas) {
   EXPECT_LT(revision, 100);
   // The colliding SA's record was refused (create-only CHILD SA), alone.
   EXPECT_TRUE(absl::IsNotFound(store_->Get(sa_.record_key()).status()));
+}
+
+// Writes gather for the batch window, but not while someone waits.
+TEST_F(SaRecorderTest, FlushDoesNotWaitOutTheBatchWindow) {
+  recorder_->StartWriteBehind(registry_, 4096, /*batch_window=*/absl::Seconds(30));
+  ASSERT_TRUE(recorder_->RecordEstablished(sa_).ok());
+  const absl::Time start = absl::Now();
+  recorder_->Flush();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(Stored().initiator_spi(), sa_.spi_i);
+}
+
+// A lease release whose lease went to another SA meanwhile is dropped; the
+// writes batched with it still land.
+TEST_F(SaRecorderTest, AStaleLeaseReleaseIsDroppedAndTheBatchLands) {
+  auto first = store_->Put("pool/v4/0a0a0002", "ike/old", {store::Condition::CreateOnly()});
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(store_->Delete("pool/v4/0a0a0002").ok());
+  ASSERT_TRUE(store_->Put("pool/v4/0a0a0002", "ike/new", {store::Condition::CreateOnly()}).ok());
+  recorder_->StartWriteBehind(registry_);
+  ASSERT_TRUE(recorder_->RecordEstablished(sa_).ok());
+  ASSERT_TRUE(recorder_
+                  ->ReleaseLeases({store::Op::Delete(
+                      "pool/v4/0a0a0002", store::Condition::ModRevisionIs(first->revision))})
+                  .ok());
+  recorder_->Flush();
+  EXPECT_EQ(store_->Get("pool/v4/0a0a0002")->value, "ike/new");
+  EXPECT_EQ(Stored().initiator_spi(), sa_.spi_i);
 }
 
 TEST_F(SaRecorderTest, DeferredTasksRunAfterTheWritesQueuedBeforeThem) {
