@@ -1,6 +1,7 @@
 // What one SA change costs the forwarder's SA table at scale (a program, not
-// a test): the table holds N SAs; each install or removal then publishes a
-// new snapshot, as the store sync does for every announced CHILD SA.
+// a test): the table holds N SAs; each install, removal or MOBIKE move then
+// publishes a new snapshot, as the store sync does for every announced CHILD
+// SA and the forwarder for every announced move.
 //
 //   bazel run -c opt //esp-forwarder/bench:sa_table_bench -- --sas=1000,10000,60000
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "esp-forwarder/esp/esp_testing.h"
@@ -38,6 +40,7 @@ std::shared_ptr<const SaEntry> MakeEntry(uint32_t index) {
   auto entry = std::make_shared<SaEntry>();
   entry->sa = *esp::EspSa::Create(params, keys.view());
   entry->create_revision = index + 1;
+  entry->ike_spi_i = entry->ike_spi_r = index + 1;
   return entry;
 }
 
@@ -59,7 +62,16 @@ void Run(uint32_t size, int changes) {
     table.Publish();
   }
   const double remove_us = absl::ToDoubleMicroseconds(absl::Now() - start) / changes;
-  std::printf("| %u | %.1f | %.1f |\n", size, install_us, remove_us);
+  // A MOBIKE move of one IKE SA's CHILD SAs (one each here).
+  const net::IpEndpoint local = *net::IpEndpoint::Parse("192.0.2.1:4500");
+  start = absl::Now();
+  for (int i = 0; i < changes; ++i) {
+    const net::IpEndpoint remote =
+        *net::IpEndpoint::Parse(absl::StrCat("198.51.100.", 1 + i % 200, ":4500"));
+    table.MovePath(i + 1, i + 1, local, remote, nullptr);
+  }
+  const double move_us = absl::ToDoubleMicroseconds(absl::Now() - start) / changes;
+  std::printf("| %u | %.1f | %.1f | %.1f |\n", size, install_us, remove_us, move_us);
 }
 
 }  // namespace
@@ -67,7 +79,9 @@ void Run(uint32_t size, int changes) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  std::printf("| SAs in the table | install + publish, us | remove + publish, us |\n|---:|---:|---:|\n");
+  std::printf(
+      "| SAs in the table | install + publish, us | remove + publish, us | MOBIKE move + publish, "
+      "us |\n|---:|---:|---:|---:|\n");
   for (absl::string_view part : absl::StrSplit(absl::GetFlag(FLAGS_sas), ',')) {
     uint32_t size = 0;
     if (!absl::SimpleAtoi(part, &size)) {

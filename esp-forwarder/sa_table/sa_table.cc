@@ -1,5 +1,6 @@
 #include "esp-forwarder/sa_table/sa_table.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace vpn::forwarder {
@@ -80,6 +81,12 @@ SaTable::SaTable() {
 void SaTable::ReplaceLocked(uint32_t spi, std::shared_ptr<const SaEntry> entry) {
   EntryMap& by_spi = staged_[SaSnapshot::ShardOfSpi(spi)];
   auto unindex = [&](const SaEntry& old) {
+    auto children = staged_by_ike_.find({old.ike_spi_i, old.ike_spi_r});
+    if (children != staged_by_ike_.end()) {
+      auto& spis = children->second;
+      spis.erase(std::remove(spis.begin(), spis.end(), spi), spis.end());
+      if (spis.empty()) staged_by_ike_.erase(children);
+    }
     for (const esp::AddressRange& range : old.sa->params().remote_ts) {
       if (IsHost(range)) {
         const size_t shard = SaSnapshot::ShardOfHost(range.start.data(), range.v6);
@@ -102,6 +109,7 @@ void SaTable::ReplaceLocked(uint32_t spi, std::shared_ptr<const SaEntry> entry) 
   }
   dirty_spi_[SaSnapshot::ShardOfSpi(spi)] = true;
   if (entry == nullptr) return;
+  staged_by_ike_[{entry->ike_spi_i, entry->ike_spi_r}].push_back(spi);
   for (const esp::AddressRange& range : entry->sa->params().remote_ts) {
     if (IsHost(range)) {
       const size_t shard = SaSnapshot::ShardOfHost(range.start.data(), range.v6);
@@ -221,9 +229,9 @@ size_t SaTable::MovePath(uint64_t spi_i, uint64_t spi_r, const net::IpEndpoint& 
   {
     absl::MutexLock lock(&mu_);
     std::vector<std::shared_ptr<const SaEntry>> changes;
-    for (const EntryMap& shard : staged_) {
-      for (const auto& [spi, entry] : shard) {
-        if (entry->ike_spi_i == spi_i && entry->ike_spi_r == spi_r) changes.push_back(entry);
+    if (auto children = staged_by_ike_.find({spi_i, spi_r}); children != staged_by_ike_.end()) {
+      for (uint32_t spi : children->second) {
+        changes.push_back(staged_[SaSnapshot::ShardOfSpi(spi)].at(spi));
       }
     }
     for (const std::shared_ptr<const SaEntry>& entry : changes) {

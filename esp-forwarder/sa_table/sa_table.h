@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -138,6 +139,9 @@ class SaTable {
   std::array<EntryMap, kSaTableShards> staged_ ABSL_GUARDED_BY(mu_);
   std::array<EntryMap, kSaTableShards> staged_hosts_ ABSL_GUARDED_BY(mu_);
   EntryMap staged_ranged_ ABSL_GUARDED_BY(mu_);
+  // The staged CHILD SAs of each IKE SA (spi_i, spi_r), for MovePath.
+  absl::flat_hash_map<std::pair<uint64_t, uint64_t>, absl::InlinedVector<uint32_t, 2>>
+      staged_by_ike_ ABSL_GUARDED_BY(mu_);
   size_t staged_count_ ABSL_GUARDED_BY(mu_) = 0;
   std::array<bool, kSaTableShards> dirty_spi_ ABSL_GUARDED_BY(mu_) = {};
   std::array<bool, kSaTableShards> dirty_hosts_ ABSL_GUARDED_BY(mu_) = {};

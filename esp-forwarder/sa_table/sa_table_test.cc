@@ -169,6 +169,18 @@ TEST(MovePathTest, MovesEveryChildOfThatIkeSaKeepingItsState) {
   EXPECT_EQ(table.MovePath(1, 2, local, *net::IpEndpoint::Parse("198.51.100.2:500"), &raw), 2u);
   EXPECT_EQ(table.Current()->Inbound(0xc0000002)->encap, Encap::kRaw);
   EXPECT_EQ(table.MovePath(9, 9, local, remote, nullptr), 0u);
+
+  // After an IKE rekey a CHILD SA belongs to the new IKE SA; a removed one
+  // to none.
+  auto rekeyed = std::make_shared<SaEntry>(*table.Staged(0xc0000002));
+  rekeyed->ike_spi_i = 3;
+  rekeyed->ike_spi_r = 4;
+  table.Put(rekeyed);
+  table.Remove(0xc0000001);
+  EXPECT_EQ(table.MovePath(1, 2, local, *net::IpEndpoint::Parse("203.0.113.9:0"), nullptr), 0u);
+  EXPECT_EQ(table.MovePath(3, 4, local, *net::IpEndpoint::Parse("203.0.113.9:0"), nullptr), 1u);
+  EXPECT_EQ(table.Current()->Inbound(0xc0000002)->remote.ToString(), "203.0.113.9:0");  // raw
+  EXPECT_EQ(table.Current()->Inbound(0xc0000001), nullptr);
 }
 
 }  // namespace
