@@ -604,7 +604,8 @@ void IkeEngine::Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result) {
           sas_[rekeyed->spi_r] = rekeyed;
           sas_gauge_.Set(static_cast<double>(sas_.size()));
         }
-        absl::Status recorded = recorder_->RecordEstablished(*rekeyed, true);
+        absl::Status recorded =
+            recorder_->RecordEstablished(*rekeyed, SaRecorder::Children::kRekeyed);
         log_.Info("IKE SA rekeyed", {{"old_spi_r", Hex(sa->spi_r)},
                                      {"spi_i", Hex(rekeyed->spi_i)},
                                      {"spi_r", Hex(rekeyed->spi_r)},
@@ -725,7 +726,7 @@ void IkeEngine::CommitMove(IkeSa& sa, v1::EndpointUpdate::Cause cause) {
     log_.Warning("mobility-service did not take the move; writing the records directly",
                  {{"spi_r", Hex(sa.spi_r)}, {"error", version.status().message()}});
   }
-  if (absl::Status s = recorder_->RecordEstablished(sa, /*children_exist=*/true); !s.ok()) {
+  if (absl::Status s = recorder_->RecordEstablished(sa, SaRecorder::Children::kMoved); !s.ok()) {
     log_.Error("cannot record the move", {{"spi_r", Hex(sa.spi_r)}, {"error", s.message()}});
   }
 }

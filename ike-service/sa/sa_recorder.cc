@@ -129,7 +129,7 @@ absl::StatusOr<v1::ChildSa> SaRecorder::ChildRecord(const IkeSa& sa,
   return record;
 }
 
-absl::Status SaRecorder::RecordEstablished(const IkeSa& sa, bool children_exist) {
+absl::Status SaRecorder::RecordEstablished(const IkeSa& sa, Children children) {
   std::vector<store::Op> ops;
   absl::StatusOr<v1::IkeSa> ike = IkeRecord(sa);
   if (!ike.ok()) return ike.status();
@@ -141,10 +141,15 @@ absl::Status SaRecorder::RecordEstablished(const IkeSa& sa, bool children_exist)
     if (!record.ok()) return record.status();
     std::string child_value;
     record->SerializeToString(&child_value);
-    // A CHILD SA's SPI is unique gateway-wide: create-only.
-    ops.push_back(store::Op::Put(ChildKey(child.inbound_spi), std::move(child_value),
-                                 children_exist ? store::Condition::Any()
-                                                : store::Condition::CreateOnly()));
+    store::Op op = store::Op::Put(ChildKey(child.inbound_spi), std::move(child_value),
+                                  children == Children::kNew ? store::Condition::CreateOnly()
+                                                             : store::Condition::Any());
+    if (children == Children::kRekeyed) {
+      absl::StatusOr<bool> present = RebaseChildPut(op);
+      if (!present.ok()) return present.status();
+      if (!*present) continue;  // deleted meanwhile: stays deleted
+    }
+    ops.push_back(std::move(op));
   }
   return Commit(std::move(ops), "established");
 }
@@ -259,6 +264,22 @@ void KeepMobilityFields(const v1::IkeSa& stored, v1::IkeSa* ours) {
 
 }  // namespace
 
+absl::StatusOr<bool> SaRecorder::RebaseChildPut(store::Op& op) const {
+  absl::StatusOr<store::KeyValue> stored = store_->Get(op.key);
+  if (absl::IsNotFound(stored.status())) return false;
+  if (!stored.ok()) return stored.status();
+  v1::ChildSa current, ours;
+  if (!current.ParseFromString(stored->value) || !ours.ParseFromString(op.value)) {
+    return absl::DataLossError(absl::StrCat("unreadable CHILD record under ", op.key));
+  }
+  *ours.mutable_local() = current.local();
+  *ours.mutable_remote() = current.remote();
+  ours.set_encapsulation(current.encapsulation());
+  op.value = ours.SerializeAsString();
+  op.condition = store::Condition::VersionIs(stored->version);
+  return true;
+}
+
 void SaRecorder::ApplyVersions(std::vector<store::Op>& ops) const {
   absl::MutexLock lock(&versions_mu_);
   for (store::Op& op : ops) {
@@ -308,8 +329,26 @@ absl::Status SaRecorder::CommitNow(std::vector<store::Op> ops) {
                                        !op.condition.Matches(now->version, now->mod_revision));
                              }),
               ops.end());
+    // A rekeyed SA's CHILD record moved (or deleted) since it was read.
+    for (auto it = ops.begin(); it != ops.end();) {
+      if (it->type != store::Op::Type::kPut ||
+          it->condition.kind != store::Condition::Kind::kVersionEquals ||
+          !absl::StartsWith(it->key, store::kChildSaPrefix)) {
+        ++it;
+        continue;
+      }
+      absl::StatusOr<store::KeyValue> now = store_->Get(it->key);
+      if (now.ok() && now->version == it->condition.version) {
+        ++it;
+        continue;
+      }
+      absl::StatusOr<bool> present = RebaseChildPut(*it);
+      if (!present.ok()) return present.status();
+      it = *present ? it + 1 : ops.erase(it);
+      refreshed = true;
+    }
     if (ops.empty()) return absl::OkStatus();
-    refreshed = ops.size() != before;
+    refreshed = refreshed || ops.size() != before;
     for (store::Op& op : ops) {
       if (!IsIkeRecordPut(op) || op.condition.kind != store::Condition::Kind::kVersionEquals) {
         continue;

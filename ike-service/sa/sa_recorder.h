@@ -53,9 +53,16 @@ class SaRecorder {
   // Drains the queue and ends the writer thread (writes are then direct).
   void Stop();
 
-  // The IKE SA and every CHILD SA, in one transaction. After an IKE rekey
-  // the CHILD SA records exist already and are rewritten for the new SA.
-  absl::Status RecordEstablished(const IkeSa& sa, bool children_exist = false);
+  // How RecordEstablished writes the CHILD SA records.
+  enum class Children {
+    kNew,       // created (an SPI is unique gateway-wide: create-only)
+    kRekeyed,   // rewritten for the new IKE SA, keeping the stored path
+    kMoved,     // rewritten with this SA's path (a move written directly)
+  };
+  // The IKE SA and every CHILD SA, in one transaction. A rekeyed SA's CHILD
+  // records keep the path mobility-service may have moved them to, compare-
+  // on-version; one deleted meanwhile stays deleted.
+  absl::Status RecordEstablished(const IkeSa& sa, Children children = Children::kNew);
   // The IKE SA's record alone (message IDs of the gateway's own requests,
   // which a restarted replica must continue from).
   absl::Status RecordIke(const IkeSa& sa);
@@ -99,6 +106,9 @@ class SaRecorder {
   absl::Status CommitNow(std::vector<store::Op> ops);
   // Sets each IKE record put's condition to the last known version.
   void ApplyVersions(std::vector<store::Op>& ops) const;
+  // Rebases a CHILD record put on the stored record: its path (local,
+  // remote, encapsulation) and version. False if the record is gone.
+  absl::StatusOr<bool> RebaseChildPut(store::Op& op) const;
   void NoteVersions(const std::vector<store::Op>& ops, const store::TxnResult& result) const;
   void RunWriter();
   // Waits until the writes up to `target` are committed; no batch window

@@ -172,6 +172,52 @@ TEST_F(SaRecorderTest, AStaleLeaseReleaseIsDroppedAndTheBatchLands) {
   EXPECT_EQ(Stored().initiator_spi(), sa_.spi_i);
 }
 
+// After an IKE rekey the CHILD records name the new IKE SA but keep the path
+// mobility-service moved them to, and one deleted meanwhile stays deleted.
+TEST_F(SaRecorderTest, ARekeyKeepsTheStoredChildPathAndDeletions) {
+  sa_.remote = *net::IpEndpoint::Parse("192.0.2.2:4500");
+  sa_.children.push_back(Child(0xc0000011));
+  sa_.children.push_back(Child(0xc0000012));
+  ASSERT_TRUE(recorder_->RecordEstablished(sa_).ok());
+  // mobility-service moves the first CHILD SA; the second one is deleted.
+  const std::string moved_key = SaRecorder::ChildKey(0xc0000011);
+  v1::ChildSa moved;
+  ASSERT_TRUE(moved.ParseFromString(store_->Get(moved_key)->value));
+  *moved.mutable_remote() = net::IpEndpoint::Parse("198.51.100.7:4500")->ToProto();
+  ASSERT_TRUE(store_->Put(moved_key, moved.SerializeAsString()).ok());
+  ASSERT_TRUE(store_->Delete(SaRecorder::ChildKey(0xc0000012)).ok());
+
+  IkeSa rekeyed;
+  rekeyed.spi_i = 0x3333;
+  rekeyed.spi_r = 0x4444;
+  rekeyed.phase = IkeSa::Phase::kEstablished;
+  rekeyed.remote = sa_.remote;  // not yet told of the move
+  rekeyed.children.push_back(Child(0xc0000011));
+  rekeyed.children.push_back(Child(0xc0000012));
+  recorder_->StartWriteBehind(registry_);
+  ASSERT_TRUE(recorder_->RecordEstablished(rekeyed, SaRecorder::Children::kRekeyed).ok());
+  recorder_->Flush();
+  v1::ChildSa child;
+  ASSERT_TRUE(child.ParseFromString(store_->Get(moved_key)->value));
+  EXPECT_EQ(child.ike_responder_spi(), 0x4444u);
+  EXPECT_EQ(net::IpEndpoint::FromProto(child.remote())->ToString(), "198.51.100.7:4500");
+  EXPECT_TRUE(absl::IsNotFound(store_->Get(SaRecorder::ChildKey(0xc0000012)).status()));
+
+  // Moved again after the rekey's write was queued (read): the writer
+  // meets the conflict and rebases on the newer path.
+  recorder_->Stop();
+  recorder_->StartWriteBehind(registry_, 4096, /*batch_window=*/absl::Seconds(30));
+  rekeyed.spi_r = 0x5555;
+  ASSERT_TRUE(recorder_->RecordEstablished(rekeyed, SaRecorder::Children::kRekeyed).ok());
+  ASSERT_TRUE(child.ParseFromString(store_->Get(moved_key)->value));
+  *child.mutable_remote() = net::IpEndpoint::Parse("203.0.113.8:4500")->ToProto();
+  ASSERT_TRUE(store_->Put(moved_key, child.SerializeAsString()).ok());
+  recorder_->Flush();
+  ASSERT_TRUE(child.ParseFromString(store_->Get(moved_key)->value));
+  EXPECT_EQ(child.ike_responder_spi(), 0x5555u);
+  EXPECT_EQ(net::IpEndpoint::FromProto(child.remote())->ToString(), "203.0.113.8:4500");
+}
+
 TEST_F(SaRecorderTest, DeferredTasksRunAfterTheWritesQueuedBeforeThem) {
   recorder_->StartWriteBehind(registry_);
   std::vector<uint32_t> seen;
@@ -226,7 +272,7 @@ TEST_F(SaRecorderTest, ARecordDeletedElsewhereStaysDeleted) {
                            store::Op::Delete(SaRecorder::ChildKey(0xc0000005))})
                   .ok());
   sa_.next_own_request_id = 3;
-  ASSERT_TRUE(recorder_->RecordEstablished(sa_, /*children_exist=*/true).ok());
+  ASSERT_TRUE(recorder_->RecordEstablished(sa_, SaRecorder::Children::kMoved).ok());
   EXPECT_TRUE(absl::IsNotFound(store_->Get(sa_.record_key()).status()));
   EXPECT_TRUE(absl::IsNotFound(store_->Get(SaRecorder::ChildKey(0xc0000005)).status()));
 }
