@@ -220,10 +220,12 @@ void ForwarderComponent::MovePath(const v1::SaPathUpdate& update) {
   }
   // Behind a NAT the CHILD SAs go into UDP (as mobility-service commits it).
   const Encap udp = Encap::kUdp;
+  const std::vector<std::shared_ptr<const SaEntry>> left =
+      sa_table_.StagedChildrenOf(update.initiator_spi(), update.responder_spi());
   const size_t moved = sa_table_.MovePath(update.initiator_spi(), update.responder_spi(),
                                           *local, *remote,
                                           update.remote_behind_nat() ? &udp : nullptr);
-  if (mobility_) mobility_->HoldOffAfterMove(update.initiator_spi(), update.responder_spi());
+  if (mobility_) mobility_->HoldOffAfterMove(left);
   log.Info("CHILD SAs follow their IKE SA's new path",
            {{"spi_r", spi_r}, {"remote", remote->ToString()}, {"child_sas", moved}});
 }

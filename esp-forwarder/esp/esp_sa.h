@@ -74,6 +74,9 @@ struct MobilityMarks {
   // Monotonic time (ns) before which a new source address is not followed
   // (mobility-service refused the last one, or ike-service just moved the SA).
   std::atomic<int64_t> rebind_holdoff_until_ns{0};
+  // Which source the hold-off is for: the hash of the path an SA was just
+  // moved off (its late packets must not pull it back); 0: every source.
+  std::atomic<uint64_t> rebind_holdoff_source{0};
 };
 
 // The clock of MobilityMarks' *_ns fields: CLOCK_MONOTONIC in nanoseconds.

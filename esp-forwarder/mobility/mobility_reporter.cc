@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/log/log.h"
@@ -178,12 +179,29 @@ void MobilityReporter::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void MobilityReporter::HoldOffAfterMove(uint64_t spi_i, uint64_t spi_r) {
+namespace {
+
+// A source's tag for MobilityMarks::rebind_holdoff_source (never 0).
+uint64_t SourceTag(const net::IpEndpoint& source) {
+  return absl::Hash<net::IpEndpoint>{}(source) | 1;
+}
+
+}  // namespace
+
+void MobilityReporter::HoldOffAfterMove(const std::vector<std::shared_ptr<const SaEntry>>& left) {
   const int64_t until = esp::MonotonicNanos() + absl::ToInt64Nanoseconds(options_.move_holdoff);
-  for (const std::shared_ptr<const SaEntry>& entry : table_->Current()->All()) {
-    if (entry->ike_spi_i != spi_i || entry->ike_spi_r != spi_r) continue;
-    entry->sa->mobility().rebind_holdoff_until_ns.store(until, std::memory_order_relaxed);
+  for (const std::shared_ptr<const SaEntry>& entry : left) {
+    esp::MobilityMarks& marks = entry->sa->mobility();
+    marks.rebind_holdoff_source.store(SourceTag(entry->remote), std::memory_order_relaxed);
+    marks.rebind_holdoff_until_ns.store(until, std::memory_order_relaxed);
   }
+}
+
+bool MobilityReporter::HeldOff(const esp::MobilityMarks& marks, const net::IpEndpoint& source,
+                               int64_t now_ns) {
+  if (now_ns >= marks.rebind_holdoff_until_ns.load(std::memory_order_relaxed)) return false;
+  const uint64_t held = marks.rebind_holdoff_source.load(std::memory_order_relaxed);
+  return held == 0 || held == SourceTag(source);
 }
 
 void MobilityReporter::OnAuthenticated(const SaEntry& entry, const net::IpEndpoint* source,
@@ -218,8 +236,7 @@ void MobilityReporter::OnAuthenticated(const SaEntry& entry, const net::IpEndpoi
 
   // NAT rebinding: ESP in UDP, authenticated, new highest sequence number,
   // from elsewhere (RFC 3948 §2.2; RFC 4555 §3.5 for the highest number).
-  if (source != nullptr && highest && *source != entry.remote &&
-      now_ns >= marks.rebind_holdoff_until_ns.load(std::memory_order_relaxed)) {
+  if (source != nullptr && highest && *source != entry.remote && !HeldOff(marks, *source, now_ns)) {
     bool idle = false;
     if (marks.move_pending.compare_exchange_strong(idle, true, std::memory_order_acq_rel)) {
       Event event;
@@ -326,6 +343,7 @@ void MobilityReporter::HandleMove(Event& event) {
       // followed this way): back to where the SA was, and stop listening to
       // new sources of this SA for a while.
       (void)table_->MoveRemote(event.inbound_spi, event.sa.get(), *previous);
+      marks.rebind_holdoff_source.store(0, std::memory_order_relaxed);  // every source
       marks.rebind_holdoff_until_ns.store(
           esp::MonotonicNanos() + absl::ToInt64Nanoseconds(options_.refused_holdoff),
           std::memory_order_relaxed);

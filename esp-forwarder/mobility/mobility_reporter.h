@@ -83,9 +83,11 @@ class MobilityReporter : public InboundObserver {
                    prometheus::Registry& registry, MobilityReporterOptions options = {});
   ~MobilityReporter() override;
 
-  // ike-service moved IKE SA (spi_i, spi_r) (MOBIKE): holds off NAT
-  // rebinding for its CHILD SAs for `move_holdoff`.
-  void HoldOffAfterMove(uint64_t spi_i, uint64_t spi_r);
+  // ike-service moved these CHILD SAs (MOBIKE; `left` as they were before
+  // the move): for `move_holdoff`, ESP from the path each one left is not
+  // taken for a NAT rebinding (the client sends a few packets from there
+  // before it switches); a new source still is.
+  void HoldOffAfterMove(const std::vector<std::shared_ptr<const SaEntry>>& left);
 
   void Start();
   void Stop();
@@ -98,6 +100,9 @@ class MobilityReporter : public InboundObserver {
   bool WaitIdle(absl::Duration timeout);
 
  private:
+  // Whether a NAT rebinding to `source` is held off now.
+  static bool HeldOff(const esp::MobilityMarks& marks, const net::IpEndpoint& source,
+                      int64_t now_ns);
   struct Event {
     std::shared_ptr<esp::EspSa> sa;  // a reference count, no allocation
     uint32_t inbound_spi = 0;

@@ -241,18 +241,24 @@ TEST_F(ReporterTest, NoRebindingBackRightAfterAMobikeMove) {
   ASSERT_EQ(fake_->updates().size(), 1u);
 
   // The move to path B, as announced by ike-service.
+  const auto left = table_.StagedChildrenOf(kSpiI, kSpiR);
+  ASSERT_EQ(left.size(), 1u);
   ASSERT_EQ(table_.MovePath(kSpiI, kSpiR, *net::IpEndpoint::Parse("127.0.0.1:4500"),
                             client_b_->bound(), nullptr),
             1u);
-  reporter_->HoldOffAfterMove(kSpiI, kSpiR);
+  reporter_->HoldOffAfterMove(left);
   Send(*client_a_, NextEsp());  // late, from the old path
   EXPECT_EQ(Remote(), client_b_->bound());
   EXPECT_EQ(fake_->updates().size(), 1u);
+  // A NAT rebinding to a third address is followed even now.
+  Send(*attacker_, NextEsp());
+  EXPECT_EQ(Remote(), attacker_->bound());
+  EXPECT_EQ(fake_->updates().size(), 2u);
 
   absl::SleepFor(absl::Milliseconds(350));
   Send(*client_a_, NextEsp());
   EXPECT_EQ(Remote(), client_a_->bound());
-  EXPECT_EQ(fake_->updates().size(), 2u);
+  EXPECT_EQ(fake_->updates().size(), 3u);
 }
 
 TEST_F(ReporterTest, RefusedMoveGoesBackAndIsNotRetried) {

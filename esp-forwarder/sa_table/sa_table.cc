@@ -154,6 +154,23 @@ std::shared_ptr<const SaEntry> SaTable::Staged(uint32_t spi) const {
   return it == by_spi.end() ? nullptr : it->second;
 }
 
+std::vector<std::shared_ptr<const SaEntry>> SaTable::StagedChildrenOf(uint64_t spi_i,
+                                                                      uint64_t spi_r) const {
+  absl::MutexLock lock(&mu_);
+  return ChildrenOfLocked(spi_i, spi_r);
+}
+
+std::vector<std::shared_ptr<const SaEntry>> SaTable::ChildrenOfLocked(uint64_t spi_i,
+                                                                      uint64_t spi_r) const {
+  std::vector<std::shared_ptr<const SaEntry>> children;
+  if (auto it = staged_by_ike_.find({spi_i, spi_r}); it != staged_by_ike_.end()) {
+    for (uint32_t spi : it->second) {
+      children.push_back(staged_[SaSnapshot::ShardOfSpi(spi)].at(spi));
+    }
+  }
+  return children;
+}
+
 void SaTable::Publish() {
   // Two writers (the store sync, the mobility reporter) must not store
   // their snapshots out of order: build and store under publish_mu_.
@@ -228,13 +245,7 @@ size_t SaTable::MovePath(uint64_t spi_i, uint64_t spi_r, const net::IpEndpoint& 
   size_t moved = 0;
   {
     absl::MutexLock lock(&mu_);
-    std::vector<std::shared_ptr<const SaEntry>> changes;
-    if (auto children = staged_by_ike_.find({spi_i, spi_r}); children != staged_by_ike_.end()) {
-      for (uint32_t spi : children->second) {
-        changes.push_back(staged_[SaSnapshot::ShardOfSpi(spi)].at(spi));
-      }
-    }
-    for (const std::shared_ptr<const SaEntry>& entry : changes) {
+    for (const std::shared_ptr<const SaEntry>& entry : ChildrenOfLocked(spi_i, spi_r)) {
       const Encap next_encap = encap != nullptr ? *encap : entry->encap;
       net::IpEndpoint next_remote = remote;
       if (next_encap == Encap::kUdp && next_remote.port() == 0) next_remote.set_port(4500);

@@ -106,6 +106,9 @@ class SaTable {
   void RetainOnly(const absl::flat_hash_set<uint32_t>& spis);
   // The staged entry for `spi`, if any.
   std::shared_ptr<const SaEntry> Staged(uint32_t spi) const;
+  // The staged CHILD SAs of IKE SA (spi_i, spi_r).
+  std::vector<std::shared_ptr<const SaEntry>> StagedChildrenOf(uint64_t spi_i,
+                                                               uint64_t spi_r) const;
   void Publish();
 
   // Points the staged entry of `spi` at `remote` (same EspSa: SPIs,
@@ -129,6 +132,9 @@ class SaTable {
   // Stages `entry` (null: none) in place of what `spi` had, marking the
   // shards either touches.
   void ReplaceLocked(uint32_t spi, std::shared_ptr<const SaEntry> entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<std::shared_ptr<const SaEntry>> ChildrenOfLocked(uint64_t spi_i,
+                                                               uint64_t spi_r) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Serialises Publish() (build and store) between writers.
