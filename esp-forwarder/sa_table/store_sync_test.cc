@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "common/store/embedded_store.h"
+#include "common/store/forwarding_store.h"
 #include "common/store/sa_keys.h"
 #include "esp-forwarder/esp/esp_codec.h"
 #include "esp-forwarder/esp/esp_testing.h"
@@ -479,41 +480,24 @@ TEST_F(StoreSyncTest, CheckpointKeysGoWithTheirRecords) {
 }
 
 // Writes of "seq/" keys fail while `fail` is set; everything else passes.
-class FlakyStore : public store::Store {
+class FlakyStore : public store::ForwardingStore {
  public:
-  explicit FlakyStore(std::shared_ptr<store::Store> inner) : inner_(std::move(inner)) {}
+  explicit FlakyStore(std::shared_ptr<store::Store> inner)
+      : ForwardingStore(inner.get()), owned_(std::move(inner)) {}
   std::atomic<bool> fail{false};
 
-  absl::StatusOr<store::KeyValue> Get(absl::string_view key) override { return inner_->Get(key); }
-  absl::StatusOr<store::ListResult> List(absl::string_view prefix) override {
-    return inner_->List(prefix);
-  }
   absl::StatusOr<store::WriteResult> Put(absl::string_view key, absl::string_view value,
                                          const store::PutOptions& options) override {
     if (fail && absl::StartsWith(key, kSeqPrefix)) return absl::UnavailableError("flaky");
-    return inner_->Put(key, value, options);
-  }
-  absl::StatusOr<store::WriteResult> Delete(absl::string_view key,
-                                            const store::Condition& condition) override {
-    return inner_->Delete(key, condition);
+    return ForwardingStore::Put(key, value, options);
   }
   absl::StatusOr<store::TxnResult> Txn(const std::vector<store::Op>& ops) override {
     if (fail) return absl::UnavailableError("flaky");
-    return inner_->Txn(ops);
+    return ForwardingStore::Txn(ops);
   }
-  absl::StatusOr<std::unique_ptr<store::Watcher>> Watch(absl::string_view prefix,
-                                                        int64_t from) override {
-    return inner_->Watch(prefix, from);
-  }
-  absl::StatusOr<store::LeaseId> GrantLease(absl::Duration ttl) override {
-    return inner_->GrantLease(ttl);
-  }
-  absl::Status KeepAlive(store::LeaseId lease) override { return inner_->KeepAlive(lease); }
-  absl::Status RevokeLease(store::LeaseId lease) override { return inner_->RevokeLease(lease); }
-  absl::Status Compact(int64_t revision) override { return inner_->Compact(revision); }
 
  private:
-  std::shared_ptr<store::Store> inner_;
+  std::shared_ptr<store::Store> owned_;
 };
 
 // Fail closed: when the lease cannot be extended the data plane drops

@@ -11,6 +11,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/store/forwarding_store.h"
 #include "common/store/store_factory.h"
 #include "common/testing/child_process.h"
 #include "google/protobuf/util/time_util.h"
@@ -83,39 +84,16 @@ absl::Status AddChildCas(store::Store& store, const std::string& ike_key, uint32
 
 // Runs `before_txn` once, just before the first Txn reaches the store: a
 // writer that slips in between the manager's reads and its commit.
-class InterferingStore : public store::Store {
+class InterferingStore : public store::ForwardingStore {
  public:
   InterferingStore(store::Store* inner, std::function<void()> before_txn)
-      : inner_(inner), before_txn_(std::move(before_txn)) {}
-  absl::StatusOr<store::KeyValue> Get(absl::string_view key) override { return inner_->Get(key); }
-  absl::StatusOr<store::ListResult> List(absl::string_view prefix) override {
-    return inner_->List(prefix);
-  }
-  absl::StatusOr<store::WriteResult> Put(absl::string_view key, absl::string_view value,
-                                         const store::PutOptions& options) override {
-    return inner_->Put(key, value, options);
-  }
-  absl::StatusOr<store::WriteResult> Delete(absl::string_view key,
-                                            const store::Condition& condition) override {
-    return inner_->Delete(key, condition);
-  }
+      : ForwardingStore(inner), before_txn_(std::move(before_txn)) {}
   absl::StatusOr<store::TxnResult> Txn(const std::vector<store::Op>& ops) override {
     if (before_txn_) std::exchange(before_txn_, nullptr)();
-    return inner_->Txn(ops);
+    return ForwardingStore::Txn(ops);
   }
-  absl::StatusOr<std::unique_ptr<store::Watcher>> Watch(absl::string_view prefix,
-                                                        int64_t from) override {
-    return inner_->Watch(prefix, from);
-  }
-  absl::StatusOr<store::LeaseId> GrantLease(absl::Duration ttl) override {
-    return inner_->GrantLease(ttl);
-  }
-  absl::Status KeepAlive(store::LeaseId lease) override { return inner_->KeepAlive(lease); }
-  absl::Status RevokeLease(store::LeaseId lease) override { return inner_->RevokeLease(lease); }
-  absl::Status Compact(int64_t revision) override { return inner_->Compact(revision); }
 
  private:
-  store::Store* const inner_;
   std::function<void()> before_txn_;
 };
 
