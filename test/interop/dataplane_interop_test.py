@@ -76,6 +76,8 @@ class Phase(it.Run):
         super().__init__(run_args)
         self.opts = args
         self.name = name
+        self.log_label = f"dataplane-{name}"
+        self.log_ignore = ("member-data", "store")
         self.metrics_url = METRICS_URL[name]
         self.iperf_server = None
 
@@ -102,18 +104,6 @@ class Phase(it.Run):
             except subprocess.TimeoutExpired:
                 os.killpg(self.iperf_server.pid, signal.SIGKILL)
         super().down()
-
-    def save_logs(self, failed):
-        out = os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR")
-        if out:
-            dest = os.path.join(out, f"dataplane-{self.name}")
-            shutil.copytree(self.workdir, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
-                "*.key", "private", "run", "*.vici", "member-data", "store"))
-            say(f"{self.name}: logs in {dest} (bazel-testlogs/.../test.outputs/outputs.zip)")
-        if self.opts.keep or (failed and not out):
-            say(f"{self.name}: work dir kept: {self.workdir}")
-        else:
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def gateway_log_tail(self, lines):
         text = super().gateway_log_tail(lines)

@@ -273,16 +273,20 @@ class Run:
         if self.topo:
             self.topo.down()
 
+    # Where save_logs puts this run's logs, and what else it leaves out.
+    log_label = "interop"
+    log_ignore = ()
+
     def save_logs(self, failed):
         """Logs (no private keys) go to Bazel's undeclared outputs, else stay in the work dir."""
         out = os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR")
         if out:
-            dest = os.path.join(out, "interop")
-            shutil.copytree(self.workdir, dest, ignore=shutil.ignore_patterns("*.key", "private", "run", "*.vici"),
-                            dirs_exist_ok=True)
-            say(f"logs: {dest} (bazel-testlogs/.../test.outputs/outputs.zip)")
+            dest = os.path.join(out, self.log_label)
+            shutil.copytree(self.workdir, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
+                "*.key", "private", "run", "*.vici", *self.log_ignore))
+            say(f"{self.log_label}: logs in {dest} (bazel-testlogs/.../test.outputs/outputs.zip)")
         if self.args.keep or (failed and not out):
-            say(f"work dir kept: {self.workdir}")
+            say(f"{self.log_label}: work dir kept: {self.workdir}")
         else:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -89,6 +89,8 @@ class Phase(it.Run):
         super().__init__(run_args)
         self.opts = opts
         self.name = name
+        self.log_label = f"mobility-{name}"
+        self.log_ignore = ("store",)
         self.extra_env = extra_env or {}
         self.pool4 = pool4
 
@@ -106,18 +108,6 @@ class Phase(it.Run):
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-
-    def save_logs(self, failed):
-        out = os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR")
-        if out:
-            dest = os.path.join(out, f"mobility-{self.name}")
-            shutil.copytree(self.workdir, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
-                "*.key", "private", "run", "*.vici", "store"))
-            say(f"{self.name}: logs in {dest} (bazel-testlogs/.../test.outputs/outputs.zip)")
-        if self.opts.keep or (failed and not out):
-            say(f"{self.name}: work dir kept: {self.workdir}")
-        else:
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
     # ---- the client
     def connect(self, scenario):
