@@ -221,13 +221,11 @@ void ForwarderComponent::MovePath(const v1::SaPathUpdate& update) {
   // Behind a NAT the CHILD SAs go into UDP (as mobility-service commits it).
   const Encap udp = Encap::kUdp;
   const std::vector<std::shared_ptr<const SaEntry>> left =
-      sa_table_.StagedChildrenOf(update.initiator_spi(), update.responder_spi());
-  const size_t moved = sa_table_.MovePath(update.initiator_spi(), update.responder_spi(),
-                                          *local, *remote,
-                                          update.remote_behind_nat() ? &udp : nullptr);
+      sa_table_.MovePath(update.initiator_spi(), update.responder_spi(), *local, *remote,
+                         update.remote_behind_nat() ? &udp : nullptr);
   if (mobility_) mobility_->HoldOffAfterMove(left);
   log.Info("CHILD SAs follow their IKE SA's new path",
-           {{"spi_r", spi_r}, {"remote", remote->ToString()}, {"child_sas", moved}});
+           {{"spi_r", spi_r}, {"remote", remote->ToString()}, {"child_sas", left.size()}});
 }
 
 void ForwarderComponent::DeliverIke(bool natt, absl::Span<const uint8_t> data,

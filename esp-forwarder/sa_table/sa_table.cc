@@ -154,12 +154,6 @@ std::shared_ptr<const SaEntry> SaTable::Staged(uint32_t spi) const {
   return it == by_spi.end() ? nullptr : it->second;
 }
 
-std::vector<std::shared_ptr<const SaEntry>> SaTable::StagedChildrenOf(uint64_t spi_i,
-                                                                      uint64_t spi_r) const {
-  absl::MutexLock lock(&mu_);
-  return ChildrenOfLocked(spi_i, spi_r);
-}
-
 std::vector<std::shared_ptr<const SaEntry>> SaTable::ChildrenOfLocked(uint64_t spi_i,
                                                                       uint64_t spi_r) const {
   std::vector<std::shared_ptr<const SaEntry>> children;
@@ -240,12 +234,14 @@ absl::StatusOr<net::IpEndpoint> SaTable::MoveRemote(uint32_t spi, const esp::Esp
   return previous;
 }
 
-size_t SaTable::MovePath(uint64_t spi_i, uint64_t spi_r, const net::IpEndpoint& local,
-                         const net::IpEndpoint& remote, const Encap* encap) {
-  size_t moved = 0;
+std::vector<std::shared_ptr<const SaEntry>> SaTable::MovePath(uint64_t spi_i, uint64_t spi_r,
+                                                              const net::IpEndpoint& local,
+                                                              const net::IpEndpoint& remote,
+                                                              const Encap* encap) {
+  std::vector<std::shared_ptr<const SaEntry>> moved;
   {
     absl::MutexLock lock(&mu_);
-    for (const std::shared_ptr<const SaEntry>& entry : ChildrenOfLocked(spi_i, spi_r)) {
+    for (std::shared_ptr<const SaEntry>& entry : ChildrenOfLocked(spi_i, spi_r)) {
       const Encap next_encap = encap != nullptr ? *encap : entry->encap;
       net::IpEndpoint next_remote = remote;
       if (next_encap == Encap::kUdp && next_remote.port() == 0) next_remote.set_port(4500);
@@ -257,10 +253,10 @@ size_t SaTable::MovePath(uint64_t spi_i, uint64_t spi_r, const net::IpEndpoint& 
       changed->local = local;
       changed->encap = next_encap;
       ReplaceLocked(entry->sa->inbound_spi(), std::move(changed));
-      ++moved;
+      moved.push_back(std::move(entry));
     }
   }
-  if (moved > 0) Publish();
+  if (!moved.empty()) Publish();
   return moved;
 }
 

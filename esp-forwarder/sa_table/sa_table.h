@@ -1,8 +1,8 @@
 // The forwarder's SAs: an immutable snapshot the workers read without locks
 // (one atomic load per batch), replaced copy-on-write by the writers (the
-// store sync, the mobility reporter). Per-SA mutable state (replay window, sequence numbers,
-// counters) lives in the shared EspSa objects, so a new snapshot with new
-// endpoints keeps it.
+// store sync, the mobility reporter). Per-SA mutable state (replay window,
+// sequence numbers, counters) lives in the shared EspSa objects, so a new
+// snapshot with new endpoints keeps it.
 #pragma once
 
 #include <array>
@@ -79,7 +79,9 @@ class SaSnapshot {
     std::vector<std::shared_ptr<const SaEntry>> entries;
   };
 
-  static size_t ShardOfSpi(uint32_t spi) { return (spi ^ (spi >> 8) ^ (spi >> 16)) % kSaTableShards; }
+  static size_t ShardOfSpi(uint32_t spi) {
+    return (spi ^ (spi >> 8) ^ (spi >> 16)) % kSaTableShards;
+  }
   static size_t ShardOfHost(const uint8_t* address, bool v6);
   static void AddCandidate(Candidates& candidates, const SaEntry* entry);
   static const SaEntry* Pick(const Candidates& candidates);
@@ -106,9 +108,6 @@ class SaTable {
   void RetainOnly(const absl::flat_hash_set<uint32_t>& spis);
   // The staged entry for `spi`, if any.
   std::shared_ptr<const SaEntry> Staged(uint32_t spi) const;
-  // The staged CHILD SAs of IKE SA (spi_i, spi_r).
-  std::vector<std::shared_ptr<const SaEntry>> StagedChildrenOf(uint64_t spi_i,
-                                                               uint64_t spi_r) const;
   void Publish();
 
   // Points the staged entry of `spi` at `remote` (same EspSa: SPIs,
@@ -123,9 +122,11 @@ class SaTable {
   // (an authenticated MOBIKE move, announced by ike-service before its
   // durable commit) and publishes once. `encap` null keeps each SA's
   // encapsulation. Same EspSas: SPIs, sequence numbers and replay windows
-  // are kept. Returns how many SAs it moved.
-  size_t MovePath(uint64_t spi_i, uint64_t spi_r, const net::IpEndpoint& local,
-                  const net::IpEndpoint& remote, const Encap* encap);
+  // are kept. Returns the entries it moved, as they were before the move.
+  std::vector<std::shared_ptr<const SaEntry>> MovePath(uint64_t spi_i, uint64_t spi_r,
+                                                       const net::IpEndpoint& local,
+                                                       const net::IpEndpoint& remote,
+                                                       const Encap* encap);
 
  private:
   using EntryMap = SaSnapshot::EntryMap;
@@ -141,7 +142,7 @@ class SaTable {
   absl::Mutex publish_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   // The staged SAs by SPI shard; those with host selectors also by host
-  // shard (by SPI), the others in ranged_.
+  // shard (by SPI), the others in staged_ranged_.
   std::array<EntryMap, kSaTableShards> staged_ ABSL_GUARDED_BY(mu_);
   std::array<EntryMap, kSaTableShards> staged_hosts_ ABSL_GUARDED_BY(mu_);
   EntryMap staged_ranged_ ABSL_GUARDED_BY(mu_);

@@ -151,7 +151,9 @@ TEST(MovePathTest, MovesEveryChildOfThatIkeSaKeepingItsState) {
 
   const net::IpEndpoint local = *net::IpEndpoint::Parse("198.51.100.1:4500");
   const net::IpEndpoint remote = *net::IpEndpoint::Parse("198.51.100.2:0");
-  EXPECT_EQ(table.MovePath(1, 2, local, remote, nullptr), 2u);
+  const auto left = table.MovePath(1, 2, local, remote, nullptr);
+  ASSERT_EQ(left.size(), 2u);
+  for (const auto& entry : left) EXPECT_EQ(entry->remote, old_path);  // as before the move
   std::shared_ptr<const SaSnapshot> now = table.Current();
   for (uint32_t spi : {0xc0000001u, 0xc0000002u}) {
     const SaEntry* entry = now->Inbound(spi);
@@ -164,11 +166,12 @@ TEST(MovePathTest, MovesEveryChildOfThatIkeSaKeepingItsState) {
   EXPECT_EQ(now->Inbound(0xc0000003)->remote, old_path);
 
   // The same move again changes nothing; a raw-ESP path keeps its port.
-  EXPECT_EQ(table.MovePath(1, 2, local, remote, nullptr), 0u);
+  EXPECT_EQ(table.MovePath(1, 2, local, remote, nullptr).size(), 0u);
   const Encap raw = Encap::kRaw;
-  EXPECT_EQ(table.MovePath(1, 2, local, *net::IpEndpoint::Parse("198.51.100.2:500"), &raw), 2u);
+  EXPECT_EQ(
+      table.MovePath(1, 2, local, *net::IpEndpoint::Parse("198.51.100.2:500"), &raw).size(), 2u);
   EXPECT_EQ(table.Current()->Inbound(0xc0000002)->encap, Encap::kRaw);
-  EXPECT_EQ(table.MovePath(9, 9, local, remote, nullptr), 0u);
+  EXPECT_EQ(table.MovePath(9, 9, local, remote, nullptr).size(), 0u);
 
   // After an IKE rekey a CHILD SA belongs to the new IKE SA; a removed one
   // to none.
@@ -177,8 +180,12 @@ TEST(MovePathTest, MovesEveryChildOfThatIkeSaKeepingItsState) {
   rekeyed->ike_spi_r = 4;
   table.Put(rekeyed);
   table.Remove(0xc0000001);
-  EXPECT_EQ(table.MovePath(1, 2, local, *net::IpEndpoint::Parse("203.0.113.9:0"), nullptr), 0u);
-  EXPECT_EQ(table.MovePath(3, 4, local, *net::IpEndpoint::Parse("203.0.113.9:0"), nullptr), 1u);
+  EXPECT_EQ(
+      table.MovePath(1, 2, local, *net::IpEndpoint::Parse("203.0.113.9:0"), nullptr).size(),
+      0u);
+  EXPECT_EQ(
+      table.MovePath(3, 4, local, *net::IpEndpoint::Parse("203.0.113.9:0"), nullptr).size(),
+      1u);
   EXPECT_EQ(table.Current()->Inbound(0xc0000002)->remote.ToString(), "203.0.113.9:0");  // raw
   EXPECT_EQ(table.Current()->Inbound(0xc0000001), nullptr);
 }
