@@ -123,7 +123,7 @@ absl::optional<SeqMarks> SeqCheckpointer::Persisted(uint32_t inbound_spi) {
 void SeqCheckpointer::Install(const std::vector<std::shared_ptr<esp::EspSa>>& sas,
                               bool announced) {
   if (sas.empty()) return;
-  const uint64_t implicit = 2 * options_.outbound_step;  // see the header
+  const uint64_t implicit = ImplicitReservation();
   if (announced) {
     for (const auto& sa : sas) {
       sa->RestoreReplay(0);
@@ -309,7 +309,7 @@ bool SeqCheckpointer::WriteOne(Plan& plan, bool install) {
       } else if (absl::IsNotFound(kv.status())) {
         plan.version = 0;
         persisted = SeqMarks();
-        persisted.outbound_reserved = 2 * options_.outbound_step;  // see the header
+        persisted.outbound_reserved = ImplicitReservation();
         if (!install) {
           // Deleted under us: only recreate it for an SA still installed.
           absl::MutexLock lock(&mu_);

@@ -134,6 +134,8 @@ class SeqCheckpointer {
     uint64_t floor = 0;
   };
 
+  // What a missing key stands for (see above): the first two blocks.
+  uint64_t ImplicitReservation() const { return 2 * options_.outbound_step; }
   void Run();
   // One writer pass; false if a store operation failed.
   bool Pass(bool force_inbound);

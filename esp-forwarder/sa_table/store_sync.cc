@@ -219,9 +219,9 @@ void StoreSync::ApplyPut(const store::KeyValue& kv) {
   // same SA, nothing new to report.
   const bool confirmed = kept && kv.version == 1;
   if (!confirmed) (kept ? updates_ : installs_).Increment();
-  const std::string what = confirmed ? "CHILD SA record arrived"
-                           : kept    ? "CHILD SA updated"
-                                     : "CHILD SA installed";
+  const char* what = confirmed ? "CHILD SA record arrived"
+                     : kept    ? "CHILD SA updated"
+                               : "CHILD SA installed";
   Log().Write(confirmed ? log::Level::kDebug : log::Level::kInfo, what,
              {{"spi_in", Hex(record.inbound_spi())},
               {"spi_out", Hex(record.outbound_spi())},

@@ -337,15 +337,11 @@ absl::Status SaRecorder::CommitNow(std::vector<store::Op> ops) {
         ++it;
         continue;
       }
-      absl::StatusOr<store::KeyValue> now = store_->Get(it->key);
-      if (now.ok() && now->version == it->condition.version) {
-        ++it;
-        continue;
-      }
+      const int64_t read_at = it->condition.version;
       absl::StatusOr<bool> present = RebaseChildPut(*it);
       if (!present.ok()) return present.status();
+      refreshed = refreshed || !*present || it->condition.version != read_at;
       it = *present ? it + 1 : ops.erase(it);
-      refreshed = true;
     }
     if (ops.empty()) return absl::OkStatus();
     refreshed = refreshed || ops.size() != before;
