@@ -38,7 +38,7 @@ size_t SaSnapshot::ShardOfHost(const uint8_t* address, bool v6) {
 }
 
 const SaEntry* SaSnapshot::Outbound(const uint8_t* dst, bool v6) const {
-  const HostShard& hosts = *host_shards_[ShardOfHost(dst, v6)];
+  const HostShard& hosts = host_shards_[ShardOfHost(dst, v6)];
   if (v6) {
     V6 key;
     std::memcpy(key.data(), dst, 16);
@@ -62,18 +62,14 @@ const SaEntry* SaSnapshot::Outbound(const uint8_t* dst, bool v6) const {
 std::vector<std::shared_ptr<const SaEntry>> SaSnapshot::All() const {
   std::vector<std::shared_ptr<const SaEntry>> all;
   all.reserve(size_);
-  for (const auto& shard : spi_shards_) {
-    for (const auto& [spi, entry] : shard->by_spi) all.push_back(entry);
+  for (size_t k = 0; k < kSaTableShards; ++k) {
+    for (const auto& [spi, entry] : spi_shards_[k].by_spi) all.push_back(entry);
   }
   return all;
 }
 
 SaTable::SaTable() {
   auto empty = std::make_shared<SaSnapshot>();
-  auto no_spis = std::make_shared<const SaSnapshot::SpiShard>();
-  auto no_hosts = std::make_shared<const SaSnapshot::HostShard>();
-  empty->spi_shards_.fill(no_spis);
-  empty->host_shards_.fill(no_hosts);
   empty->ranges_ = std::make_shared<const SaSnapshot::Ranges>();
   current_ = std::move(empty);
 }
@@ -176,7 +172,7 @@ void SaTable::Publish() {
       if (dirty_spi_[k]) {
         auto shard = std::make_shared<SaSnapshot::SpiShard>();
         shard->by_spi = staged_[k];
-        snapshot->spi_shards_[k] = std::move(shard);
+        snapshot->spi_shards_.Set(k, std::move(shard));
         dirty_spi_[k] = false;
       }
       if (dirty_hosts_[k]) {
@@ -198,7 +194,7 @@ void SaTable::Publish() {
             }
           }
         }
-        snapshot->host_shards_[k] = std::move(shard);
+        snapshot->host_shards_.Set(k, std::move(shard));
         dirty_hosts_[k] = false;
       }
     }

@@ -41,11 +41,37 @@ struct SaEntry {
 // removing one SA costs about the same with 60,000 SAs as with 100.
 inline constexpr size_t kSaTableShards = 1024;
 
+// kSaTableShards shared shards, held in groups: copying the array shares
+// every group (one pointer copy per group, not per shard), and replacing a
+// shard copies only its group, once per copy of the array.
+template <typename Shard>
+class ShardArray {
+ public:
+  explicit ShardArray(std::shared_ptr<const Shard> fill) {
+    auto group = std::make_shared<Group>();
+    group->fill(std::move(fill));
+    groups_.fill(group);
+  }
+  const Shard& operator[](size_t k) const { return *(*groups_[k / kGroupSize])[k % kGroupSize]; }
+  // Only on a copy that no reader can see yet.
+  void Set(size_t k, std::shared_ptr<const Shard> shard) {
+    std::shared_ptr<Group>& group = groups_[k / kGroupSize];
+    if (group.use_count() != 1) group = std::make_shared<Group>(*group);
+    (*group)[k % kGroupSize] = std::move(shard);
+  }
+
+ private:
+  static constexpr size_t kGroupSize = 32;
+  static_assert(kSaTableShards % kGroupSize == 0);
+  using Group = std::array<std::shared_ptr<const Shard>, kGroupSize>;
+  std::array<std::shared_ptr<Group>, kSaTableShards / kGroupSize> groups_;
+};
+
 class SaSnapshot {
  public:
   // Inbound: by the SPI the gateway receives on.
   const SaEntry* Inbound(uint32_t spi) const {
-    const auto& by_spi = spi_shards_[ShardOfSpi(spi)]->by_spi;
+    const auto& by_spi = spi_shards_[ShardOfSpi(spi)].by_spi;
     auto it = by_spi.find(spi);
     return it == by_spi.end() ? nullptr : it->second.get();
   }
@@ -86,8 +112,8 @@ class SaSnapshot {
   static void AddCandidate(Candidates& candidates, const SaEntry* entry);
   static const SaEntry* Pick(const Candidates& candidates);
 
-  std::array<std::shared_ptr<const SpiShard>, kSaTableShards> spi_shards_;
-  std::array<std::shared_ptr<const HostShard>, kSaTableShards> host_shards_;
+  ShardArray<SpiShard> spi_shards_{std::make_shared<const SpiShard>()};
+  ShardArray<HostShard> host_shards_{std::make_shared<const HostShard>()};
   std::shared_ptr<const Ranges> ranges_;
   size_t size_ = 0;
 };

@@ -190,5 +190,36 @@ TEST(MovePathTest, MovesEveryChildOfThatIkeSaKeepingItsState) {
   EXPECT_EQ(table.Current()->Inbound(0xc0000001), nullptr);
 }
 
+// Shards are shared between snapshots: a later publish must never change
+// what a reader's earlier snapshot shows, however many shards of one group
+// it touches.
+TEST(SnapshotTest, EarlierSnapshotsDoNotChange) {
+  SaTable table;
+  std::vector<Sa> sas;
+  for (uint32_t spi = 0xc0000000; spi < 0xc0000000 + 200; ++spi) sas.push_back(MakeSa(spi, spi));
+  for (size_t i = 0; i < 100; ++i) table.Put(sas[i].entry);
+  table.Publish();
+  const std::shared_ptr<const SaSnapshot> first = table.Current();
+  for (size_t i = 100; i < 200; ++i) table.Put(sas[i].entry);
+  for (size_t i = 0; i < 50; ++i) table.Remove(sas[i].entry->sa->inbound_spi());
+  table.Publish();
+  const std::shared_ptr<const SaSnapshot> second = table.Current();
+  table.Clear();
+  table.Publish();
+
+  EXPECT_EQ(first->size(), 100u);
+  EXPECT_EQ(second->size(), 150u);
+  EXPECT_EQ(table.Current()->size(), 0u);
+  EXPECT_EQ(first->All().size(), 100u);
+  for (size_t i = 0; i < 200; ++i) {
+    const uint32_t spi = sas[i].entry->sa->inbound_spi();
+    EXPECT_EQ(first->Inbound(spi) != nullptr, i < 100) << i;
+    EXPECT_EQ(second->Inbound(spi) != nullptr, i >= 50) << i;
+    EXPECT_EQ(table.Current()->Inbound(spi), nullptr) << i;
+  }
+  EXPECT_NE(first->Outbound(kClientVip, false), nullptr);
+  EXPECT_EQ(table.Current()->Outbound(kClientVip, false), nullptr);
+}
+
 }  // namespace
 }  // namespace vpn::forwarder
