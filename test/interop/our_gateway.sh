@@ -9,9 +9,11 @@
 # Default: `gateway` (all four services in one process, embedded store,
 # metrics on 127.0.0.1:9100).
 #
-# Optional, `gateway` only (mobility_interop_test.py), each left out when unset:
+# Optional, `gateway` only (mobility_interop_test.py, tools/ike_loadgen/bench.py), each left out
+# when unset:
 #   OUR_GATEWAY_FORWARDER_MOBILITY=127.0.0.1:50053   esp_forwarder.mobility_service
 #   OUR_GATEWAY_LIVENESS_REPORT_INTERVAL=1s          esp_forwarder.liveness_report_interval
+#   OUR_GATEWAY_IKE_WORKERS=1                        ike_service.workers
 #   OUR_GATEWAY_MOBILITY_YAML='{outage_window: 12s, liveness_timeout: 3s, liveness_persist_interval: 1s}'
 #                                                    the mobility_service section (a YAML flow map)
 #
@@ -52,6 +54,7 @@ store_key_file: "$work/store.key"
 ike_service:
   gateway_id: "$GW_DNS"
   pool_v4: "$POOL4"
+  ${OUR_GATEWAY_IKE_WORKERS:+workers: $OUR_GATEWAY_IKE_WORKERS}
   local_ts: ["$LAN_NET"]
   mobike_addresses: [${GW_ADDR_B:+"$GW_ADDR_B"}]
 auth_service:

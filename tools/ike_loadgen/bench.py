@@ -129,6 +129,8 @@ class OurGateway:
         env = dict(os.environ)
         env.update(self.topo.facts)
         env.update(IVPN_WORKDIR=self.workdir, IVPN_PKI_DIR=self.pki.dir, POOL4=self.args.pool)
+        if self.args.ike_workers:
+            env["OUR_GATEWAY_IKE_WORKERS"] = str(self.args.ike_workers)
         cmd = f"exec {ROOT}/test/interop/our_gateway.sh {bins}/gateway/gateway {bins}/tools/vpnctl/vpnctl"
         self.proc = subprocess.Popen(["ip", "netns", "exec", self.topo.gw_ns, "sh", "-c", cmd],
                                      stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=env,
@@ -303,6 +305,8 @@ def main():
                          "(strongSwan with kernel-libipsec always does)")
     ap.add_argument("--swan-levels", default="default=0",
                     help="strongSwan responder log levels (the harness default is ike=2,...)")
+    ap.add_argument("--ike-workers", type=int,
+                    help="our gateway's ike_service.workers (default: the config default)")
     ap.add_argument("--floor-reps", type=int, default=7)
     ap.add_argument("--loadgen-arg", action="append", default=[], help="extra ike_loadgen flag")
     ap.add_argument("--no-build", dest="build", action="store_false")
