@@ -50,6 +50,12 @@ IkeEngine::IkeEngine(ResponderPolicy policy, EngineOptions options, AuthServices
                           .Name("ike_datagrams_dropped_total")
                           .Help("IKE datagrams dropped, by reason.")
                           .Register(registry)),
+      takeovers_family_(prometheus::BuildCounter()
+                            .Name("ike_sa_takeovers_total")
+                            .Help("Requests under an IKE SA this replica did not hold, by what "
+                                  "its record said: taken (another replica's SA taken over), "
+                                  "not_found, failed, rate_limited.")
+                            .Register(registry)),
       sa_established_(prometheus::BuildCounter()
                           .Name("ike_sa_established_total")
                           .Help("IKE SAs that completed IKE_AUTH.")
@@ -422,6 +428,7 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
       sa = it->second;
     }
   }
+  if (sa == nullptr) sa = TakeOver(forwarder, request.header);
   if (sa == nullptr) {
     dropped_family_.Add({{"reason", "unknown_spi"}}).Increment();
     return;
@@ -741,6 +748,15 @@ void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* rec
   }
   absl::MutexLock lock(&sa->mu);
   if (sa->phase != IkeSa::Phase::kEstablished) return;
+  if (record != nullptr && record->meta().owner_replica() != recorder_->replica()) {
+    // Another replica took it over (the forwarders sent its client there):
+    // that one answers now. Nothing is released; the SA lives on there.
+    log_.Info("IKE SA taken over by another replica; forgetting it",
+              {{"spi_r", Hex(spi_r)}, {"replica", record->meta().owner_replica()}});
+    sa->phase = IkeSa::Phase::kDeleted;
+    Forget(*sa);
+    return;
+  }
   if (record == nullptr) {
     // Deleted elsewhere (the outage window ended): forget it quietly.
     log_.Info("IKE SA removed from the store; forgetting it", {{"spi_r", Hex(spi_r)}});
@@ -763,6 +779,49 @@ void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* rec
     log_.Info("IKE SA follows its record to a new address",
               {{"spi_r", Hex(spi_r)}, {"remote", sa->remote.ToString()}});
   }
+}
+
+std::shared_ptr<IkeSa> IkeEngine::TakeOver(size_t forwarder, const codec::Header& header) {
+  if (header.responder_spi == 0) return nullptr;
+  {
+    absl::MutexLock lock(&takeover_mu_);
+    const absl::Time now = absl::Now();
+    takeover_tokens_ = std::min(
+        kTakeOverLookupsPerSecond,
+        takeover_tokens_ + absl::ToDoubleSeconds(now - takeover_refilled_) * kTakeOverLookupsPerSecond);
+    takeover_refilled_ = now;
+    if (takeover_tokens_ < 1) {
+      takeovers_family_.Add({{"result", "rate_limited"}}).Increment();
+      return nullptr;
+    }
+    takeover_tokens_ -= 1;
+  }
+  std::string previous_owner;
+  absl::StatusOr<std::unique_ptr<IkeSa>> taken =
+      recorder_->TakeOver(header.initiator_spi, header.responder_spi, &previous_owner);
+  if (!taken.ok()) {
+    const bool missing = absl::IsNotFound(taken.status());
+    takeovers_family_.Add({{"result", missing ? "not_found" : "failed"}}).Increment();
+    if (!missing) {
+      log_.Warning("cannot take over an IKE SA",
+                   {{"spi_r", Hex(header.responder_spi)}, {"error", taken.status().message()}});
+    }
+    return nullptr;
+  }
+  (*taken)->forwarder = forwarder;
+  std::shared_ptr<IkeSa> sa(std::move(*taken));
+  {
+    absl::MutexLock lock(&mu_);
+    auto [it, inserted] = sas_.emplace(sa->spi_r, sa);
+    if (!inserted) return it->second;  // restored meanwhile
+    sas_gauge_.Set(static_cast<double>(sas_.size()));
+  }
+  takeovers_family_.Add({{"result", "taken"}}).Increment();
+  log_.Info("IKE SA taken over", {{"spi_i", Hex(sa->spi_i)},
+                                  {"spi_r", Hex(sa->spi_r)},
+                                  {"from_replica", previous_owner},
+                                  {"child_sas", sa->children.size()}});
+  return sa;
 }
 
 void IkeEngine::Restore(std::vector<std::unique_ptr<IkeSa>> sas) {

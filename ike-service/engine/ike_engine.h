@@ -135,6 +135,10 @@ class IkeEngine {
   void Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result);
   void ReleaseResources(IkeSa& sa);
   void Forget(const IkeSa& sa);
+  // An IKE SA this replica does not hold, taken over from its record (its
+  // replica is gone, so the forwarders route it here); null if there is no
+  // such established SA or the lookups' rate limit is spent.
+  std::shared_ptr<IkeSa> TakeOver(size_t forwarder, const codec::Header& header);
 
   const ResponderPolicy policy_;
   const EngineOptions options_;
@@ -155,11 +159,19 @@ class IkeEngine {
 
   std::vector<std::unique_ptr<Worker>> workers_;
 
+  // Store lookups for requests under unknown SPIs (TakeOver), so a flood of
+  // made-up SPIs costs the store at most this many a second.
+  static constexpr double kTakeOverLookupsPerSecond = 1000;
+  absl::Mutex takeover_mu_;
+  double takeover_tokens_ ABSL_GUARDED_BY(takeover_mu_) = kTakeOverLookupsPerSecond;
+  absl::Time takeover_refilled_ ABSL_GUARDED_BY(takeover_mu_) = absl::InfinitePast();
+
   absl::Mutex authorities_mu_;
   crypto::Bytes authorities_ ABSL_GUARDED_BY(authorities_mu_);
   absl::Time authorities_fetched_ ABSL_GUARDED_BY(authorities_mu_) = absl::InfinitePast();
 
   prometheus::Family<prometheus::Counter>& dropped_family_;
+  prometheus::Family<prometheus::Counter>& takeovers_family_;
   prometheus::Counter& sa_established_;
   prometheus::Counter& sa_failed_;
   prometheus::Counter& sa_deleted_;

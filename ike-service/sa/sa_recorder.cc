@@ -71,6 +71,9 @@ absl::StatusOr<v1::IkeSa> SaRecorder::IkeRecord(const IkeSa& sa) const {
   for (const std::string& ip : sa.virtual_ips) record.add_virtual_ips(ip);
   record.set_next_message_id_in(sa.next_request_id);
   record.set_last_response_message_id(sa.last_response_id);
+  for (const crypto::Bytes& datagram : sa.last_response) {
+    record.add_last_response(std::string(datagram.begin(), datagram.end()));
+  }
   *record.mutable_established() = ToTimestamp(sa.created);
   *record.mutable_last_seen() = ToTimestamp(sa.last_seen);
   for (const ChildSaState& child : sa.children) record.add_child_spis(child.inbound_spi);
@@ -362,6 +365,13 @@ absl::Status SaRecorder::CommitNow(std::vector<store::Op> ops) {
       if (!current.ParseFromString(stored->value) || !ours.ParseFromString(op.value)) {
         return absl::DataLossError(absl::StrCat("unreadable IKE record under ", op.key));
       }
+      if (current.meta().owner_replica() != replica_) {
+        // Another replica took the SA over: its records are that one's to
+        // write now, and this replica forgets the SA (IkeEngine::ApplyRecord).
+        absl::MutexLock lock(&versions_mu_);
+        versions_.erase(op.key);
+        return absl::OkStatus();
+      }
       KeepMobilityFields(current, &ours);
       op.value = ours.SerializeAsString();
       op.condition = store::Condition::VersionIs(stored->version);
@@ -497,94 +507,139 @@ absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> SaRecorder::LoadOwned(
       *skipped += record.meta().owner_replica() == replica_;
       continue;
     }
+    bool children_ok = true;
+    absl::StatusOr<std::unique_ptr<IkeSa>> sa = Rebuild(kv.key, record, &children_ok);
+    if (!sa.ok()) {
+      ++*skipped;
+      continue;
+    }
     {
       absl::MutexLock lock(&versions_mu_);
       versions_[kv.key] = kv.version;
     }
-    absl::StatusOr<v1::IkeSaKeys> keys =
-        store::OpenFrom<v1::IkeSaKeys>(*sealer_, kv.key, record);
-    auto sa = std::make_unique<IkeSa>();
-    sa->spi_i = record.initiator_spi();
-    sa->spi_r = record.responder_spi();
-    sa->dormant = record.state() == v1::IKE_SA_STATE_DORMANT;
-    if (!keys.ok() || sa->record_key() != kv.key) {
-      ++*skipped;
-      continue;
-    }
-    sa->phase = IkeSa::Phase::kEstablished;
-    sa->transforms = ipsec::FromProposal(record.proposal());
-    sa->keys.sk_d = Secret(keys->sk_d());
-    sa->keys.sk_ai = Secret(keys->sk_ai());
-    sa->keys.sk_ar = Secret(keys->sk_ar());
-    sa->keys.sk_ei = Secret(keys->sk_ei());
-    sa->keys.sk_er = Secret(keys->sk_er());
-    sa->keys.sk_pi = Secret(keys->sk_pi());
-    sa->keys.sk_pr = Secret(keys->sk_pr());
-    auto from_initiator = SkProtector::Create(sa->transforms, sa->keys.sk_ei.span(),
-                                              sa->keys.sk_ai.span());
-    auto to_initiator = SkProtector::Create(sa->transforms, sa->keys.sk_er.span(),
-                                            sa->keys.sk_ar.span());
-    auto local = net::IpEndpoint::FromProto(record.local());
-    auto remote = net::IpEndpoint::FromProto(record.remote());
-    if (!from_initiator.ok() || !to_initiator.ok() || !local.ok() || !remote.ok()) {
-      ++*skipped;
-      continue;
-    }
-    sa->from_initiator = std::move(*from_initiator);
-    sa->to_initiator = std::move(*to_initiator);
-    sa->local = *local;
-    sa->remote = *remote;
-    sa->udp_encapsulated = record.udp_encapsulated();
-    sa->initiator_behind_nat = record.remote_behind_nat();
-    sa->responder_behind_nat = record.local_behind_nat();
-    sa->peer_supports_fragmentation = record.peer_fragmentation();
-    sa->mobike = record.mobike();
-    sa->next_request_id = record.next_message_id_in();
-    sa->message_id_unknown = true;  // the client may have moved on since
-    sa->next_own_request_id = record.next_message_id_out();
-    sa->idi.id_type = static_cast<codec::IdType>(record.initiator_id().type());
-    sa->idi.data.assign(record.initiator_id().data().begin(),
-                        record.initiator_id().data().end());
-    sa->idr_body = codec::IdPayloadBody(
-        static_cast<codec::IdType>(record.responder_id().type()),
-        codec::Bytes(record.responder_id().data().begin(), record.responder_id().data().end()));
-    sa->uses_eap = record.auth_method() == v1::AUTH_METHOD_EAP_MSCHAPV2;
-    sa->eap_identity = record.eap_identity();
-    sa->certificate_subject = record.certificate_subject();
-    for (const std::string& ip : record.virtual_ips()) sa->virtual_ips.push_back(ip);
-    sa->created = FromTimestamp(record.established());
-    sa->last_seen = absl::Now();
-    bool children_ok = true;
-    for (uint32_t spi : record.child_spis()) {
-      absl::StatusOr<store::Versioned<v1::ChildSa>> child =
-          store::GetProto<v1::ChildSa>(*store_, ChildKey(spi));
-      if (!child.ok()) {
-        children_ok = false;
-        continue;
-      }
-      absl::StatusOr<v1::ChildSaKeys> child_keys =
-          store::OpenFrom<v1::ChildSaKeys>(*sealer_, ChildKey(spi), child->record);
-      if (!child_keys.ok()) {
-        children_ok = false;
-        continue;
-      }
-      ChildSaState state;
-      state.inbound_spi = child->record.inbound_spi();
-      state.outbound_spi = child->record.outbound_spi();
-      state.transforms = ipsec::FromProposal(child->record.proposal());
-      state.keys.encryption_i = Secret(child_keys->inbound_encryption());
-      state.keys.integrity_i = Secret(child_keys->inbound_integrity());
-      state.keys.encryption_r = Secret(child_keys->outbound_encryption());
-      state.keys.integrity_r = Secret(child_keys->outbound_integrity());
-      state.local_ts = SelectorsFrom(child->record.local_ts());
-      state.remote_ts = SelectorsFrom(child->record.remote_ts());
-      state.created = FromTimestamp(child->record.created());
-      sa->children.push_back(std::move(state));
-    }
     if (!children_ok) ++*skipped;
-    restored.push_back(std::move(sa));
+    restored.push_back(std::move(*sa));
   }
   return restored;
+}
+
+absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::TakeOver(uint64_t spi_i, uint64_t spi_r,
+                                                           std::string* previous_owner) {
+  const std::string key = store::IkeSaKey(spi_i, spi_r);
+  absl::StatusOr<store::KeyValue> stored = store_->Get(key);
+  if (!stored.ok()) return stored.status();
+  v1::IkeSa record;
+  if (!record.ParseFromString(stored->value)) {
+    return absl::DataLossError(absl::StrCat("unreadable IKE record under ", key));
+  }
+  if (record.state() != v1::IKE_SA_STATE_ESTABLISHED &&
+      record.state() != v1::IKE_SA_STATE_DORMANT) {
+    return absl::NotFoundError(absl::StrCat("IKE SA ", key, " is not established"));
+  }
+  *previous_owner = record.meta().owner_replica();
+  bool children_ok = true;
+  absl::StatusOr<std::unique_ptr<IkeSa>> sa = Rebuild(key, record, &children_ok);
+  if (!sa.ok()) return sa.status();
+  // Owned from this write on: compare-on-version, so of two replicas that
+  // try at once only one wins, and the old owner's writes conflict.
+  record.mutable_meta()->set_owner_replica(replica_);
+  *record.mutable_meta()->mutable_updated() = ToTimestamp(absl::Now());
+  std::vector<store::Op> ops;
+  ops.push_back(store::Op::Put(key, record.SerializeAsString(),
+                               store::Condition::VersionIs(stored->version)));
+  absl::StatusOr<store::TxnResult> result = store_->Txn(ops);
+  if (!result.ok()) return result.status();
+  NoteVersions(ops, *result);
+  return sa;
+}
+
+absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::Rebuild(const std::string& key,
+                                                          const v1::IkeSa& record,
+                                                          bool* children_ok) const {
+  absl::StatusOr<v1::IkeSaKeys> keys = store::OpenFrom<v1::IkeSaKeys>(*sealer_, key, record);
+  if (!keys.ok()) return keys.status();
+  auto sa = std::make_unique<IkeSa>();
+  sa->spi_i = record.initiator_spi();
+  sa->spi_r = record.responder_spi();
+  sa->dormant = record.state() == v1::IKE_SA_STATE_DORMANT;
+  if (sa->record_key() != key) {
+    return absl::DataLossError(absl::StrCat("the record under ", key, " names other SPIs"));
+  }
+  sa->phase = IkeSa::Phase::kEstablished;
+  sa->transforms = ipsec::FromProposal(record.proposal());
+  sa->keys.sk_d = Secret(keys->sk_d());
+  sa->keys.sk_ai = Secret(keys->sk_ai());
+  sa->keys.sk_ar = Secret(keys->sk_ar());
+  sa->keys.sk_ei = Secret(keys->sk_ei());
+  sa->keys.sk_er = Secret(keys->sk_er());
+  sa->keys.sk_pi = Secret(keys->sk_pi());
+  sa->keys.sk_pr = Secret(keys->sk_pr());
+  auto from_initiator = SkProtector::Create(sa->transforms, sa->keys.sk_ei.span(),
+                                            sa->keys.sk_ai.span());
+  auto to_initiator = SkProtector::Create(sa->transforms, sa->keys.sk_er.span(),
+                                          sa->keys.sk_ar.span());
+  auto local = net::IpEndpoint::FromProto(record.local());
+  auto remote = net::IpEndpoint::FromProto(record.remote());
+  if (!from_initiator.ok()) return from_initiator.status();
+  if (!to_initiator.ok()) return to_initiator.status();
+  if (!local.ok()) return local.status();
+  if (!remote.ok()) return remote.status();
+  sa->from_initiator = std::move(*from_initiator);
+  sa->to_initiator = std::move(*to_initiator);
+  sa->local = *local;
+  sa->remote = *remote;
+  sa->udp_encapsulated = record.udp_encapsulated();
+  sa->initiator_behind_nat = record.remote_behind_nat();
+  sa->responder_behind_nat = record.local_behind_nat();
+  sa->peer_supports_fragmentation = record.peer_fragmentation();
+  sa->mobike = record.mobike();
+  sa->next_request_id = record.next_message_id_in();
+  sa->last_response_id = record.last_response_message_id();
+  for (const std::string& datagram : record.last_response()) {
+    sa->last_response.emplace_back(datagram.begin(), datagram.end());
+  }
+  sa->message_id_unknown = true;  // the client may have moved on since
+  sa->next_own_request_id = record.next_message_id_out();
+  sa->idi.id_type = static_cast<codec::IdType>(record.initiator_id().type());
+  sa->idi.data.assign(record.initiator_id().data().begin(),
+                      record.initiator_id().data().end());
+  sa->idr_body = codec::IdPayloadBody(
+      static_cast<codec::IdType>(record.responder_id().type()),
+      codec::Bytes(record.responder_id().data().begin(), record.responder_id().data().end()));
+  sa->uses_eap = record.auth_method() == v1::AUTH_METHOD_EAP_MSCHAPV2;
+  sa->eap_identity = record.eap_identity();
+  sa->certificate_subject = record.certificate_subject();
+  for (const std::string& ip : record.virtual_ips()) sa->virtual_ips.push_back(ip);
+  sa->created = FromTimestamp(record.established());
+  sa->last_seen = absl::Now();
+  *children_ok = true;
+  for (uint32_t spi : record.child_spis()) {
+    absl::StatusOr<store::Versioned<v1::ChildSa>> child =
+        store::GetProto<v1::ChildSa>(*store_, ChildKey(spi));
+    if (!child.ok()) {
+      *children_ok = false;
+      continue;
+    }
+    absl::StatusOr<v1::ChildSaKeys> child_keys =
+        store::OpenFrom<v1::ChildSaKeys>(*sealer_, ChildKey(spi), child->record);
+    if (!child_keys.ok()) {
+      *children_ok = false;
+      continue;
+    }
+    ChildSaState state;
+    state.inbound_spi = child->record.inbound_spi();
+    state.outbound_spi = child->record.outbound_spi();
+    state.transforms = ipsec::FromProposal(child->record.proposal());
+    state.keys.encryption_i = Secret(child_keys->inbound_encryption());
+    state.keys.integrity_i = Secret(child_keys->inbound_integrity());
+    state.keys.encryption_r = Secret(child_keys->outbound_encryption());
+    state.keys.integrity_r = Secret(child_keys->outbound_integrity());
+    state.local_ts = SelectorsFrom(child->record.local_ts());
+    state.remote_ts = SelectorsFrom(child->record.remote_ts());
+    state.created = FromTimestamp(child->record.created());
+    sa->children.push_back(std::move(state));
+  }
+  return sa;
 }
 
 absl::Status SaRecorder::RemoveSa(const IkeSa& sa) {

@@ -83,6 +83,16 @@ class SaRecorder {
   // and counted in `skipped`.
   absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> LoadOwned(size_t* skipped) const;
 
+  // Takes over an established IKE SA that another replica owned (the
+  // forwarders route its datagrams here once that replica is gone): writes
+  // this replica as its owner, compare-on-version, and rebuilds it from its
+  // records. kNotFound: no such established SA; a conflict: it changed
+  // meanwhile (e.g. another replica took it). `previous_owner` is set.
+  absl::StatusOr<std::unique_ptr<IkeSa>> TakeOver(uint64_t spi_i, uint64_t spi_r,
+                                                  std::string* previous_owner);
+
+  const std::string& replica() const { return replica_; }
+
   // The records as they are written (exposed for tests).
   absl::StatusOr<v1::IkeSa> IkeRecord(const IkeSa& sa) const;
   absl::StatusOr<v1::ChildSa> ChildRecord(const IkeSa& sa, const ChildSaState& child) const;
@@ -109,6 +119,12 @@ class SaRecorder {
   // Rebases a CHILD record put on the stored record: its path (local,
   // remote, encapsulation) and version. False if the record is gone.
   absl::StatusOr<bool> RebaseChildPut(store::Op& op) const;
+  // An established IKE SA and its CHILD SAs from their records and sealed
+  // keys. `children_ok` is false when a CHILD record is missing or does not
+  // open (that CHILD SA is left out).
+  absl::StatusOr<std::unique_ptr<IkeSa>> Rebuild(const std::string& key,
+                                                 const v1::IkeSa& record,
+                                                 bool* children_ok) const;
   void NoteVersions(const std::vector<store::Op>& ops, const store::TxnResult& result) const;
   void RunWriter();
   // Waits until the writes up to `target` are committed; no batch window

@@ -292,5 +292,80 @@ TEST_F(SaRecorderTest, RefusedWritesBehindAreCounted) {
   EXPECT_EQ(failures, 1.0);
 }
 
+// An established aes256gcm16 SA with keys SkProtector takes, as another
+// replica can rebuild it.
+void MakeRebuildable(IkeSa& sa) {
+  sa.transforms = {20, 256, 6, 0, 31, 0};  // aes256gcm16-prfsha384-x25519
+  auto bytes = [](size_t size, uint8_t fill) {
+    return crypto::SecretBytes(crypto::Bytes(size, fill));
+  };
+  sa.keys.sk_d = bytes(48, 1);
+  sa.keys.sk_ei = bytes(36, 2);
+  sa.keys.sk_er = bytes(36, 3);
+  sa.keys.sk_pi = bytes(48, 4);
+  sa.keys.sk_pr = bytes(48, 5);
+  sa.local = *net::IpEndpoint::Parse("192.0.2.1:4500");
+  sa.remote = *net::IpEndpoint::Parse("192.0.2.2:4500");
+  sa.next_request_id = 5;
+  sa.last_response_id = 4;
+  sa.last_response = {crypto::Bytes(300, 0xa1), crypto::Bytes(120, 0xa2)};  // two fragments
+  sa.next_own_request_id = 2;
+}
+
+// ike-service replica A's SA, taken over by replica B after A is gone: B
+// owns the record and has the SA as A left it (keys, message IDs, the last
+// response for a retransmit, its CHILD SAs); a late write of A's is dropped.
+TEST_F(SaRecorderTest, AnotherReplicaTakesOverAndTheFirstNoLongerWrites) {
+  MakeRebuildable(sa_);
+  sa_.children.push_back(Child(0xc0000007));
+  ASSERT_TRUE(recorder_->RecordEstablished(sa_).ok());
+  SaRecorder replica_b(store_.get(), sealer_.get(), "replica-b", &policy_);
+
+  std::string previous;
+  absl::StatusOr<std::unique_ptr<IkeSa>> taken =
+      replica_b.TakeOver(sa_.spi_i, sa_.spi_r, &previous);
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  EXPECT_EQ(previous, "replica-a");
+  const IkeSa& sa = **taken;
+  EXPECT_EQ(sa.phase, IkeSa::Phase::kEstablished);
+  EXPECT_EQ(sa.keys.sk_ei.span().size(), 36u);
+  EXPECT_EQ(sa.keys.sk_er.span()[0], 3);
+  EXPECT_EQ(sa.keys.sk_d.span()[0], 1);
+  EXPECT_NE(sa.from_initiator, nullptr);
+  EXPECT_EQ(sa.next_request_id, 5u);
+  EXPECT_TRUE(sa.message_id_unknown);
+  EXPECT_EQ(sa.last_response_id, 4u);
+  EXPECT_EQ(sa.last_response, sa_.last_response);
+  EXPECT_EQ(sa.next_own_request_id, 2u);
+  EXPECT_EQ(sa.remote.ToString(), "192.0.2.2:4500");
+  ASSERT_EQ(sa.children.size(), 1u);
+  EXPECT_EQ(sa.children[0].inbound_spi, 0xc0000007u);
+  EXPECT_EQ(Stored().meta().owner_replica(), "replica-b");
+
+  // A, still running (e.g. the forwarders' set of replicas changed), writes
+  // late: the record stays B's, with B's message IDs.
+  sa_.next_own_request_id = 9;
+  ASSERT_TRUE(recorder_->RecordIke(sa_).ok());
+  EXPECT_EQ(Stored().meta().owner_replica(), "replica-b");
+  EXPECT_EQ(Stored().next_message_id_out(), 2u);
+
+  // B writes on as the owner (compare-on-version from its takeover).
+  (*taken)->next_own_request_id = 3;
+  ASSERT_TRUE(replica_b.RecordIke(**taken).ok());
+  EXPECT_EQ(Stored().next_message_id_out(), 3u);
+  EXPECT_EQ(Stored().meta().owner_replica(), "replica-b");
+}
+
+TEST_F(SaRecorderTest, OnlyEstablishedSasAreTakenOver) {
+  std::string previous;
+  EXPECT_TRUE(absl::IsNotFound(recorder_->TakeOver(1, 2, &previous).status()));
+  MakeRebuildable(sa_);
+  sa_.phase = IkeSa::Phase::kAuthenticating;
+  ASSERT_TRUE(recorder_->RecordIke(sa_).ok());
+  SaRecorder replica_b(store_.get(), sealer_.get(), "replica-b", &policy_);
+  EXPECT_TRUE(absl::IsNotFound(replica_b.TakeOver(sa_.spi_i, sa_.spi_r, &previous).status()));
+  EXPECT_EQ(Stored().meta().owner_replica(), "replica-a");
+}
+
 }  // namespace
 }  // namespace vpn::ike

@@ -8,9 +8,10 @@ starts our gateway through --gateway-cmd). Scenarios run in two phases, each
 with its own topology and gateway:
 
   combined  `gateway` (one process, embedded store, /metrics on 127.0.0.1:9100)
-  split     etcd + ike-service, auth-service, mobility-service, esp-forwarder
-            as separate processes (our_gateway.sh with OUR_GATEWAY_SPLIT=1;
-            the forwarder's /metrics on 127.0.0.1:9104)
+  split     etcd + two ike-service replicas, auth-service, mobility-service,
+            esp-forwarder as separate processes (our_gateway.sh with
+            OUR_GATEWAY_SPLIT=1 OUR_GATEWAY_IKE_REPLICAS=2; the forwarder's
+            /metrics on 127.0.0.1:9104)
 
 | scenario | phase | must |
 |---|---|---|
@@ -19,9 +20,10 @@ with its own topology and gateway:
 | rekey-lost-response | combined | the same, with the CREATE_CHILD_SA response dropped once in the client namespace: iperf3 exits 0; empty intervals are reported (WARNING) and fail with --strict-rekey |
 | inject-windows, inject-modern | combined | ESP captured in the client namespace (and kept from the gateway) is sent again at UDP 4500: with a flipped byte -> drops{reason="auth_failed"}, the original -> accepted, again -> drops{reason="replay"} |
 | forwarder-restart | split | kill -9 esp-forwarder under a running ping, its supervisor restarts it: traffic resumes from the store, same IKE and CHILD SPIs, no new EAP, then a CHILD rekey crosses the restarted forwarder |
+| ike-takeover | split | two ike-service replicas; kill -9 the one that owns the client's IKE SA: ESP keeps flowing, the client's next request (a CHILD rekey) reaches the other replica, which takes the SA over from its record and answers (same IKE SPIs, no new EAP, the new CHILD SA carries ping, `vpnctl sas` names the new owner); then the client's DELETE removes the records |
 
   dataplane_interop_test.py --gateway-cmd 'exec our_gateway.sh GATEWAY VPNCTL' \\
-      --split-gateway-cmd 'exec env OUR_GATEWAY_SPLIT=1 our_gateway.sh GATEWAY VPNCTL' \\
+      --split-gateway-cmd 'exec env OUR_GATEWAY_SPLIT=1 OUR_GATEWAY_IKE_REPLICAS=2 our_gateway.sh GATEWAY VPNCTL' \\
       --vpnctl VPNCTL [--scenarios a,b] [--seconds 5] [--udp-rate 100M] [--json out.json]
 
 (dataplane_interop_test.sh builds these command lines from Bazel's runfiles.)
@@ -59,6 +61,7 @@ SCENARIOS = {
     "inject-windows": ("combined", "windows"),
     "inject-modern": ("combined", "modern"),
     "forwarder-restart": ("split", "modern"),
+    "ike-takeover": ("split", "windows"),
 }
 EXPECTED_ESP = {"windows": ("AES_CBC", "256"), "modern": ("AES_GCM_16", "256")}
 METRICS_URL = {"combined": "http://127.0.0.1:9100/metrics", "split": "http://127.0.0.1:9104/metrics"}
@@ -153,6 +156,9 @@ class Phase(it.Run):
     # ---- metrics
     def scrape(self):
         return super().scrape(self.metrics_url)
+
+    def scrape_url(self, url):
+        return super().scrape(url)
 
 
 LOSS_PROBES = (
@@ -682,8 +688,85 @@ def scenario_restart(ph, name, proposals, results):
     client.stop()
 
 
+# ike-service replicas of the split phase: name -> (pid file, gRPC port, metrics port).
+IKE_REPLICAS = {"ike-0": ("ike-service.pid", 50051, 9101), "ike-1": ("ike-service-1.pid", 50055, 9105)}
+
+
+def sa_owner(ph, ike, replica):
+    """The OWNER column of `vpnctl sas` for this IKE SA, asking `replica`."""
+    port = IKE_REPLICAS[replica][1]
+    p = ph.topo.exec("gw", [ph.opts.vpnctl, f"--target=127.0.0.1:{port}", "sas"], check=False, timeout=10)
+    for line in p.stdout.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) >= 7 and cols[1] == ike["spi_r"]:
+            return cols[-1]
+    return None
+
+
+def scenario_takeover(ph, name, proposals, results):
+    """kill -9 of the ike-service replica that owns the client's IKE SA. The
+    forwarder's relay loses that replica's stream and routes the client's
+    next request (a CHILD rekey) to the other one, which must take the SA
+    over from its record (keys, message IDs, CHILD SAs) and answer: no new
+    EAP, same IKE SPIs. ESP needs no ike-service and must keep flowing."""
+    client, ike, child, vip, esp = ph.connect(name, proposals)
+    t = ph.topo
+    our = os.path.join(ph.workdir, "our-gateway")
+    if not os.path.exists(os.path.join(our, IKE_REPLICAS["ike-1"][0])):
+        raise Failure(f"{name}: needs two ike-service replicas (OUR_GATEWAY_IKE_REPLICAS=2)")
+    owner = sa_owner(ph, ike, "ike-0")
+    if owner not in IKE_REPLICAS:
+        raise Failure(f"{name}: `vpnctl sas` names no known owner for the SA: {owner}")
+    survivor = "ike-1" if owner == "ike-0" else "ike-0"
+    with open(os.path.join(our, IKE_REPLICAS[owner][0])) as f:
+        pid = int(f.read())
+    eap_before = sum("EAP method EAP_MSCHAPV2 succeeded" in line for line in client.log_lines())
+    metrics_url = f"http://127.0.0.1:{IKE_REPLICAS[survivor][2]}/metrics"
+    taken = ("ike_sa_takeovers_total", {"result": "taken"})
+    base = it.metric(ph.scrape_url(metrics_url), taken[0], **taken[1])
+    kill_at = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    say(f"{name}: kill -9 {owner} (pid {pid}), the owner of IKE SA {ike['spi_r']}_r; {survivor} remains")
+    received, _, out = it.ping(t, "cli", t.lan_host, count=3, interval=0.1)
+    if received < 3:
+        raise Failure(f"{name}: ESP stopped with the IKE replica: ping {received}/3\n{out}")
+    client.swanctl("--rekey", "--child", "rw", check=True)
+    new = ph._wait_for(client, lambda s: [
+        c for c in s["children"] if c.get("state") == "INSTALLED" and c["spi_in"] != child["spi_in"]
+        and not any(o["spi_in"] == child["spi_in"] and o.get("state") == "INSTALLED" for o in s["children"])],
+        timeout=15)
+    if not new:
+        raise Failure(f"{name}: the CHILD rekey after the kill did not complete: {client.list_sas()}")
+    rekeyed_s = time.monotonic() - kill_at
+    received, _, out = it.ping(t, "cli", t.lan_host, count=3, interval=0.1)
+    if received < 3:
+        raise Failure(f"{name}: ping on the CHILD SA rekeyed by {survivor}: {received}/3\n{out}")
+    sa = client.list_sas()
+    if len(sa) != 1 or sa[0]["spi_i"] != ike["spi_i"] or sa[0]["spi_r"] != ike["spi_r"]:
+        raise Failure(f"{name}: the IKE SA changed: {sa}")
+    if sum("EAP method EAP_MSCHAPV2 succeeded" in line for line in client.log_lines()) != eap_before:
+        raise Failure(f"{name}: the client authenticated again")
+    owner_after = sa_owner(ph, ike, survivor)
+    if owner_after != survivor:
+        raise Failure(f"{name}: `vpnctl sas` names {owner_after} as the owner, want {survivor}")
+    takeovers = it.metric(ph.scrape_url(metrics_url), taken[0], **taken[1]) - base
+    if takeovers != 1:
+        raise Failure(f"{name}: {survivor}'s ike_sa_takeovers_total{{result=\"taken\"}} moved by {takeovers}")
+    results[name] = {"esp": esp, "from": owner, "to": survivor,
+                     "child_rekeyed_after_kill_s": round(rekeyed_s, 3)}
+    say(f"{name}: {survivor} took the SA over; the CHILD rekey was answered {rekeyed_s:.2f} s after "
+        f"the kill (new CHILD {new[0]['spi_in']}_in carries ping), same IKE SPIs, no new EAP")
+    client.terminate()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and sa_owner(ph, ike, survivor) is not None:
+        time.sleep(0.1)
+    if sa_owner(ph, ike, survivor) is not None:
+        raise Failure(f"{name}: the SA's record is still in the store after the client's DELETE")
+    client.stop()
+
+
 RUNNERS = {"iperf": scenario_iperf, "rekey": scenario_rekey, "inject": scenario_inject,
-           "forwarder": scenario_restart}
+           "forwarder": scenario_restart, "ike": scenario_takeover}
 
 
 def main():
@@ -717,7 +800,7 @@ def main():
         if s not in SCENARIOS:
             ap.error(f"unknown scenario {s}")
     if any(SCENARIOS[s][0] == "split" for s in names) and not args.split_gateway_cmd:
-        ap.error("forwarder-restart needs --split-gateway-cmd")
+        ap.error("the split-phase scenarios need --split-gateway-cmd")
     if os.geteuid() != 0:
         msg = "SKIP: the interop test needs root (network namespaces, TUN devices)"
         print(msg, flush=True)

@@ -27,6 +27,9 @@
 # restartPolicy), at most OUR_GATEWAY_FORWARDER_RESTARTS (default 3) times;
 # its current pid is in IVPN_WORKDIR/our-gateway/esp-forwarder.pid and each
 # start appends "<pid> <epoch seconds>" to esp-forwarder.starts.
+# OUR_GATEWAY_IKE_REPLICAS=2 (split only): a second ike-service replica,
+# ike-1 (gRPC 127.0.0.1:50055, metrics 9105, log ike-service-1.log) beside
+# ike-0 (ike-service.log); each one's pid is in ike-service[-1].pid.
 set -eu
 gateway=$1
 vpnctl=$2
@@ -96,7 +99,7 @@ stop_all() {
   [ -z "${sup:-}" ] || kill -TERM "$sup" 2>/dev/null || true
   fwd=$(cat "$work/esp-forwarder.pid" 2>/dev/null || true)
   # Services first, the store last.
-  for p in $fwd $pids; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in $fwd ${ike_pids:-} $pids; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   exit 0
 }
@@ -152,11 +155,19 @@ tun_name: "vpn0"
 tun_address: "$tun_address"
 mobility_service: "127.0.0.1:50053"
 CONFIG
-cat > "$work/ike-service.yaml" <<CONFIG
+ike_replicas=${OUR_GATEWAY_IKE_REPLICAS:-1}
+case $ike_replicas in 1|2) ;; *) echo "our_gateway.sh: OUR_GATEWAY_IKE_REPLICAS must be 1 or 2" >&2; exit 1 ;; esac
+ike_ports=""
+for r in $(seq 0 $((ike_replicas - 1))); do
+  suffix=$([ "$r" = 0 ] && echo "" || echo "-$r")
+  grpc_port=$([ "$r" = 0 ] && echo 50051 || echo $((50054 + r)))
+  metrics_port=$([ "$r" = 0 ] && echo 9101 || echo $((9104 + r)))
+  ike_ports="$ike_ports $grpc_port"
+  cat > "$work/ike-service$suffix.yaml" <<CONFIG
 server:
-  grpc_listen: "127.0.0.1:50051"
-  metrics_listen: "127.0.0.1:9101"
-replica: "ike-0"
+  grpc_listen: "127.0.0.1:$grpc_port"
+  metrics_listen: "127.0.0.1:$metrics_port"
+replica: "ike-$r"
 store: "$store"
 store_key_file: "$work/store.key"
 auth_service: "127.0.0.1:50052"
@@ -167,6 +178,7 @@ pool_v4: "$POOL4"
 local_ts: ["$LAN_NET"]
 mobike_addresses: [${GW_ADDR_B:+"$GW_ADDR_B"}]
 CONFIG
+done
 
 "$bin_root/auth-service/auth-service" --config="$work/auth-service.yaml" 2>"$work/auth-service.log" &
 pids="$pids $!"
@@ -189,21 +201,29 @@ restarts=${OUR_GATEWAY_FORWARDER_RESTARTS:-3}
   done
 ) &
 sup=$!
-"$bin_root/ike-service/ike-service" --config="$work/ike-service.yaml" 2>"$work/ike-service.log" &
-pids="$pids $!"
+for r in $(seq 0 $((ike_replicas - 1))); do
+  suffix=$([ "$r" = 0 ] && echo "" || echo "-$r")
+  "$bin_root/ike-service/ike-service" --config="$work/ike-service$suffix.yaml" \
+    2>"$work/ike-service$suffix.log" &
+  echo $! > "$work/ike-service$suffix.pid"
+  ike_pids="${ike_pids:-} $!"
+done
 pids="$pids $etcd_pid"
-for port in 50051 50053 50054; do
+for port in $ike_ports 50053 50054; do
   "$vpnctl" --target=127.0.0.1:$port --wait=20s health >/dev/null
 done
 add_user
-echo "our_gateway.sh: split gateway up (etcd $etcd_pid, services$pids, forwarder $(cat "$work/esp-forwarder.pid")), user $user added"
+echo "our_gateway.sh: split gateway up (etcd $etcd_pid, services$pids, ike-service$ike_pids, forwarder $(cat "$work/esp-forwarder.pid")), user $user added"
 touch "$IVPN_WORKDIR/gateway.ready"
-# Until TERM; ends early if ike-service, auth-service, mobility-service or
-# etcd dies (the forwarder has its supervisor).
+# Until TERM; ends early if auth-service, mobility-service or etcd dies, or
+# every ike-service replica (the forwarder has its supervisor).
 while :; do
   for p in $pids; do
     kill -0 "$p" 2>/dev/null || { echo "our_gateway.sh: process $p exited" >&2; stop_all; }
   done
+  alive=0
+  for p in $ike_pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+  [ $alive = 1 ] || { echo "our_gateway.sh: every ike-service replica exited" >&2; stop_all; }
   sleep 0.5 &
   wait $! || true
 done

@@ -40,7 +40,7 @@ constexpr char kUsage[] =
     "vpnctl [flags] COMMAND\n"
     "  health    grpc.health.v1 status of the service at --target\n"
     "  services  gRPC services the target serves (server reflection)\n"
-    "  sas       IKE SAs (ike-service management API)\n"
+    "  sas       IKE SAs (ike-service management API), with the replica that owns each\n"
     "  sa SPI_I SPI_R         one IKE SA and its CHILD SAs, as JSON\n"
     "  terminate SPI_I SPI_R  delete an IKE SA, telling the client\n"
     "  counters  SA counts\n"
@@ -89,8 +89,8 @@ int RunManagement(const std::string& command, const std::vector<char*>& args,
     vpn::v1::ListSasReply reply;
     status = stub->ListSas(&context, vpn::v1::ListSasRequest(), &reply);
     if (status.ok()) {
-      std::printf("%-16s %-16s %-22s %-16s %-16s %s\n", "SPI_I", "SPI_R", "REMOTE",
-                  "IDENTITY", "VIRTUAL_IP", "CHILD_SAS");
+      std::printf("%-16s %-16s %-22s %-16s %-16s %-9s %s\n", "SPI_I", "SPI_R", "REMOTE",
+                  "IDENTITY", "VIRTUAL_IP", "CHILD_SAS", "OWNER");
       for (const vpn::v1::IkeSa& sa : reply.ike_sas()) {
         std::string vips;
         for (const std::string& ip : sa.virtual_ips()) {
@@ -99,12 +99,13 @@ int RunManagement(const std::string& command, const std::vector<char*>& args,
           absl::StrAppend(&vips, vips.empty() ? "" : ",",
                           vpn::net::IpEndpoint::FromProto(e)->AddressString());
         }
-        std::printf("%016llx %016llx %-22s %-16s %-16s %d\n",
+        std::printf("%016llx %016llx %-22s %-16s %-16s %-9d %s\n",
                     static_cast<unsigned long long>(sa.initiator_spi()),
                     static_cast<unsigned long long>(sa.responder_spi()),
                     Address(sa.remote()).c_str(),
                     sa.eap_identity().empty() ? "-" : sa.eap_identity().c_str(),
-                    vips.empty() ? "-" : vips.c_str(), sa.child_spis_size());
+                    vips.empty() ? "-" : vips.c_str(), sa.child_spis_size(),
+                    sa.meta().owner_replica().empty() ? "-" : sa.meta().owner_replica().c_str());
       }
     }
   } else if (command == "sa" || command == "terminate") {
