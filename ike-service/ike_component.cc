@@ -183,7 +183,7 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
                                        {{"error", restored.status().message()}});
   }
   component->management_ = std::make_unique<ManagementService>(
-      component->store_.store.get(), config.replica,
+      component->store_.store.get(),
       [self](uint64_t spi_i, uint64_t spi_r) { return self->engine_->Terminate(spi_i, spi_r); });
   component->transport_->Start();
   component->record_watcher_ = std::thread([self] { self->WatchRecords(); });

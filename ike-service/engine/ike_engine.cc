@@ -428,7 +428,9 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
       sa = it->second;
     }
   }
-  if (sa == nullptr) sa = TakeOver(forwarder, request.header);
+  if (sa == nullptr && request.header.responder_spi != 0) {
+    sa = TakeOver(forwarder, request.header.initiator_spi, request.header.responder_spi);
+  }
   if (sa == nullptr) {
     dropped_family_.Add({{"reason", "unknown_spi"}}).Increment();
     return;
@@ -781,8 +783,7 @@ void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* rec
   }
 }
 
-std::shared_ptr<IkeSa> IkeEngine::TakeOver(size_t forwarder, const codec::Header& header) {
-  if (header.responder_spi == 0) return nullptr;
+std::shared_ptr<IkeSa> IkeEngine::TakeOver(size_t forwarder, uint64_t spi_i, uint64_t spi_r) {
   {
     absl::MutexLock lock(&takeover_mu_);
     const absl::Time now = absl::Now();
@@ -798,13 +799,13 @@ std::shared_ptr<IkeSa> IkeEngine::TakeOver(size_t forwarder, const codec::Header
   }
   std::string previous_owner;
   absl::StatusOr<std::unique_ptr<IkeSa>> taken =
-      recorder_->TakeOver(header.initiator_spi, header.responder_spi, &previous_owner);
+      recorder_->TakeOver(spi_i, spi_r, &previous_owner);
   if (!taken.ok()) {
     const bool missing = absl::IsNotFound(taken.status());
     takeovers_family_.Add({{"result", missing ? "not_found" : "failed"}}).Increment();
     if (!missing) {
       log_.Warning("cannot take over an IKE SA",
-                   {{"spi_r", Hex(header.responder_spi)}, {"error", taken.status().message()}});
+                   {{"spi_r", Hex(spi_r)}, {"error", taken.status().message()}});
     }
     return nullptr;
   }
@@ -926,7 +927,9 @@ absl::Status IkeEngine::Terminate(uint64_t spi_i, uint64_t spi_r) {
     auto it = sas_.find(spi_r);
     if (it != sas_.end() && it->second->spi_i == spi_i) sa = it->second;
   }
-  if (sa == nullptr) return absl::NotFoundError("this replica holds no such IKE SA");
+  // Another replica's (gone, or not): this one takes it over to end it.
+  if (sa == nullptr) sa = TakeOver(0, spi_i, spi_r);
+  if (sa == nullptr) return absl::NotFoundError("no such established IKE SA");
   absl::MutexLock lock(&sa->mu);
   if (sa->phase != IkeSa::Phase::kEstablished) {
     return absl::FailedPreconditionError("the IKE SA is not established");

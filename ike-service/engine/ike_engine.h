@@ -81,8 +81,9 @@ class IkeEngine {
   // deletes SAs whose client stayed silent past dead_peer_timeout.
   void CheckLiveness();
 
-  // Deletes an SA this replica holds, telling the client (INFORMATIONAL
-  // DELETE). kNotFound when it holds no such SA.
+  // Deletes an IKE SA, telling the client (INFORMATIONAL DELETE); one that
+  // another replica owns is taken over first. kNotFound: no such
+  // established SA.
   absl::Status Terminate(uint64_t spi_i, uint64_t spi_r);
 
   size_t sa_count() const;
@@ -138,7 +139,7 @@ class IkeEngine {
   // An IKE SA this replica does not hold, taken over from its record (its
   // replica is gone, so the forwarders route it here); null if there is no
   // such established SA or the lookups' rate limit is spent.
-  std::shared_ptr<IkeSa> TakeOver(size_t forwarder, const codec::Header& header);
+  std::shared_ptr<IkeSa> TakeOver(size_t forwarder, uint64_t spi_i, uint64_t spi_r);
 
   const ResponderPolicy policy_;
   const EngineOptions options_;

@@ -69,17 +69,7 @@ grpc::Status ManagementService::GetSa(grpc::ServerContext*, const v1::GetSaReque
 grpc::Status ManagementService::TerminateSa(grpc::ServerContext*,
                                             const v1::TerminateSaRequest* request,
                                             v1::TerminateSaReply*) {
-  absl::Status terminated = terminate_(request->initiator_spi(), request->responder_spi());
-  if (absl::IsNotFound(terminated)) {
-    absl::StatusOr<store::Versioned<v1::IkeSa>> sa = store::GetProto<v1::IkeSa>(
-        *store_, store::IkeSaKey(request->initiator_spi(), request->responder_spi()));
-    if (sa.ok() && sa->record.meta().owner_replica() != replica_) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          "the SA is owned by replica '" + sa->record.meta().owner_replica() +
-                              "'; ask that replica");
-    }
-  }
-  return ToGrpc(terminated);
+  return ToGrpc(terminate_(request->initiator_spi(), request->responder_spi()));
 }
 
 grpc::Status ManagementService::GetCounters(grpc::ServerContext*,

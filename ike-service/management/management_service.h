@@ -1,6 +1,7 @@
 // The operator's API (vpn.v1.Management), served by every ike-service
 // replica. SA lists and events come from the store, so any replica answers
-// for all of them; terminating an SA needs the replica that owns it.
+// for all of them; a replica asked to terminate another one's SA takes it
+// over first.
 #pragma once
 
 #include <functional>
@@ -13,12 +14,12 @@ namespace vpn::ike {
 
 class ManagementService final : public v1::Management::Service {
  public:
-  // Deletes an SA this replica owns (INFORMATIONAL DELETE to the client);
-  // kNotFound when it holds no such SA.
+  // Deletes an IKE SA (INFORMATIONAL DELETE to the client); kNotFound when
+  // there is no such established SA.
   using Terminator = std::function<absl::Status(uint64_t spi_i, uint64_t spi_r)>;
 
-  ManagementService(store::Store* store, std::string replica, Terminator terminate)
-      : store_(store), replica_(std::move(replica)), terminate_(std::move(terminate)) {}
+  ManagementService(store::Store* store, Terminator terminate)
+      : store_(store), terminate_(std::move(terminate)) {}
 
   grpc::Status ListSas(grpc::ServerContext* context, const v1::ListSasRequest* request,
                        v1::ListSasReply* reply) override;
@@ -36,7 +37,6 @@ class ManagementService final : public v1::Management::Service {
 
  private:
   store::Store* const store_;
-  const std::string replica_;
   const Terminator terminate_;
 };
 

@@ -20,6 +20,7 @@ with its own topology and gateway:
 | rekey-lost-response | combined | the same, with the CREATE_CHILD_SA response dropped once in the client namespace: iperf3 exits 0; empty intervals are reported (WARNING) and fail with --strict-rekey |
 | inject-windows, inject-modern | combined | ESP captured in the client namespace (and kept from the gateway) is sent again at UDP 4500: with a flipped byte -> drops{reason="auth_failed"}, the original -> accepted, again -> drops{reason="replay"} |
 | forwarder-restart | split | kill -9 esp-forwarder under a running ping, its supervisor restarts it: traffic resumes from the store, same IKE and CHILD SPIs, no new EAP, then a CHILD rekey crosses the restarted forwarder |
+| terminate-elsewhere | split | two ike-service replicas; `vpnctl terminate` sent to the replica that does not own the client's IKE SA: it takes the SA over and deletes it; the client's SA is gone (it got the DELETE) and so are the records |
 | ike-takeover | split | two ike-service replicas; kill -9 the one that owns the client's IKE SA: ESP keeps flowing, the client's next request (a CHILD rekey) reaches the other replica, which takes the SA over from its record and answers (same IKE SPIs, no new EAP, the new CHILD SA carries ping, `vpnctl sas` names the new owner); then the client's DELETE removes the records |
 
   dataplane_interop_test.py --gateway-cmd 'exec our_gateway.sh GATEWAY VPNCTL' \\
@@ -61,6 +62,7 @@ SCENARIOS = {
     "inject-windows": ("combined", "windows"),
     "inject-modern": ("combined", "modern"),
     "forwarder-restart": ("split", "modern"),
+    "terminate-elsewhere": ("split", "modern"),
     "ike-takeover": ("split", "windows"),
 }
 EXPECTED_ESP = {"windows": ("AES_CBC", "256"), "modern": ("AES_GCM_16", "256")}
@@ -703,6 +705,36 @@ def sa_owner(ph, ike, replica):
     return None
 
 
+def scenario_terminate_elsewhere(ph, name, proposals, results):
+    """`vpnctl terminate` on the replica that does not own the SA: it takes
+    the SA over (the owner, still running, forgets it) and sends the client
+    an INFORMATIONAL DELETE; the records go."""
+    client, ike, child, vip, esp = ph.connect(name, proposals)
+    owner = sa_owner(ph, ike, "ike-0")
+    if owner not in IKE_REPLICAS:
+        raise Failure(f"{name}: `vpnctl sas` names no known owner for the SA: {owner}")
+    other = "ike-1" if owner == "ike-0" else "ike-0"
+    p = ph.topo.exec("gw", [ph.opts.vpnctl, f"--target=127.0.0.1:{IKE_REPLICAS[other][1]}",
+                            "terminate", ike["spi_i"], ike["spi_r"]], check=False, timeout=10)
+    if p.returncode != 0:
+        raise Failure(f"{name}: vpnctl terminate on {other} failed: {p.stdout} {p.stderr}")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and client.list_sas():
+        time.sleep(0.1)
+    if client.list_sas():
+        raise Failure(f"{name}: the client still has its IKE SA after {other} terminated it: "
+                      f"{client.list_sas()}")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and sa_owner(ph, ike, other) is not None:
+        time.sleep(0.1)
+    if sa_owner(ph, ike, other) is not None:
+        raise Failure(f"{name}: the SA's record is still in the store after the terminate")
+    results[name] = {"owner": owner, "terminated_by": other}
+    say(f"{name}: {other} terminated {owner}'s IKE SA {ike['spi_r']}_r: the client got the DELETE, "
+        f"the records are gone")
+    client.stop()
+
+
 def scenario_takeover(ph, name, proposals, results):
     """kill -9 of the ike-service replica that owns the client's IKE SA. The
     forwarder's relay loses that replica's stream and routes the client's
@@ -766,7 +798,8 @@ def scenario_takeover(ph, name, proposals, results):
 
 
 RUNNERS = {"iperf": scenario_iperf, "rekey": scenario_rekey, "inject": scenario_inject,
-           "forwarder": scenario_restart, "ike": scenario_takeover}
+           "forwarder": scenario_restart, "ike": scenario_takeover,
+           "terminate": scenario_terminate_elsewhere}
 
 
 def main():
