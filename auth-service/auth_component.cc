@@ -160,6 +160,7 @@ AuthComponent::~AuthComponent() {
   service_.reset();
   sessions_.reset();
   guard_.reset();
+  shared_failures_.reset();
   users_file_.reset();
   users_.reset();
   store_.reset();
@@ -284,6 +285,16 @@ absl::StatusOr<std::unique_ptr<AuthComponent>> AuthComponent::Create(
   limits.failure_window = config.failure_window;
   limits.lockout = config.lockout;
   limits.max_tracked = config.failure_tracking_limit;
+  // Counted in the store, so every replica applies the same limits.
+  absl::StatusOr<std::unique_ptr<eap::SharedFailures>> shared_failures =
+      eap::SharedFailures::Start(component->store_.get());
+  if (!shared_failures.ok()) {
+    return absl::Status(shared_failures.status().code(),
+                        absl::StrCat("store: cannot read the shared failure counts: ",
+                                     shared_failures.status().message()));
+  }
+  component->shared_failures_ = *std::move(shared_failures);
+  limits.shared = component->shared_failures_.get();
   eap::BruteForceObserver guard_observer;
   guard_observer.on_refused = [metrics](absl::string_view scope) {
     metrics->BruteForceRefusal(scope);

@@ -30,6 +30,7 @@ class UserStore;
 class UsersFileWatcher;
 namespace eap {
 class BruteForceGuard;
+class SharedFailures;
 class SessionManager;
 }
 
@@ -89,6 +90,7 @@ class AuthComponent : public rpc::Component {
   std::unique_ptr<CertValidator> validator_;
   std::unique_ptr<AuthMetrics> metrics_;
   std::unique_ptr<UsersFileWatcher> users_file_;  // when configured
+  std::unique_ptr<eap::SharedFailures> shared_failures_;
   std::unique_ptr<eap::BruteForceGuard> guard_;
   std::unique_ptr<eap::SessionManager> sessions_;
   std::unique_ptr<AuthServiceImpl> service_;

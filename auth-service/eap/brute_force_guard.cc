@@ -1,5 +1,6 @@
 #include "auth-service/eap/brute_force_guard.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/time/clock.h"
@@ -98,15 +99,24 @@ void BruteForceGuard::Erase(Table& table, const std::string& key) {
 bool BruteForceGuard::Refuses(Table& table, const std::string& key,
                               absl::Time now, Event* event) {
   Entry* entry = Find(table, key, now);
-  if (entry == nullptr) return false;
-  const bool locked = entry->locked_until > now;
-  if (!locked && entry->failures.size() + entry->pending < table.max_failures) {
-    return false;
+  size_t failures = entry != nullptr ? entry->failures.size() : 0;
+  const uint64_t pending = entry != nullptr ? entry->pending : 0;
+  absl::Time locked_until =
+      entry != nullptr ? entry->locked_until : absl::InfinitePast();
+  if (options_.shared != nullptr) {
+    const FailureState shared = options_.shared->Get(table.scope, key);
+    failures += std::count_if(
+        shared.failures.begin(), shared.failures.end(),
+        [&](absl::Time t) { return t > now - options_.failure_window; });
+    locked_until = std::max(locked_until, shared.locked_until);
   }
+  const bool locked = locked_until > now;
+  if (!locked && failures + pending < table.max_failures) return false;
+  if (entry == nullptr) entry = &FindOrAdd(table, key);
   ++entry->refused;
   table.lru.splice(table.lru.end(), table.lru, entry->lru);
-  *event = {table.scope, locked ? table.max_failures : entry->failures.size(),
-            entry->refused, locked ? entry->locked_until : absl::InfinitePast()};
+  *event = {table.scope, locked ? table.max_failures : failures,
+            entry->refused, locked ? locked_until : absl::InfinitePast()};
   return true;
 }
 
@@ -136,6 +146,31 @@ bool BruteForceGuard::Record(Table& table, const std::string& key,
     Erase(table, key);
   }
   return false;
+}
+
+bool BruteForceGuard::RecordShared(Table& table, const std::string& key,
+                                   Outcome outcome, absl::Time now,
+                                   Event* event) {
+  bool locked = false;
+  absl::StatusOr<FailureState> shared = options_.shared->Record(
+      table.scope, key, outcome == Outcome::kFailure,
+      /*reset=*/outcome == Outcome::kSuccess && &table == &users_, now,
+      {table.max_failures, options_.failure_window, options_.lockout}, &locked);
+  absl::MutexLock lock(&mu_);
+  if (!shared.ok()) {
+    log_.Warning("cannot count the attempt in the store; counting it here only",
+                 {{"scope", table.scope}, {"error", shared.status().message()}});
+    return Record(table, key, outcome, now, event);
+  }
+  if (Entry* entry = Find(table, key, now); entry != nullptr) {
+    if (entry->pending > 0) --entry->pending;
+    if (entry->pending == 0 && entry->failures.empty() &&
+        entry->locked_until <= now) {
+      Erase(table, key);
+    }
+  }
+  if (locked) *event = {table.scope, table.max_failures, 0, shared->locked_until};
+  return locked;
 }
 
 bool BruteForceGuard::Begin(absl::string_view user, ByteSpan address) {
@@ -173,7 +208,16 @@ void BruteForceGuard::Finish(absl::string_view user, ByteSpan address,
       options_.max_failures_per_address > 0 && !address_key.empty();
   Event events[2];
   size_t lockouts = 0;
-  {
+  if (options_.shared != nullptr) {
+    // Store writes, outside the lock.
+    if (by_user && RecordShared(users_, user_key, outcome, now, &events[lockouts])) {
+      ++lockouts;
+    }
+    if (by_address &&
+        RecordShared(addresses_, address_key, outcome, now, &events[lockouts])) {
+      ++lockouts;
+    }
+  } else {
     absl::MutexLock lock(&mu_);
     if (by_user && Record(users_, user_key, outcome, now, &events[lockouts])) {
       ++lockouts;
@@ -232,6 +276,11 @@ void BruteForceGuard::Sweep() {
         }
       }
     }
+  }
+  if (options_.shared != nullptr) {
+    options_.shared->Sweep(now, options_.failure_window);
+    locked[0] += options_.shared->Locked(kUser, now);
+    locked[1] += options_.shared->Locked(kAddress, now);
   }
   if (observer_.on_locked) {
     observer_.on_locked(kUser, locked[0]);

@@ -17,6 +17,11 @@
 // Memory is bounded: at most `max_tracked` user names and as many addresses
 // are tracked; the least recently attempted one is forgotten first. Entries
 // with neither recent failures nor a lockout are dropped by Sweep().
+//
+// With `shared` set (auth-service always sets it), failures and lockouts
+// live in the store, so every replica applies the same limits; attempts in
+// flight stay per replica. If the store cannot be written, the failure is
+// counted here instead (and a warning logged).
 // Thread-safe.
 #pragma once
 
@@ -32,6 +37,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "auth-service/eap/eap_method.h"
+#include "auth-service/eap/shared_failures.h"
 #include "common/log/log.h"
 
 namespace vpn::auth::eap {
@@ -43,6 +49,7 @@ struct BruteForceOptions {
   absl::Duration lockout = absl::Minutes(15);
   size_t max_tracked = 100000;        // user names, and addresses, each
   std::function<absl::Time()> clock;  // test hook; absl::Now when unset
+  SharedFailures* shared = nullptr;   // counts of every replica; outlives the guard
 };
 
 // Metric hooks (optional). `scope` is "user" or "address".
@@ -114,6 +121,9 @@ class BruteForceGuard : public AttemptLimiter {
   // Records a finished attempt; true (and `event`) when it locked the key.
   bool Record(Table& table, const std::string& key, Outcome outcome,
               absl::Time now, Event* event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Record() through the shared store (or here if it fails).
+  bool RecordShared(Table& table, const std::string& key, Outcome outcome,
+                    absl::Time now, Event* event) ABSL_LOCKS_EXCLUDED(mu_);
   void Log(const log::Logger& log, bool refusal, const Event& event,
            absl::string_view user, ByteSpan address) const;
   static size_t Locked(const Table& table, absl::Time now);

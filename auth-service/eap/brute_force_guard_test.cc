@@ -3,9 +3,18 @@
 // address keys and the memory bound.
 #include "auth-service/eap/brute_force_guard.h"
 
+#include <atomic>
+#include <cstdlib>
 #include <map>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "auth-service/eap/shared_failures.h"
+#include "common/store/embedded_store.h"
+#include "common/store/forwarding_store.h"
 #include "gtest/gtest.h"
 
 namespace vpn::auth::eap {
@@ -221,6 +230,128 @@ TEST_F(BruteForceGuardTest, SuccessesLeaveNothingBehind) {
   for (int i = 0; i < 10; ++i) EXPECT_TRUE(Succeed(absl::StrCat("u", i)));
   EXPECT_EQ(guard_->tracked_users(), 0u);
   EXPECT_EQ(guard_->tracked_addresses(), 0u);
+}
+
+// ---- Shared mode: two auth-service replicas, one real (embedded) store.
+
+// A store whose writes can be made to fail, as when etcd is unreachable.
+class FlakyStore : public store::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  absl::StatusOr<store::WriteResult> Put(absl::string_view key, absl::string_view value,
+                                         const store::PutOptions& options) override {
+    if (fail_writes) return absl::UnavailableError("store down (test)");
+    return ForwardingStore::Put(key, value, options);
+  }
+  std::atomic<bool> fail_writes{false};
+};
+
+class SharedBruteForceTest : public ::testing::Test {
+ protected:
+  struct Replica {
+    std::unique_ptr<SharedFailures> shared;
+    std::unique_ptr<BruteForceGuard> guard;
+    std::map<std::string, int> lockouts;
+  };
+
+  void SetUp() override {
+    store::EmbeddedOptions options;
+    options.dir = std::string(std::getenv("TEST_TMPDIR")) + "/" +
+                  ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    store_ = *store::EmbeddedStore::Open(options);
+    flaky_ = std::make_unique<FlakyStore>(store_.get());
+    for (Replica* r : {&a_, &b_}) {
+      r->shared = *SharedFailures::Start(r == &a_ ? static_cast<store::Store*>(flaky_.get())
+                                                  : store_.get());
+      BruteForceOptions options;
+      options.max_failures_per_user = 5;
+      options.max_failures_per_address = 8;
+      options.clock = [this] { return now_; };
+      options.shared = r->shared.get();
+      BruteForceObserver observer;
+      observer.on_lockout = [r](absl::string_view scope) { ++r->lockouts[std::string(scope)]; };
+      r->guard = std::make_unique<BruteForceGuard>(options, observer);
+    }
+  }
+
+  static bool Attempt(Replica& r, absl::string_view user, ByteSpan address, Outcome outcome) {
+    if (!r.guard->Begin(user, address)) return false;
+    r.guard->Finish(user, address, outcome);
+    return true;
+  }
+  // Waits (real time) until `r` refuses the user: its watch brought the record.
+  static bool RefusesSoon(Replica& r, absl::string_view user, ByteSpan address) {
+    for (int i = 0; i < 200; ++i) {
+      if (!r.guard->Begin(user, address)) return true;
+      r.guard->Finish(user, address, Outcome::kNotChecked);
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return false;
+  }
+  std::vector<store::KeyValue> Records() { return store_->List("auth/failures/")->kvs; }
+
+  absl::Time now_ = absl::FromUnixSeconds(1700000000);
+  std::unique_ptr<store::EmbeddedStore> store_;
+  std::unique_ptr<FlakyStore> flaky_;
+  Replica a_, b_;
+};
+
+TEST_F(SharedBruteForceTest, FailuresOnEveryReplicaCountTowardsOneLimit) {
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(Attempt(a_, "mallory", kAddressA, Outcome::kFailure));
+  EXPECT_TRUE(Attempt(b_, "mallory", kAddressB, Outcome::kFailure));
+  EXPECT_TRUE(Attempt(b_, "mallory", kAddressB, Outcome::kFailure));  // the 5th: locks
+  EXPECT_EQ(b_.lockouts["user"], 1);
+  EXPECT_FALSE(b_.guard->Begin("mallory", kAddressB));
+  EXPECT_TRUE(RefusesSoon(a_, "mallory", kAddressA));
+  // Another user from the same addresses is not locked (8 per address).
+  EXPECT_TRUE(Attempt(a_, "alice", kAddressA, Outcome::kSuccess));
+  // The lockout ends on time everywhere.
+  now_ += absl::Minutes(15) + absl::Seconds(1);
+  EXPECT_TRUE(Attempt(a_, "mallory", kAddressA, Outcome::kSuccess));
+  EXPECT_TRUE(Attempt(b_, "mallory", kAddressB, Outcome::kSuccess));
+}
+
+TEST_F(SharedBruteForceTest, AddressLimitHoldsAcrossReplicasAndUsers) {
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(Attempt(a_, absl::StrCat("user", i), kAddressA, Outcome::kFailure));
+    EXPECT_TRUE(Attempt(b_, absl::StrCat("other", i), kAddressA, Outcome::kFailure));
+  }
+  EXPECT_TRUE(RefusesSoon(a_, "someone-new", kAddressA));
+  EXPECT_TRUE(RefusesSoon(b_, "someone-new", kAddressA));
+  EXPECT_TRUE(Attempt(b_, "someone-new", kAddressB, Outcome::kSuccess));
+}
+
+TEST_F(SharedBruteForceTest, ASuccessResetsTheUserForEveryReplica) {
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(Attempt(a_, "bob", kAddressA, Outcome::kFailure));
+  EXPECT_TRUE(Attempt(b_, "bob", kAddressB, Outcome::kSuccess));
+  // Four more failures do not lock: the success cleared the first four.
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(Attempt(a_, "bob", kAddressB, Outcome::kFailure));
+  EXPECT_TRUE(Attempt(a_, "bob", kAddressB, Outcome::kSuccess));
+  EXPECT_EQ(a_.lockouts["user"] + b_.lockouts["user"], 0);
+}
+
+TEST_F(SharedBruteForceTest, TheStoreHoldsNoNamesOrAddressesAndIsSwept) {
+  EXPECT_TRUE(Attempt(a_, "mallory", kAddressA, Outcome::kFailure));
+  const std::vector<store::KeyValue> records = Records();
+  ASSERT_EQ(records.size(), 2u);  // one user, one address
+  const std::string address(kAddressA.begin(), kAddressA.end());
+  for (const store::KeyValue& kv : records) {
+    EXPECT_EQ(kv.key.find("mallory"), std::string::npos) << kv.key;
+    EXPECT_EQ(kv.value.find("mallory"), std::string::npos);
+    EXPECT_EQ(kv.key.find(address), std::string::npos);
+    EXPECT_EQ(kv.value.find(address), std::string::npos);
+  }
+  now_ += absl::Minutes(15) + absl::Seconds(1);  // past the failure window
+  b_.guard->Sweep();
+  EXPECT_TRUE(Records().empty());
+}
+
+TEST_F(SharedBruteForceTest, WithoutTheStoreFailuresAreCountedLocally) {
+  flaky_->fail_writes = true;  // replica A's store writes fail
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(Attempt(a_, "mallory", kAddressA, Outcome::kFailure));
+  EXPECT_EQ(a_.lockouts["user"], 1);
+  EXPECT_FALSE(a_.guard->Begin("mallory", kAddressA));
+  EXPECT_TRUE(Records().empty());
 }
 
 }  // namespace

@@ -1,0 +1,228 @@
+#include "auth-service/eap/shared_failures.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "auth-service/eap/failure_record.pb.h"
+#include "common/crypto/crypto.h"
+#include "common/log/log.h"
+
+namespace vpn::auth::eap {
+namespace {
+
+constexpr char kPrefix[] = "auth/failures/";
+constexpr int kAttempts = 8;  // compare-on-version retries of one Record
+
+const log::Logger& Log() {
+  static const log::Logger* log = new log::Logger("auth-service");
+  return *log;
+}
+
+FailureState FromRecord(const FailureRecord& record) {
+  FailureState state;
+  for (int64_t ms : record.failures_unix_ms()) state.failures.push_back(absl::FromUnixMillis(ms));
+  if (record.locked_until_unix_ms() != 0) {
+    state.locked_until = absl::FromUnixMillis(record.locked_until_unix_ms());
+  }
+  return state;
+}
+
+std::string ToValue(const FailureState& state) {
+  FailureRecord record;
+  for (absl::Time t : state.failures) record.add_failures_unix_ms(absl::ToUnixMillis(t));
+  if (state.locked_until != absl::InfinitePast()) {
+    record.set_locked_until_unix_ms(absl::ToUnixMillis(state.locked_until));
+  }
+  return record.SerializeAsString();
+}
+
+void DropStale(FailureState& state, absl::Time now, absl::Duration window) {
+  auto fresh = std::find_if(state.failures.begin(), state.failures.end(),
+                            [&](absl::Time t) { return t > now - window; });
+  state.failures.erase(state.failures.begin(), fresh);
+  if (state.locked_until <= now) state.locked_until = absl::InfinitePast();
+}
+
+}  // namespace
+
+std::string SharedFailures::KeyFor(absl::string_view scope, absl::string_view key) {
+  const uint8_t zero = 0;
+  const crypto::Bytes digest = crypto::GetProvider().Hash(
+      crypto::HashAlgorithm::kSha256,
+      {crypto::ByteSpan(reinterpret_cast<const uint8_t*>(scope.data()), scope.size()),
+       crypto::ByteSpan(&zero, 1),
+       crypto::ByteSpan(reinterpret_cast<const uint8_t*>(key.data()), key.size())});
+  const std::string hex = absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
+  return absl::StrCat(kPrefix, scope, "/", hex.substr(0, 32));
+}
+
+absl::StatusOr<std::unique_ptr<SharedFailures>> SharedFailures::Start(store::Store* store) {
+  absl::StatusOr<store::ListResult> listed = store->List(kPrefix);
+  if (!listed.ok()) return listed.status();
+  std::unique_ptr<SharedFailures> shared(new SharedFailures(store));
+  {
+    absl::MutexLock lock(&shared->mu_);
+    for (const store::KeyValue& kv : listed->kvs) shared->Apply(kv);
+  }
+  SharedFailures* self = shared.get();
+  const int64_t from = listed->revision + 1;
+  shared->watcher_ = std::thread([self, from] { self->RunWatch(from); });
+  return shared;
+}
+
+SharedFailures::~SharedFailures() {
+  stop_.Notify();
+  if (watcher_.joinable()) watcher_.join();
+}
+
+void SharedFailures::Apply(const store::KeyValue& kv) {
+  FailureRecord record;
+  if (!record.ParseFromString(kv.value)) return;
+  Cached& cached = cache_[kv.key];
+  if (kv.version != 0 && kv.mod_revision != 0 && kv.mod_revision < cached.mod_revision) return;
+  cached.state = FromRecord(record);
+  cached.version = kv.version;
+  cached.mod_revision = kv.mod_revision;
+}
+
+void SharedFailures::RunWatch(int64_t from_revision) {
+  while (!stop_.HasBeenNotified()) {
+    absl::StatusOr<std::unique_ptr<store::Watcher>> watcher = store_->Watch(kPrefix, from_revision);
+    if (!watcher.ok()) {
+      Log().Warning("cannot watch the shared failure counts; retrying",
+                    {{"error", watcher.status().message()}});
+      stop_.WaitForNotificationWithTimeout(absl::Seconds(1));
+      continue;
+    }
+    while (!stop_.HasBeenNotified()) {
+      absl::StatusOr<store::WatchEvent> event = (*watcher)->Next(absl::Milliseconds(500));
+      if (absl::IsDeadlineExceeded(event.status())) continue;
+      if (!event.ok()) break;  // watch again from the next revision
+      absl::MutexLock lock(&mu_);
+      switch (event->type) {
+        case store::WatchEvent::Type::kPut:
+          Apply(event->kv);
+          break;
+        case store::WatchEvent::Type::kDelete:
+          if (auto it = cache_.find(event->kv.key);
+              it != cache_.end() && it->second.mod_revision <= event->revision) {
+            cache_.erase(it);
+          }
+          break;
+        case store::WatchEvent::Type::kResync:
+          cache_.clear();
+          for (const store::KeyValue& kv : event->snapshot) Apply(kv);
+          break;
+      }
+      from_revision = event->revision + 1;
+    }
+  }
+}
+
+FailureState SharedFailures::Get(absl::string_view scope, absl::string_view key) const {
+  const std::string store_key = KeyFor(scope, key);
+  absl::MutexLock lock(&mu_);
+  auto it = cache_.find(store_key);
+  return it == cache_.end() ? FailureState{} : it->second.state;
+}
+
+absl::StatusOr<FailureState> SharedFailures::Record(absl::string_view scope,
+                                                    absl::string_view key, bool failure,
+                                                    bool reset, absl::Time now,
+                                                    const Limits& limits, bool* locked) {
+  *locked = false;
+  const std::string store_key = KeyFor(scope, key);
+  if (!failure) {
+    // Nothing to clear (as far as this replica has seen): no store access.
+    absl::MutexLock lock(&mu_);
+    auto it = cache_.find(store_key);
+    if (!reset || it == cache_.end() || it->second.state.failures.empty()) {
+      return it == cache_.end() ? FailureState{} : it->second.state;
+    }
+  }
+  absl::Status status;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    FailureState state;
+    int64_t version = 0;
+    absl::StatusOr<store::KeyValue> stored = store_->Get(store_key);
+    if (stored.ok()) {
+      FailureRecord record;
+      if (record.ParseFromString(stored->value)) state = FromRecord(record);
+      version = stored->version;
+    } else if (!absl::IsNotFound(stored.status())) {
+      return stored.status();
+    }
+    DropStale(state, now, limits.window);
+    bool changed = false;
+    if (failure && state.locked_until <= now) {
+      state.failures.push_back(now);
+      changed = true;
+      if (limits.max_failures > 0 && state.failures.size() >= limits.max_failures) {
+        state.locked_until = now + limits.lockout;
+        state.failures.clear();
+        *locked = true;
+      }
+    } else if (!failure && reset && !state.failures.empty()) {
+      state.failures.clear();
+      changed = true;
+    }
+    if (!changed) return state;
+    const bool empty = state.failures.empty() && state.locked_until <= now;
+    absl::StatusOr<store::WriteResult> written =
+        empty ? (version == 0 ? absl::StatusOr<store::WriteResult>(store::WriteResult{})
+                              : store_->Delete(store_key, store::Condition::VersionIs(version)))
+              : store_->Put(store_key, ToValue(state),
+                            {version == 0 ? store::Condition::CreateOnly()
+                                          : store::Condition::VersionIs(version)});
+    if (written.ok()) {
+      absl::MutexLock lock(&mu_);
+      if (empty) {
+        cache_.erase(store_key);
+      } else {
+        Cached& cached = cache_[store_key];
+        if (written->revision >= cached.mod_revision) {
+          cached = {state, written->version, written->revision};
+        }
+      }
+      return state;
+    }
+    status = written.status();
+    if (!store::IsConflict(status) && !absl::IsNotFound(status)) return status;
+    *locked = false;  // another replica wrote first: again from its record
+  }
+  return status;
+}
+
+void SharedFailures::Sweep(absl::Time now, absl::Duration window) {
+  std::vector<std::pair<std::string, int64_t>> idle;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, cached] : cache_) {
+      FailureState state = cached.state;
+      DropStale(state, now, window);
+      if (state.failures.empty() && state.locked_until == absl::InfinitePast()) {
+        idle.emplace_back(key, cached.mod_revision);
+      }
+    }
+  }
+  for (const auto& [key, mod_revision] : idle) {
+    // Changed since (a new failure): kept. Gone already: fine.
+    (void)store_->Delete(key, store::Condition::ModRevisionIs(mod_revision));
+  }
+}
+
+size_t SharedFailures::Locked(absl::string_view scope, absl::Time now) const {
+  const std::string prefix = absl::StrCat(kPrefix, scope, "/");
+  size_t locked = 0;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [key, cached] : cache_) {
+    if (absl::StartsWith(key, prefix) && cached.state.locked_until > now) ++locked;
+  }
+  return locked;
+}
+
+}  // namespace vpn::auth::eap
