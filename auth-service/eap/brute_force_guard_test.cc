@@ -3,7 +3,9 @@
 // address keys and the memory bound.
 #include "auth-service/eap/brute_force_guard.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -14,6 +16,8 @@
 #include "absl/time/clock.h"
 #include "auth-service/eap/shared_failures.h"
 #include "common/store/embedded_store.h"
+#include "common/store/etcd_launcher.h"
+#include "common/store/etcd_store.h"
 #include "common/store/forwarding_store.h"
 #include "gtest/gtest.h"
 
@@ -246,7 +250,24 @@ class FlakyStore : public store::ForwardingStore {
   std::atomic<bool> fail_writes{false};
 };
 
-class SharedBruteForceTest : public ::testing::Test {
+// One etcd (Debian's etcd-server) for the whole test binary.
+store::EtcdLauncher& SharedEtcd() {
+  static store::EtcdLauncher* etcd = [] {
+    store::EtcdLauncher::Options options;
+    options.data_dir = std::string(std::getenv("TEST_TMPDIR")) + "/etcd";
+    auto launched = store::EtcdLauncher::Start(options);
+    if (!launched.ok()) {
+      std::fprintf(stderr, "cannot start etcd: %s\n", launched.status().ToString().c_str());
+      std::abort();
+    }
+    return launched->release();
+  }();
+  return *etcd;
+}
+
+// The replicas share the embedded store, or etcd as when they run on
+// several machines.
+class SharedBruteForceTest : public ::testing::TestWithParam<std::string> {
  protected:
   struct Replica {
     std::unique_ptr<SharedFailures> shared;
@@ -255,10 +276,18 @@ class SharedBruteForceTest : public ::testing::Test {
   };
 
   void SetUp() override {
-    store::EmbeddedOptions options;
-    options.dir = std::string(std::getenv("TEST_TMPDIR")) + "/" +
-                  ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    store_ = *store::EmbeddedStore::Open(options);
+    if (GetParam() == "etcd") {
+      store::EtcdOptions options;
+      options.endpoints = {SharedEtcd().endpoint()};
+      store_ = *store::EtcdStore::Connect(options);
+      for (const store::KeyValue& kv : Records()) ASSERT_TRUE(store_->Delete(kv.key).ok());
+    } else {
+      store::EmbeddedOptions options;
+      options.dir = std::string(std::getenv("TEST_TMPDIR")) + "/" +
+                    ::testing::UnitTest::GetInstance()->current_test_info()->name();
+      std::replace(options.dir.begin() + 1, options.dir.end(), '/', '_');
+      store_ = *store::EmbeddedStore::Open(options);
+    }
     flaky_ = std::make_unique<FlakyStore>(store_.get());
     for (Replica* r : {&a_, &b_}) {
       r->shared = *SharedFailures::Start(r == &a_ ? static_cast<store::Store*>(flaky_.get())
@@ -291,12 +320,14 @@ class SharedBruteForceTest : public ::testing::Test {
   std::vector<store::KeyValue> Records() { return store_->List("auth/failures/")->kvs; }
 
   absl::Time now_ = absl::FromUnixSeconds(1700000000);
-  std::unique_ptr<store::EmbeddedStore> store_;
+  std::unique_ptr<store::Store> store_;
   std::unique_ptr<FlakyStore> flaky_;
   Replica a_, b_;
 };
 
-TEST_F(SharedBruteForceTest, FailuresOnEveryReplicaCountTowardsOneLimit) {
+INSTANTIATE_TEST_SUITE_P(Stores, SharedBruteForceTest, ::testing::Values("embedded", "etcd"));
+
+TEST_P(SharedBruteForceTest, FailuresOnEveryReplicaCountTowardsOneLimit) {
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(Attempt(a_, "mallory", kAddressA, Outcome::kFailure));
   EXPECT_TRUE(Attempt(b_, "mallory", kAddressB, Outcome::kFailure));
   EXPECT_TRUE(Attempt(b_, "mallory", kAddressB, Outcome::kFailure));  // the 5th: locks
@@ -311,7 +342,7 @@ TEST_F(SharedBruteForceTest, FailuresOnEveryReplicaCountTowardsOneLimit) {
   EXPECT_TRUE(Attempt(b_, "mallory", kAddressB, Outcome::kSuccess));
 }
 
-TEST_F(SharedBruteForceTest, AddressLimitHoldsAcrossReplicasAndUsers) {
+TEST_P(SharedBruteForceTest, AddressLimitHoldsAcrossReplicasAndUsers) {
   for (int i = 0; i < 4; ++i) {
     EXPECT_TRUE(Attempt(a_, absl::StrCat("user", i), kAddressA, Outcome::kFailure));
     EXPECT_TRUE(Attempt(b_, absl::StrCat("other", i), kAddressA, Outcome::kFailure));
@@ -321,7 +352,7 @@ TEST_F(SharedBruteForceTest, AddressLimitHoldsAcrossReplicasAndUsers) {
   EXPECT_TRUE(Attempt(b_, "someone-new", kAddressB, Outcome::kSuccess));
 }
 
-TEST_F(SharedBruteForceTest, ASuccessResetsTheUserForEveryReplica) {
+TEST_P(SharedBruteForceTest, ASuccessResetsTheUserForEveryReplica) {
   for (int i = 0; i < 4; ++i) EXPECT_TRUE(Attempt(a_, "bob", kAddressA, Outcome::kFailure));
   EXPECT_TRUE(Attempt(b_, "bob", kAddressB, Outcome::kSuccess));
   // Four more failures do not lock: the success cleared the first four.
@@ -330,7 +361,7 @@ TEST_F(SharedBruteForceTest, ASuccessResetsTheUserForEveryReplica) {
   EXPECT_EQ(a_.lockouts["user"] + b_.lockouts["user"], 0);
 }
 
-TEST_F(SharedBruteForceTest, TheStoreHoldsNoNamesOrAddressesAndIsSwept) {
+TEST_P(SharedBruteForceTest, TheStoreHoldsNoNamesOrAddressesAndIsSwept) {
   EXPECT_TRUE(Attempt(a_, "mallory", kAddressA, Outcome::kFailure));
   const std::vector<store::KeyValue> records = Records();
   ASSERT_EQ(records.size(), 2u);  // one user, one address
@@ -346,7 +377,7 @@ TEST_F(SharedBruteForceTest, TheStoreHoldsNoNamesOrAddressesAndIsSwept) {
   EXPECT_TRUE(Records().empty());
 }
 
-TEST_F(SharedBruteForceTest, WithoutTheStoreFailuresAreCountedLocally) {
+TEST_P(SharedBruteForceTest, WithoutTheStoreFailuresAreCountedLocally) {
   flaky_->fail_writes = true;  // replica A's store writes fail
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(Attempt(a_, "mallory", kAddressA, Outcome::kFailure));
   EXPECT_EQ(a_.lockouts["user"], 1);
