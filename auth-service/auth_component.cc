@@ -333,6 +333,7 @@ absl::StatusOr<std::unique_ptr<AuthComponent>> AuthComponent::Create(
 
   AuthComponent* self = component.get();
   component->sweeper_ = std::thread([self] {
+    log::SetThreadName("auth-sweep");
     for (uint64_t tick = 1;
          !self->stop_.WaitForNotificationWithTimeout(absl::Seconds(1));
          ++tick) {

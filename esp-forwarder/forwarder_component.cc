@@ -169,7 +169,10 @@ absl::StatusOr<std::unique_ptr<ForwarderComponent>> ForwarderComponent::Create(
   if (component->mobility_) component->mobility_->Start();
   component->dataplane_->Start();
   component->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  component->receiver_ = std::thread([c = component.get()] { c->ReceiveLoop(); });
+  component->receiver_ = std::thread([c = component.get()] {
+    log::SetThreadName("fwd-ike-500");
+    c->ReceiveLoop();
+  });
   log.Info("listening for IKE",
            {{"ike", component->ike_socket_->bound().ToString()},
             {"natt", component->dataplane_->natt_socket().bound().ToString()}});

@@ -186,8 +186,12 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
       component->store_.store.get(),
       [self](uint64_t spi_i, uint64_t spi_r) { return self->engine_->Terminate(spi_i, spi_r); });
   component->transport_->Start();
-  component->record_watcher_ = std::thread([self] { self->WatchRecords(); });
+  component->record_watcher_ = std::thread([self] {
+    log::SetThreadName("ike-records");
+    self->WatchRecords();
+  });
   component->sweeper_ = std::thread([self] {
+    log::SetThreadName("ike-sweep");
     while (!self->stopping_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
       self->engine_->ExpireHalfOpen();
       self->engine_->CheckLiveness();

@@ -70,7 +70,10 @@ absl::StatusOr<std::unique_ptr<SharedFailures>> SharedFailures::Start(store::Sto
   }
   SharedFailures* self = shared.get();
   const int64_t from = listed->revision + 1;
-  shared->watcher_ = std::thread([self, from] { self->RunWatch(from); });
+  shared->watcher_ = std::thread([self, from] {
+    log::SetThreadName("auth-failures");
+    self->RunWatch(from);
+  });
   return shared;
 }
 

@@ -1,5 +1,6 @@
 #include "common/log/log.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -98,6 +99,12 @@ void Logger::Write(Level level, absl::string_view msg,
   // One write() per line keeps lines whole across threads.
   ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
   (void)ignored;
+}
+
+void SetThreadName(absl::string_view name) {
+  char truncated[16] = {};
+  name.copy(truncated, sizeof(truncated) - 1);
+  pthread_setname_np(pthread_self(), truncated);
 }
 
 }  // namespace vpn::log

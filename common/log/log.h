@@ -73,4 +73,8 @@ void AppendJsonString(absl::string_view text, std::string* out);
 std::string FormatLine(Level level, absl::string_view component,
                        absl::string_view msg, std::initializer_list<Field> fields);
 
+// Names the calling thread (the kernel keeps 15 characters), so `top -H`,
+// `ps -L` and perf show what each of a service's threads does.
+void SetThreadName(absl::string_view name);
+
 }  // namespace vpn::log

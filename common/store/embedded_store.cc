@@ -166,7 +166,10 @@ absl::StatusOr<std::unique_ptr<EmbeddedStore>> EmbeddedStore::Open(
   std::unique_ptr<EmbeddedStore> store(new EmbeddedStore(options));
   absl::Status st = store->Recover();
   if (!st.ok()) return st;
-  store->lease_thread_ = std::thread([s = store.get()] { s->LeaseLoop(); });
+  store->lease_thread_ = std::thread([s = store.get()] {
+    log::SetThreadName("store-leases");
+    s->LeaseLoop();
+  });
   return store;
 }
 
@@ -635,7 +638,10 @@ void EmbeddedStore::MaybeRotateLocked(bool force) {
     wal_size_ = 0;
     if (snapshot_thread_.joinable()) snapshot_thread_.join();
     snapshot_thread_ = std::thread(
-        [this, job = std::move(job)]() mutable { WriteSnapshot(std::move(job)); });
+        [this, job = std::move(job)]() mutable {
+          log::SetThreadName("store-snapshot");
+          WriteSnapshot(std::move(job));
+        });
   } else {
     if (new_fd >= 0) close(new_fd);
     snapshot_running_ = false;

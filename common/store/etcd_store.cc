@@ -342,7 +342,10 @@ class EtcdWatcher : public Watcher {
               int64_t start_revision)
       : client_(std::move(client)), prefix_(std::move(prefix)) {
     next_revision_ = start_revision;
-    thread_ = std::thread([this] { Run(); });
+    thread_ = std::thread([this] {
+      log::SetThreadName("etcd-watch");
+      Run();
+    });
   }
 
   ~EtcdWatcher() override {

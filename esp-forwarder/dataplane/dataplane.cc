@@ -746,7 +746,10 @@ absl::StatusOr<std::unique_ptr<Dataplane>> Dataplane::Create(const DataplaneOpti
 
 void Dataplane::Start() {
   for (auto& worker : workers_) {
-    threads_.emplace_back([this, w = worker.get()] { w->Run(stop_fd_); });
+    threads_.emplace_back([this, w = worker.get(), i = threads_.size()] {
+      log::SetThreadName(absl::StrCat("esp-worker-", i));
+      w->Run(stop_fd_);
+    });
   }
 }
 

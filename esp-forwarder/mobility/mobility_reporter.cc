@@ -167,7 +167,10 @@ MobilityReporter::MobilityReporter(std::unique_ptr<MobilityApi> api, SaTable* ta
 MobilityReporter::~MobilityReporter() { Stop(); }
 
 void MobilityReporter::Start() {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    log::SetThreadName("fwd-mobility");
+    Run();
+  });
 }
 
 void MobilityReporter::Stop() {

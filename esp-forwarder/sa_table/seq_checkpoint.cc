@@ -91,7 +91,10 @@ SeqCheckpointer::~SeqCheckpointer() { Stop(); }
 
 void SeqCheckpointer::Start() {
   if (thread_.joinable()) return;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    log::SetThreadName("fwd-seq");
+    Run();
+  });
 }
 
 void SeqCheckpointer::Stop() {

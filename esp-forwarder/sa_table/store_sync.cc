@@ -164,8 +164,14 @@ void StoreSync::Start() {
   }
   // Listed: the watch starts after that list (an empty store is at
   // revision 0; listing again would drop SAs announced meanwhile).
-  thread_ = std::thread([this, need_list = !listed.ok()] { Run(need_list); });
-  offer_thread_ = std::thread([this] { RunOffers(); });
+  thread_ = std::thread([this, need_list = !listed.ok()] {
+    log::SetThreadName("fwd-store-sync");
+    Run(need_list);
+  });
+  offer_thread_ = std::thread([this] {
+    log::SetThreadName("fwd-offers");
+    RunOffers();
+  });
 }
 
 void StoreSync::Stop() {

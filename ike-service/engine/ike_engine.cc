@@ -93,7 +93,10 @@ IkeEngine::IkeEngine(ResponderPolicy policy, EngineOptions options, AuthServices
   for (size_t i = 0; i < std::max<size_t>(options_.workers, 1); ++i) {
     auto worker = std::make_unique<Worker>();
     Worker* raw = worker.get();
-    worker->thread = std::thread([this, raw] { RunWorker(raw); });
+    worker->thread = std::thread([this, raw, i] {
+      log::SetThreadName(absl::StrCat("ike-worker-", i));
+      RunWorker(raw);
+    });
     workers_.push_back(std::move(worker));
   }
 }

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/log/log.h"
 #include "common/rpc/credentials.h"
 #include "common/rpc/in_process.h"
 #include "google/protobuf/util/time_util.h"
@@ -62,6 +63,7 @@ MobilityServiceClient::MobilityServiceClient(UpdateCall update, LivenessCall liv
                                              absl::Duration interval)
     : update_(std::move(update)), liveness_(std::move(liveness)), interval_(interval) {
   sender_ = std::thread([this] {
+    log::SetThreadName("ike-mob-send");
     while (!stopping_.WaitForNotificationWithTimeout(absl::Seconds(1))) Flush();
   });
 }

@@ -197,7 +197,10 @@ void SaRecorder::StartWriteBehind(prometheus::Registry& registry, size_t queue_l
   absl::MutexLock lock(&mu_);
   write_behind_ = true;
   stopping_ = false;
-  writer_ = std::thread([this] { RunWriter(); });
+  writer_ = std::thread([this] {
+    log::SetThreadName("ike-recorder");
+    RunWriter();
+  });
 }
 
 void SaRecorder::WaitCommitted(uint64_t target) {

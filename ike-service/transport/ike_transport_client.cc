@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "common/rpc/credentials.h"
@@ -31,7 +32,10 @@ IkeTransportClient::~IkeTransportClient() { Stop(); }
 
 void IkeTransportClient::Start() {
   for (size_t i = 0; i < connections_.size(); ++i) {
-    connections_[i]->reader = std::thread([this, i] { Run(i); });
+    connections_[i]->reader = std::thread([this, i] {
+      log::SetThreadName(absl::StrCat("ike-relay-", i));
+      Run(i);
+    });
   }
 }
 

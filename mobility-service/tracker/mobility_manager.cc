@@ -144,9 +144,13 @@ MobilityManager::MobilityManager(store::Store* store, Clock* clock,
 MobilityManager::~MobilityManager() { Stop(); }
 
 void MobilityManager::Start() {
-  watcher_ = std::thread([this] { RunWatch(); });
+  watcher_ = std::thread([this] {
+    log::SetThreadName("mob-watch");
+    RunWatch();
+  });
   if (options_.sweep_interval > absl::ZeroDuration()) {
     sweeper_ = std::thread([this] {
+      log::SetThreadName("mob-sweep");
       while (!stopping_.WaitForNotificationWithTimeout(options_.sweep_interval)) {
         Sweep();
       }
