@@ -202,19 +202,29 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
 
 void IkeComponent::WatchRecords() {
   const log::Logger log("ike-service");
-  auto apply = [this](const std::string& key, const std::string* value) {
-    uint64_t spi_i = 0, spi_r = 0;
-    if (key.size() != 4 + 16 + 1 + 16 ||
-        !absl::SimpleHexAtoi(absl::string_view(key).substr(4, 16), &spi_i) ||
-        !absl::SimpleHexAtoi(absl::string_view(key).substr(21, 16), &spi_r)) {
-      return;
+  auto spis_of = [](const std::string& key, uint64_t* spi_i, uint64_t* spi_r) {
+    return key.size() == 4 + 16 + 1 + 16 &&
+           absl::SimpleHexAtoi(absl::string_view(key).substr(4, 16), spi_i) &&
+           absl::SimpleHexAtoi(absl::string_view(key).substr(21, 16), spi_r);
+  };
+  auto reset_stored = [this, &spis_of](const std::vector<store::KeyValue>& kvs) {
+    std::vector<std::pair<uint64_t, uint64_t>> spis;
+    for (const store::KeyValue& kv : kvs) {
+      uint64_t spi_i = 0, spi_r = 0;
+      if (spis_of(kv.key, &spi_i, &spi_r)) spis.emplace_back(spi_i, spi_r);
     }
+    engine_->ResetStoredRecords(spis);
+  };
+  auto apply = [this, &spis_of](const std::string& key, const std::string* value) {
+    uint64_t spi_i = 0, spi_r = 0;
+    if (!spis_of(key, &spi_i, &spi_r)) return;
     if (value == nullptr) return engine_->ApplyRecord(spi_i, spi_r, nullptr);
     v1::IkeSa record;
     if (record.ParseFromString(*value)) engine_->ApplyRecord(spi_i, spi_r, &record);
   };
   while (!stopping_.HasBeenNotified()) {
     absl::StatusOr<store::ListResult> listed = store_.store->List("ike/");
+    if (listed.ok()) reset_stored(listed->kvs);
     absl::StatusOr<std::unique_ptr<store::Watcher>> watcher =
         listed.ok() ? store_.store->Watch("ike/", listed->revision + 1)
                     : absl::StatusOr<std::unique_ptr<store::Watcher>>(listed.status());
@@ -235,6 +245,7 @@ void IkeComponent::WatchRecords() {
           apply(event->kv.key, nullptr);
           break;
         case store::WatchEvent::Type::kResync:
+          reset_stored(event->snapshot);
           for (const store::KeyValue& kv : event->snapshot) apply(kv.key, &kv.value);
           break;
       }

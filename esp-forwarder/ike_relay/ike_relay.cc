@@ -49,7 +49,12 @@ IkeRelay::IkeRelay(SendFunction send, PathFunction move_path, ChildSaFunction in
                         .Name("forwarder_ike_path_updates_total")
                         .Help("IKE SA moves announced by ike-service replicas.")
                         .Register(registry)
-                        .Add({})) {}
+                        .Add({})),
+      replicas_gauge_(prometheus::BuildGauge()
+                          .Name("forwarder_ike_replicas")
+                          .Help("ike-service replicas connected to this forwarder.")
+                          .Register(registry)
+                          .Add({})) {}
 
 size_t IkeRelay::replica_count() const {
   absl::MutexLock lock(&mu_);
@@ -72,6 +77,7 @@ void IkeRelay::AddReplica(std::shared_ptr<Replica> replica) {
                                  }),
                   replicas_.end());
   replicas_.push_back(std::move(replica));
+  replicas_gauge_.Set(static_cast<double>(replicas_.size()));
 }
 
 void IkeRelay::RemoveReplica(const std::shared_ptr<Replica>& replica) {
@@ -79,6 +85,7 @@ void IkeRelay::RemoveReplica(const std::shared_ptr<Replica>& replica) {
     absl::MutexLock lock(&mu_);
     replicas_.erase(std::remove(replicas_.begin(), replicas_.end(), replica),
                     replicas_.end());
+    replicas_gauge_.Set(static_cast<double>(replicas_.size()));
   }
   // Wait for a Deliver() still writing to this replica; none may start after.
   absl::MutexLock lock(&replica->write_mu);

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "prometheus/counter.h"
+#include "prometheus/gauge.h"
 #include "prometheus/registry.h"
 #include "proto/vpn/v1/ike_transport.grpc.pb.h"
 
@@ -90,6 +91,7 @@ class IkeRelay final : public v1::IkeTransport::Service {
   prometheus::Counter& dropped_no_replica_;
   prometheus::Counter& send_failures_;
   prometheus::Counter& path_updates_;
+  prometheus::Gauge& replicas_gauge_;
 };
 
 // Reads the IKE header's initiator and responder SPIs (RFC 7296 §3.1).

@@ -743,7 +743,21 @@ void IkeEngine::CommitMove(IkeSa& sa, v1::EndpointUpdate::Cause cause) {
   }
 }
 
+void IkeEngine::ResetStoredRecords(const std::vector<std::pair<uint64_t, uint64_t>>& spis) {
+  absl::MutexLock lock(&stored_mu_);
+  stored_.clear();
+  stored_.insert(spis.begin(), spis.end());
+}
+
 void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* record) {
+  {
+    absl::MutexLock lock(&stored_mu_);
+    if (record == nullptr) {
+      stored_.erase({spi_i, spi_r});
+    } else {
+      stored_.insert({spi_i, spi_r});
+    }
+  }
   std::shared_ptr<IkeSa> sa;
   {
     absl::MutexLock lock(&mu_);
@@ -787,6 +801,14 @@ void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* rec
 }
 
 std::shared_ptr<IkeSa> IkeEngine::TakeOver(size_t forwarder, uint64_t spi_i, uint64_t spi_r) {
+  {
+    // Made-up SPIs end here, without a store read.
+    absl::MutexLock lock(&stored_mu_);
+    if (!stored_.contains({spi_i, spi_r})) {
+      takeovers_family_.Add({{"result", "not_found"}}).Increment();
+      return nullptr;
+    }
+  }
   {
     absl::MutexLock lock(&takeover_mu_);
     const absl::Time now = absl::Now();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "common/log/log.h"
 #include "ike-service/codec/message.h"
@@ -70,6 +71,10 @@ class IkeEngine {
   // moved it, or deleted it after the outage window). `record` is null for
   // a delete.
   void ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* record);
+  // The IKE SAs the store holds, from a (re)list of the records: a request
+  // under SPIs this replica does not hold reads the store only for these.
+  // ApplyRecord keeps the set current between lists.
+  void ResetStoredRecords(const std::vector<std::pair<uint64_t, uint64_t>>& spis);
 
   // Takes over SAs rebuilt from the store after a restart.
   void Restore(std::vector<std::unique_ptr<IkeSa>> sas);
@@ -166,6 +171,9 @@ class IkeEngine {
   absl::Mutex takeover_mu_;
   double takeover_tokens_ ABSL_GUARDED_BY(takeover_mu_) = kTakeOverLookupsPerSecond;
   absl::Time takeover_refilled_ ABSL_GUARDED_BY(takeover_mu_) = absl::InfinitePast();
+  // (SPIi, SPIr) of every IKE record in the store (ResetStoredRecords).
+  absl::Mutex stored_mu_;
+  absl::flat_hash_set<std::pair<uint64_t, uint64_t>> stored_ ABSL_GUARDED_BY(stored_mu_);
 
   absl::Mutex authorities_mu_;
   crypto::Bytes authorities_ ABSL_GUARDED_BY(authorities_mu_);

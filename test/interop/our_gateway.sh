@@ -212,6 +212,22 @@ pids="$pids $etcd_pid"
 for port in $ike_ports 50053 50054; do
   "$vpnctl" --target=127.0.0.1:$port --wait=20s health >/dev/null
 done
+# Ready once the forwarder relays to every replica (a replica that started
+# before the forwarder reconnects within its back-off).
+python3 - "$ike_replicas" <<'PY' || { echo "our_gateway.sh: the forwarder does not see every ike-service replica" >&2; exit 1; }
+import re, sys, time, urllib.request
+want, deadline = float(sys.argv[1]), time.monotonic() + 20
+while time.monotonic() < deadline:
+    try:
+        text = urllib.request.urlopen("http://127.0.0.1:9104/metrics", timeout=2).read().decode()
+        m = re.search(r"^forwarder_ike_replicas (\S+)$", text, re.M)
+        if m and float(m.group(1)) >= want:
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.1)
+sys.exit(1)
+PY
 add_user
 echo "our_gateway.sh: split gateway up (etcd $etcd_pid, services$pids, ike-service$ike_pids, forwarder $(cat "$work/esp-forwarder.pid")), user $user added"
 touch "$IVPN_WORKDIR/gateway.ready"
