@@ -21,7 +21,7 @@ with its own topology and gateway:
 | inject-windows, inject-modern | combined | ESP captured in the client namespace (and kept from the gateway) is sent again at UDP 4500: with a flipped byte -> drops{reason="auth_failed"}, the original -> accepted, again -> drops{reason="replay"} |
 | forwarder-restart | split | kill -9 esp-forwarder under a running ping, its supervisor restarts it: traffic resumes from the store, same IKE and CHILD SPIs, no new EAP, then a CHILD rekey crosses the restarted forwarder |
 | terminate-elsewhere | split | two ike-service replicas; `vpnctl terminate` sent to the replica that does not own the client's IKE SA: it takes the SA over and deletes it; the client's SA is gone (it got the DELETE) and so are the records |
-| ike-takeover | split | two ike-service replicas; kill -9 the one that owns the client's IKE SA: ESP keeps flowing, the client's next request (a CHILD rekey) reaches the other replica, which takes the SA over from its record and answers (same IKE SPIs, no new EAP, the new CHILD SA carries ping, `vpnctl sas` names the new owner); then the client's DELETE removes the records |
+| ike-takeover | split | two ike-service replicas; the owner of the client's IKE SA answers a CHILD rekey whose response an nft rule drops, then is killed (-9): ESP keeps flowing, the client's retransmit reaches the other replica, which takes the SA over from its record and resends the stored response (the client gets the CHILD SA the dead replica created, which carries ping); a second CHILD rekey is then answered by the new owner; same IKE SPIs, no new EAP, `vpnctl sas` names the new owner; the client's DELETE removes the records |
 
   dataplane_interop_test.py --gateway-cmd 'exec our_gateway.sh GATEWAY VPNCTL' \\
       --split-gateway-cmd 'exec env OUR_GATEWAY_SPLIT=1 OUR_GATEWAY_IKE_REPLICAS=2 our_gateway.sh GATEWAY VPNCTL' \\
@@ -735,12 +735,39 @@ def scenario_terminate_elsewhere(ph, name, proposals, results):
     client.stop()
 
 
+def owner_logged_child(ph, replica, spi_r, note):
+    """child_in of the first `note` line (e.g. "CHILD SA rekeyed") that
+    `replica` logged for IKE SA spi_r, or None."""
+    path = os.path.join(ph.workdir, "our-gateway",
+                        "ike-service.log" if replica == "ike-0" else "ike-service-1.log")
+    with open(path, errors="replace") as f:
+        for line in f:
+            if f'"msg":"{note}"' in line and f'"spi_r":"{spi_r}"' in line:
+                m = re.search(r'"child_in":"([0-9a-f]+)"', line)
+                if m:
+                    return m.group(1)
+    return None
+
+
+def rekeyed_child(ph, client, old_spi_in, timeout):
+    """The client's CHILD SA that replaced `old_spi_in` (INSTALLED, the old
+    one gone), or None."""
+    new = ph._wait_for(client, lambda s: [
+        c for c in s["children"] if c.get("state") == "INSTALLED" and c["spi_in"] != old_spi_in
+        and not any(o["spi_in"] == old_spi_in and o.get("state") == "INSTALLED" for o in s["children"])],
+        timeout=timeout)
+    return new[0] if new else None
+
+
 def scenario_takeover(ph, name, proposals, results):
-    """kill -9 of the ike-service replica that owns the client's IKE SA. The
-    forwarder's relay loses that replica's stream and routes the client's
-    next request (a CHILD rekey) to the other one, which must take the SA
-    over from its record (keys, message IDs, CHILD SAs) and answer: no new
-    EAP, same IKE SPIs. ESP needs no ike-service and must keep flowing."""
+    """kill -9 of the ike-service replica that owns the client's IKE SA, right
+    after it answered a CHILD rekey whose response the client never got (an
+    nft rule drops it). The forwarder's relay loses that replica's stream and
+    routes the client's retransmitted request to the other replica, which
+    must take the SA over from its record and answer with the stored
+    response: the client gets the CHILD SA the dead replica created. Then a
+    second CHILD rekey is handled by the new owner. No new EAP, same IKE
+    SPIs; ESP needs no ike-service and must keep flowing."""
     client, ike, child, vip, esp = ph.connect(name, proposals)
     t = ph.topo
     our = os.path.join(ph.workdir, "our-gateway")
@@ -756,20 +783,55 @@ def scenario_takeover(ph, name, proposals, results):
     metrics_url = f"http://127.0.0.1:{IKE_REPLICAS[survivor][2]}/metrics"
     taken = ("ike_sa_takeovers_total", {"result": "taken"})
     base = it.metric(ph.scrape_url(metrics_url), taken[0], **taken[1])
+
+    # The owner answers a CHILD rekey; the client never gets the answer.
+    table = "ivpn_takeover"
+    rules = (f"table ip {table} {{\n  chain pre {{\n    type filter hook prerouting priority -300; "
+             f"policy accept;\n    ip saddr {t.gw_addr} udp sport 4500 @th,64,32 0 counter drop\n"
+             "  }\n}\n")
+    p = subprocess.run(["ip", "netns", "exec", t.cli_ns, "nft", "-f", "-"], input=rules,
+                       text=True, capture_output=True, timeout=10)
+    if p.returncode != 0:
+        raise Failure(f"{name}: nft: {p.stderr}")
+    try:
+        client.swanctl("--rekey", "--child", "rw", check=True)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            if re.search(r"packets [1-9]", t.exec("cli", ["nft", "list", "table", "ip", table],
+                                                   check=False).stdout):
+                break
+            time.sleep(0.01)
+        else:
+            raise Failure(f"{name}: the owner's CREATE_CHILD_SA response never came")
+    finally:
+        t.exec("cli", ["nft", "delete", "table", "ip", table], check=False)
+    time.sleep(0.3)  # the owner's records, with the response, reach the store
     kill_at = time.monotonic()
     os.kill(pid, signal.SIGKILL)
-    say(f"{name}: kill -9 {owner} (pid {pid}), the owner of IKE SA {ike['spi_r']}_r; {survivor} remains")
+    say(f"{name}: {owner} answered a CHILD rekey (answer dropped), then kill -9 {owner} (pid {pid}); "
+        f"{survivor} remains")
     received, _, out = it.ping(t, "cli", t.lan_host, count=3, interval=0.1)
     if received < 3:
         raise Failure(f"{name}: ESP stopped with the IKE replica: ping {received}/3\n{out}")
+    first = rekeyed_child(ph, client, child["spi_in"], timeout=15)
+    if not first:
+        raise Failure(f"{name}: the retransmitted CHILD rekey was not answered: {client.list_sas()}")
+    answered_s = time.monotonic() - kill_at
+    created_by_owner = owner_logged_child(ph, owner, ike["spi_r"], "CHILD SA rekeyed")
+    if created_by_owner != first["spi_out"]:
+        raise Failure(f"{name}: the client's new CHILD SA {first['spi_out']}_out is not the one {owner} "
+                      f"created ({created_by_owner}): {survivor} did not answer with the stored response")
+    received, _, out = it.ping(t, "cli", t.lan_host, count=3, interval=0.1)
+    if received < 3:
+        raise Failure(f"{name}: ping on the CHILD SA from the stored response: {received}/3\n{out}")
+
+    # The new owner handles the next exchange itself.
     client.swanctl("--rekey", "--child", "rw", check=True)
-    new = ph._wait_for(client, lambda s: [
-        c for c in s["children"] if c.get("state") == "INSTALLED" and c["spi_in"] != child["spi_in"]
-        and not any(o["spi_in"] == child["spi_in"] and o.get("state") == "INSTALLED" for o in s["children"])],
-        timeout=15)
-    if not new:
-        raise Failure(f"{name}: the CHILD rekey after the kill did not complete: {client.list_sas()}")
-    rekeyed_s = time.monotonic() - kill_at
+    second = rekeyed_child(ph, client, first["spi_in"], timeout=10)
+    if not second:
+        raise Failure(f"{name}: a CHILD rekey by {survivor} did not complete: {client.list_sas()}")
+    if owner_logged_child(ph, survivor, ike["spi_r"], "CHILD SA rekeyed") != second["spi_out"]:
+        raise Failure(f"{name}: {survivor} did not log the CHILD rekey it answered")
     received, _, out = it.ping(t, "cli", t.lan_host, count=3, interval=0.1)
     if received < 3:
         raise Failure(f"{name}: ping on the CHILD SA rekeyed by {survivor}: {received}/3\n{out}")
@@ -785,9 +847,10 @@ def scenario_takeover(ph, name, proposals, results):
     if takeovers != 1:
         raise Failure(f"{name}: {survivor}'s ike_sa_takeovers_total{{result=\"taken\"}} moved by {takeovers}")
     results[name] = {"esp": esp, "from": owner, "to": survivor,
-                     "child_rekeyed_after_kill_s": round(rekeyed_s, 3)}
-    say(f"{name}: {survivor} took the SA over; the CHILD rekey was answered {rekeyed_s:.2f} s after "
-        f"the kill (new CHILD {new[0]['spi_in']}_in carries ping), same IKE SPIs, no new EAP")
+                     "stored_response_answered_after_kill_s": round(answered_s, 3)}
+    say(f"{name}: {survivor} took the SA over and answered the retransmit with {owner}'s stored "
+        f"response {answered_s:.2f} s after the kill (CHILD {first['spi_in']}_in, carries ping); then "
+        f"rekeyed it itself ({second['spi_in']}_in); same IKE SPIs, no new EAP")
     client.terminate()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and sa_owner(ph, ike, survivor) is not None:
