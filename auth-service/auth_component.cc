@@ -286,14 +286,7 @@ absl::StatusOr<std::unique_ptr<AuthComponent>> AuthComponent::Create(
   limits.lockout = config.lockout;
   limits.max_tracked = config.failure_tracking_limit;
   // Counted in the store, so every replica applies the same limits.
-  absl::StatusOr<std::unique_ptr<eap::SharedFailures>> shared_failures =
-      eap::SharedFailures::Start(component->store_.get());
-  if (!shared_failures.ok()) {
-    return absl::Status(shared_failures.status().code(),
-                        absl::StrCat("store: cannot read the shared failure counts: ",
-                                     shared_failures.status().message()));
-  }
-  component->shared_failures_ = *std::move(shared_failures);
+  component->shared_failures_ = eap::SharedFailures::Start(component->store_.get());
   limits.shared = component->shared_failures_.get();
   eap::BruteForceObserver guard_observer;
   guard_observer.on_refused = [metrics](absl::string_view scope) {

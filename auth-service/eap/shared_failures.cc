@@ -60,21 +60,29 @@ std::string SharedFailures::KeyFor(absl::string_view scope, absl::string_view ke
   return absl::StrCat(kPrefix, scope, "/", hex.substr(0, 32));
 }
 
-absl::StatusOr<std::unique_ptr<SharedFailures>> SharedFailures::Start(store::Store* store) {
-  absl::StatusOr<store::ListResult> listed = store->List(kPrefix);
-  if (!listed.ok()) return listed.status();
+std::unique_ptr<SharedFailures> SharedFailures::Start(store::Store* store) {
   std::unique_ptr<SharedFailures> shared(new SharedFailures(store));
-  {
-    absl::MutexLock lock(&shared->mu_);
-    for (const store::KeyValue& kv : listed->kvs) shared->Apply(kv);
-  }
   SharedFailures* self = shared.get();
-  const int64_t from = listed->revision + 1;
+  int64_t from = 0;
+  if (absl::Status listed = self->List(&from); !listed.ok()) {
+    Log().Warning("cannot read the shared failure counts yet; counting here until the store answers",
+                  {{"error", listed.message()}});
+  }
   shared->watcher_ = std::thread([self, from] {
     log::SetThreadName("auth-failures");
     self->RunWatch(from);
   });
   return shared;
+}
+
+absl::Status SharedFailures::List(int64_t* next_revision) {
+  absl::StatusOr<store::ListResult> listed = store_->List(kPrefix);
+  if (!listed.ok()) return listed.status();
+  absl::MutexLock lock(&mu_);
+  cache_.clear();
+  for (const store::KeyValue& kv : listed->kvs) Apply(kv);
+  *next_revision = listed->revision + 1;
+  return absl::OkStatus();
 }
 
 SharedFailures::~SharedFailures() {
@@ -94,6 +102,11 @@ void SharedFailures::Apply(const store::KeyValue& kv) {
 
 void SharedFailures::RunWatch(int64_t from_revision) {
   while (!stop_.HasBeenNotified()) {
+    // 0: not listed yet (the store did not answer at start).
+    if (from_revision == 0 && !List(&from_revision).ok()) {
+      stop_.WaitForNotificationWithTimeout(absl::Seconds(1));
+      continue;
+    }
     absl::StatusOr<std::unique_ptr<store::Watcher>> watcher = store_->Watch(kPrefix, from_revision);
     if (!watcher.ok()) {
       Log().Warning("cannot watch the shared failure counts; retrying",
@@ -139,13 +152,11 @@ absl::StatusOr<FailureState> SharedFailures::Record(absl::string_view scope,
                                                     const Limits& limits, bool* locked) {
   *locked = false;
   const std::string store_key = KeyFor(scope, key);
-  if (!failure) {
-    // Nothing to clear (as far as this replica has seen): no store access.
+  if (!failure && !reset) {
+    // Nothing to change: no store access.
     absl::MutexLock lock(&mu_);
     auto it = cache_.find(store_key);
-    if (!reset || it == cache_.end() || it->second.state.failures.empty()) {
-      return it == cache_.end() ? FailureState{} : it->second.state;
-    }
+    return it == cache_.end() ? FailureState{} : it->second.state;
   }
   absl::Status status;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {

@@ -34,8 +34,10 @@ struct FailureState {
 
 class SharedFailures {
  public:
-  // Lists the records and starts the watch that follows them.
-  static absl::StatusOr<std::unique_ptr<SharedFailures>> Start(store::Store* store);
+  // Lists the records and starts the watch that follows them. If the store
+  // does not answer yet, the view starts empty and the watch thread lists
+  // once it does (meanwhile Record() fails and the guard counts locally).
+  static std::unique_ptr<SharedFailures> Start(store::Store* store);
   ~SharedFailures();
 
   // The last seen state of (scope, key), written by any replica.
@@ -71,6 +73,8 @@ class SharedFailures {
   };
   explicit SharedFailures(store::Store* store) : store_(store) {}
   void Apply(const store::KeyValue& kv) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Replaces the view with the store's records; the revision to watch from.
+  absl::Status List(int64_t* next_revision) ABSL_LOCKS_EXCLUDED(mu_);
   void RunWatch(int64_t from_revision);
 
   store::Store* const store_;
