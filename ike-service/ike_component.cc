@@ -207,24 +207,28 @@ void IkeComponent::WatchRecords() {
            absl::SimpleHexAtoi(absl::string_view(key).substr(4, 16), spi_i) &&
            absl::SimpleHexAtoi(absl::string_view(key).substr(21, 16), spi_r);
   };
-  auto reset_stored = [this, &spis_of](const std::vector<store::KeyValue>& kvs) {
+  auto apply = [this, &spis_of](const store::KeyValue& kv, bool deleted) {
+    uint64_t spi_i = 0, spi_r = 0;
+    if (!spis_of(kv.key, &spi_i, &spi_r)) return;
+    if (deleted) return engine_->ApplyRecord(spi_i, spi_r, nullptr, 0);
+    v1::IkeSa record;
+    if (record.ParseFromString(kv.value)) engine_->ApplyRecord(spi_i, spi_r, &record, kv.version);
+  };
+  // Every record as of a (re)list or resync: held SAs whose records are gone
+  // are forgotten, and each listed record is applied (a takeover or a
+  // delete missed while the watch was down is not lost).
+  auto relist = [this, &spis_of, &apply](const std::vector<store::KeyValue>& kvs) {
     std::vector<std::pair<uint64_t, uint64_t>> spis;
     for (const store::KeyValue& kv : kvs) {
       uint64_t spi_i = 0, spi_r = 0;
       if (spis_of(kv.key, &spi_i, &spi_r)) spis.emplace_back(spi_i, spi_r);
     }
     engine_->ResetStoredRecords(spis);
-  };
-  auto apply = [this, &spis_of](const std::string& key, const std::string* value) {
-    uint64_t spi_i = 0, spi_r = 0;
-    if (!spis_of(key, &spi_i, &spi_r)) return;
-    if (value == nullptr) return engine_->ApplyRecord(spi_i, spi_r, nullptr);
-    v1::IkeSa record;
-    if (record.ParseFromString(*value)) engine_->ApplyRecord(spi_i, spi_r, &record);
+    for (const store::KeyValue& kv : kvs) apply(kv, false);
   };
   while (!stopping_.HasBeenNotified()) {
     absl::StatusOr<store::ListResult> listed = store_.store->List("ike/");
-    if (listed.ok()) reset_stored(listed->kvs);
+    if (listed.ok()) relist(listed->kvs);
     absl::StatusOr<std::unique_ptr<store::Watcher>> watcher =
         listed.ok() ? store_.store->Watch("ike/", listed->revision + 1)
                     : absl::StatusOr<std::unique_ptr<store::Watcher>>(listed.status());
@@ -239,14 +243,13 @@ void IkeComponent::WatchRecords() {
       if (!event.ok()) break;  // list and watch again
       switch (event->type) {
         case store::WatchEvent::Type::kPut:
-          apply(event->kv.key, &event->kv.value);
+          apply(event->kv, false);
           break;
         case store::WatchEvent::Type::kDelete:
-          apply(event->kv.key, nullptr);
+          apply(event->kv, true);
           break;
         case store::WatchEvent::Type::kResync:
-          reset_stored(event->snapshot);
-          for (const store::KeyValue& kv : event->snapshot) apply(kv.key, &kv.value);
+          relist(event->snapshot);
           break;
       }
     }

@@ -52,9 +52,9 @@ IkeEngine::IkeEngine(ResponderPolicy policy, EngineOptions options, AuthServices
                           .Register(registry)),
       takeovers_family_(prometheus::BuildCounter()
                             .Name("ike_sa_takeovers_total")
-                            .Help("Requests under an IKE SA this replica did not hold, by what "
-                                  "its record said: taken (another replica's SA taken over), "
-                                  "not_found, failed, rate_limited.")
+                            .Help("Requests under an IKE SA this replica did not hold, by "
+                                  "outcome: taken (another replica's SA taken over), not_found, "
+                                  "unauthenticated, failed, rate_limited.")
                             .Register(registry)),
       sa_established_(prometheus::BuildCounter()
                           .Name("ike_sa_established_total")
@@ -421,6 +421,23 @@ void IkeEngine::SendTo(const IkeSa& sa, const crypto::Bytes& message,
   send_(reply_path ? reply_path->forwarder : sa.forwarder, out);
 }
 
+namespace {
+
+// The protected datagram passes the SA's integrity check (its SK payload,
+// or this SKF fragment, RFC 7383 §2.5), without decrypting anything else.
+bool Authentic(const IkeSa& sa, const v1::IkeDatagram& datagram,
+               const codec::Message& request) {
+  const auto* sk = request.payloads.back().As<codec::SkPayload>();
+  const auto* skf = request.payloads.back().As<codec::SkfPayload>();
+  if (sk == nullptr && skf == nullptr) return false;
+  const codec::Bytes& encrypted = sk != nullptr ? sk->encrypted : skf->encrypted;
+  const crypto::ByteSpan bytes = AsBytes(datagram.payload());
+  return sa.from_initiator->Open(bytes.subspan(0, bytes.size() - encrypted.size()), encrypted)
+      .ok();
+}
+
+}  // namespace
+
 void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagram,
                                 const codec::Message& request) {
   std::shared_ptr<IkeSa> sa;
@@ -431,8 +448,10 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
       sa = it->second;
     }
   }
-  if (sa == nullptr && request.header.responder_spi != 0) {
-    sa = TakeOver(forwarder, request.header.initiator_spi, request.header.responder_spi);
+  if (sa == nullptr && request.header.responder_spi != 0 && !request.payloads.empty()) {
+    // Only a request that passes the SA's integrity check claims it.
+    sa = TakeOver(forwarder, request.header.initiator_spi, request.header.responder_spi,
+                  [&](const IkeSa& rebuilt) { return Authentic(rebuilt, datagram, request); });
   }
   if (sa == nullptr) {
     dropped_family_.Add({{"reason", "unknown_spi"}}).Increment();
@@ -461,20 +480,17 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
     // fragmented request only the first fragment triggers it (RFC 7383
     // §2.6.1). The copy must pass the integrity check, so a forged one from
     // a spoofed address cannot bounce the (larger) response there.
-    const auto* sk = request.payloads.back().As<codec::SkPayload>();
     const auto* skf = request.payloads.back().As<codec::SkfPayload>();
     if (skf != nullptr && skf->fragment_number != 1) return;
-    const codec::Bytes& encrypted = sk != nullptr ? sk->encrypted : skf->encrypted;
-    const crypto::ByteSpan bytes = AsBytes(datagram.payload());
-    if (!sa->from_initiator->Open(bytes.subspan(0, bytes.size() - encrypted.size()), encrypted)
-             .ok()) {
+    if (!Authentic(*sa, datagram, request)) {
       dropped_family_.Add({{"reason", "integrity_or_syntax"}}).Increment();
       return;
     }
     for (const crypto::Bytes& message : sa->last_response) SendTo(*sa, message, &path);
     return;
   }
-  if (message_id != sa->next_request_id && !sa->message_id_unknown) {
+  const bool moved_on = sa->restored && message_id > sa->next_request_id;
+  if (message_id != sa->next_request_id && !sa->message_id_unknown && !moved_on) {
     dropped_family_.Add({{"reason", "message_id"}}).Increment();
     return;
   }
@@ -744,12 +760,28 @@ void IkeEngine::CommitMove(IkeSa& sa, v1::EndpointUpdate::Cause cause) {
 }
 
 void IkeEngine::ResetStoredRecords(const std::vector<std::pair<uint64_t, uint64_t>>& spis) {
-  absl::MutexLock lock(&stored_mu_);
-  stored_.clear();
-  stored_.insert(spis.begin(), spis.end());
+  {
+    absl::MutexLock lock(&stored_mu_);
+    stored_.clear();
+    stored_.insert(spis.begin(), spis.end());
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> gone;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::MutexLock stored_lock(&stored_mu_);
+    for (const auto& [spi_r, sa] : sas_) {
+      // A record not written yet (queued behind the workers) is not gone.
+      if (!stored_.contains({sa->spi_i, spi_r}) &&
+          recorder_->KnownVersion(sa->record_key()) > 0) {
+        gone.emplace_back(sa->spi_i, spi_r);
+      }
+    }
+  }
+  for (const auto& [spi_i, spi_r] : gone) ApplyRecord(spi_i, spi_r, nullptr, 0);
 }
 
-void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* record) {
+void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* record,
+                            int64_t version) {
   {
     absl::MutexLock lock(&stored_mu_);
     if (record == nullptr) {
@@ -768,10 +800,15 @@ void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* rec
   absl::MutexLock lock(&sa->mu);
   if (sa->phase != IkeSa::Phase::kEstablished) return;
   if (record != nullptr && record->meta().owner_replica() != recorder_->replica()) {
+    // An event from before this replica's own write (a late watch event of
+    // the previous owner's record) says nothing about who owns it now.
+    if (version <= recorder_->KnownVersion(sa->record_key())) return;
     // Another replica took it over (the forwarders sent its client there):
-    // that one answers now. Nothing is released; the SA lives on there.
+    // that one answers now. Nothing is released; the SA lives on there, and
+    // writes of ours still queued about it are dropped.
     log_.Info("IKE SA taken over by another replica; forgetting it",
               {{"spi_r", Hex(spi_r)}, {"replica", record->meta().owner_replica()}});
+    recorder_->NoteLost(sa->record_key());
     sa->phase = IkeSa::Phase::kDeleted;
     Forget(*sa);
     return;
@@ -800,7 +837,8 @@ void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* rec
   }
 }
 
-std::shared_ptr<IkeSa> IkeEngine::TakeOver(size_t forwarder, uint64_t spi_i, uint64_t spi_r) {
+std::shared_ptr<IkeSa> IkeEngine::TakeOver(size_t forwarder, uint64_t spi_i, uint64_t spi_r,
+                                           const std::function<bool(const IkeSa&)>& accept) {
   {
     // Made-up SPIs end here, without a store read.
     absl::MutexLock lock(&stored_mu_);
@@ -824,11 +862,13 @@ std::shared_ptr<IkeSa> IkeEngine::TakeOver(size_t forwarder, uint64_t spi_i, uin
   }
   std::string previous_owner;
   absl::StatusOr<std::unique_ptr<IkeSa>> taken =
-      recorder_->TakeOver(spi_i, spi_r, &previous_owner);
+      recorder_->TakeOver(spi_i, spi_r, accept, &previous_owner);
   if (!taken.ok()) {
     const bool missing = absl::IsNotFound(taken.status());
-    takeovers_family_.Add({{"result", missing ? "not_found" : "failed"}}).Increment();
-    if (!missing) {
+    const bool refused = absl::IsPermissionDenied(taken.status());
+    takeovers_family_.Add({{"result", missing ? "not_found" : refused ? "unauthenticated" : "failed"}})
+        .Increment();
+    if (!missing && !refused) {
       log_.Warning("cannot take over an IKE SA",
                    {{"spi_r", Hex(spi_r)}, {"error", taken.status().message()}});
     }
@@ -953,7 +993,7 @@ absl::Status IkeEngine::Terminate(uint64_t spi_i, uint64_t spi_r) {
     if (it != sas_.end() && it->second->spi_i == spi_i) sa = it->second;
   }
   // Another replica's (gone, or not): this one takes it over to end it.
-  if (sa == nullptr) sa = TakeOver(0, spi_i, spi_r);
+  if (sa == nullptr) sa = TakeOver(0, spi_i, spi_r, [](const IkeSa&) { return true; });
   if (sa == nullptr) return absl::NotFoundError("no such established IKE SA");
   absl::MutexLock lock(&sa->mu);
   if (sa->phase != IkeSa::Phase::kEstablished) {

@@ -70,10 +70,14 @@ class IkeEngine {
   // Follows a change to an IKE SA's record made elsewhere (mobility-service
   // moved it, or deleted it after the outage window). `record` is null for
   // a delete.
-  void ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* record);
+  // `version`: the record's store version (0 for a delete); an event older
+  // than what this replica wrote or took over is ignored.
+  void ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* record, int64_t version);
   // The IKE SAs the store holds, from a (re)list of the records: a request
   // under SPIs this replica does not hold reads the store only for these.
-  // ApplyRecord keeps the set current between lists.
+  // ApplyRecord keeps the set current between lists. A held SA whose record
+  // this replica wrote and that is no longer listed was deleted meanwhile,
+  // and is forgotten.
   void ResetStoredRecords(const std::vector<std::pair<uint64_t, uint64_t>>& spis);
 
   // Takes over SAs rebuilt from the store after a restart.
@@ -142,9 +146,12 @@ class IkeEngine {
   void ReleaseResources(IkeSa& sa);
   void Forget(const IkeSa& sa);
   // An IKE SA this replica does not hold, taken over from its record (its
-  // replica is gone, so the forwarders route it here); null if there is no
-  // such established SA or the lookups' rate limit is spent.
-  std::shared_ptr<IkeSa> TakeOver(size_t forwarder, uint64_t spi_i, uint64_t spi_r);
+  // replica is gone, so the forwarders route it here) if `accept` takes the
+  // rebuilt SA (the request passes its integrity check); null if there is
+  // no such established SA, `accept` refused, or the lookups' rate limit is
+  // spent.
+  std::shared_ptr<IkeSa> TakeOver(size_t forwarder, uint64_t spi_i, uint64_t spi_r,
+                                  const std::function<bool(const IkeSa&)>& accept);
 
   const ResponderPolicy policy_;
   const EngineOptions options_;

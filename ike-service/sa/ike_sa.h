@@ -80,6 +80,10 @@ struct IkeSa {
   // Restored from the store after a restart: the client's next message ID
   // is taken from its first authenticated request.
   bool message_id_unknown = false;
+  // Rebuilt from the store (restart or takeover): exchanges the previous
+  // holder did not record (liveness) may have moved the client's message ID
+  // on, so a higher one is taken (a replay always carries a lower one).
+  bool restored = false;
   uint32_t last_response_id = 0;
   std::vector<crypto::Bytes> last_response;
   Reassembly reassembly;

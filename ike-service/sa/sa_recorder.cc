@@ -253,6 +253,11 @@ bool IsIkeRecordPut(const store::Op& op) {
   return op.type == store::Op::Type::kPut && absl::StartsWith(op.key, store::kIkeSaPrefix);
 }
 
+bool IsIkeRecordWrite(const store::Op& op) {
+  return (op.type == store::Op::Type::kPut || op.type == store::Op::Type::kDelete) &&
+         absl::StartsWith(op.key, store::kIkeSaPrefix);
+}
+
 // What mobility-service owns in an IKE record (where the client is, whether
 // it is DORMANT, when it was last heard from): a write of ike-service's
 // keeps the stored values.
@@ -289,10 +294,30 @@ absl::StatusOr<bool> SaRecorder::RebaseChildPut(store::Op& op) const {
 void SaRecorder::ApplyVersions(std::vector<store::Op>& ops) const {
   absl::MutexLock lock(&versions_mu_);
   for (store::Op& op : ops) {
-    if (!IsIkeRecordPut(op) || op.condition.kind != store::Condition::Kind::kAny) continue;
+    if (!IsIkeRecordWrite(op) || op.condition.kind != store::Condition::Kind::kAny) continue;
     auto it = versions_.find(op.key);
     if (it != versions_.end()) op.condition = store::Condition::VersionIs(it->second);
   }
+}
+
+bool SaRecorder::AboutLostSa(const std::vector<store::Op>& ops) const {
+  absl::MutexLock lock(&versions_mu_);
+  for (const store::Op& op : ops) {
+    if (IsIkeRecordWrite(op) && lost_.contains(op.key)) return true;
+  }
+  return false;
+}
+
+int64_t SaRecorder::KnownVersion(const std::string& key) const {
+  absl::MutexLock lock(&versions_mu_);
+  auto it = versions_.find(key);
+  return it == versions_.end() ? 0 : it->second;
+}
+
+void SaRecorder::NoteLost(const std::string& key) const {
+  absl::MutexLock lock(&versions_mu_);
+  versions_.erase(key);
+  lost_.insert(key);
 }
 
 void SaRecorder::NoteVersions(const std::vector<store::Op>& ops,
@@ -307,6 +332,8 @@ void SaRecorder::NoteVersions(const std::vector<store::Op>& ops,
 
 absl::Status SaRecorder::CommitNow(std::vector<store::Op> ops) {
   constexpr int kAttempts = 4;
+  // Writes about an SA another replica took over are its to make now.
+  if (AboutLostSa(ops)) return absl::OkStatus();
   ApplyVersions(ops);
   absl::Status status;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
@@ -326,7 +353,8 @@ absl::Status SaRecorder::CommitNow(std::vector<store::Op> ops) {
     ops.erase(std::remove_if(ops.begin(), ops.end(),
                              [&](const store::Op& op) {
                                if (op.type != store::Op::Type::kDelete ||
-                                   op.condition.kind == store::Condition::Kind::kAny) {
+                                   op.condition.kind == store::Condition::Kind::kAny ||
+                                   IsIkeRecordWrite(op)) {  // below
                                  return false;
                                }
                                absl::StatusOr<store::KeyValue> now = store_->Get(op.key);
@@ -351,34 +379,48 @@ absl::Status SaRecorder::CommitNow(std::vector<store::Op> ops) {
     }
     if (ops.empty()) return absl::OkStatus();
     refreshed = refreshed || ops.size() != before;
-    for (store::Op& op : ops) {
-      if (!IsIkeRecordPut(op) || op.condition.kind != store::Condition::Kind::kVersionEquals) {
+    for (auto it = ops.begin(); it != ops.end();) {
+      store::Op& op = *it;
+      if (!IsIkeRecordWrite(op) || op.condition.kind != store::Condition::Kind::kVersionEquals) {
+        ++it;
         continue;
       }
       absl::StatusOr<store::KeyValue> stored = store_->Get(op.key);
       if (absl::IsNotFound(stored.status())) {
-        // Deleted elsewhere (the outage window ended): it stays deleted,
-        // and so do its CHILD SAs.
         absl::MutexLock lock(&versions_mu_);
         versions_.erase(op.key);
+        if (op.type == store::Op::Type::kDelete) {  // gone already
+          it = ops.erase(it);
+          refreshed = true;
+          continue;
+        }
+        // Deleted elsewhere (the outage window ended): it stays deleted,
+        // and so do its CHILD SAs.
         return absl::OkStatus();
       }
       if (!stored.ok()) return stored.status();
-      v1::IkeSa current, ours;
-      if (!current.ParseFromString(stored->value) || !ours.ParseFromString(op.value)) {
+      v1::IkeSa current;
+      if (!current.ParseFromString(stored->value)) {
         return absl::DataLossError(absl::StrCat("unreadable IKE record under ", op.key));
       }
       if (current.meta().owner_replica() != replica_) {
         // Another replica took the SA over: its records are that one's to
-        // write now, and this replica forgets the SA (IkeEngine::ApplyRecord).
-        absl::MutexLock lock(&versions_mu_);
-        versions_.erase(op.key);
+        // write (and delete) now, and this replica forgets the SA
+        // (IkeEngine::ApplyRecord). So do its later writes.
+        NoteLost(op.key);
         return absl::OkStatus();
       }
-      KeepMobilityFields(current, &ours);
-      op.value = ours.SerializeAsString();
+      if (op.type == store::Op::Type::kPut) {
+        v1::IkeSa ours;
+        if (!ours.ParseFromString(op.value)) {
+          return absl::DataLossError(absl::StrCat("unreadable IKE record under ", op.key));
+        }
+        KeepMobilityFields(current, &ours);
+        op.value = ours.SerializeAsString();
+      }
       op.condition = store::Condition::VersionIs(stored->version);
       refreshed = true;
+      ++it;
     }
     if (!refreshed) return status;  // not ours to resolve (e.g. a CHILD SPI taken)
   }
@@ -448,10 +490,13 @@ void SaRecorder::RunWriter() {
     } else {
       std::vector<store::Op> merged;
       for (const Write& write : batch) {
+        if (AboutLostSa(write.ops)) continue;  // another replica's SA now
         merged.insert(merged.end(), write.ops.begin(), write.ops.end());
       }
       ApplyVersions(merged);
-      absl::StatusOr<store::TxnResult> result = store_->Txn(merged);
+      absl::StatusOr<store::TxnResult> result =
+          merged.empty() ? absl::StatusOr<store::TxnResult>(store::TxnResult{})
+                         : store_->Txn(merged);
       if (result.ok()) {
         NoteVersions(merged, *result);
       } else {
@@ -526,8 +571,9 @@ absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> SaRecorder::LoadOwned(
   return restored;
 }
 
-absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::TakeOver(uint64_t spi_i, uint64_t spi_r,
-                                                           std::string* previous_owner) {
+absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::TakeOver(
+    uint64_t spi_i, uint64_t spi_r, const std::function<bool(const IkeSa&)>& accept,
+    std::string* previous_owner) {
   const std::string key = store::IkeSaKey(spi_i, spi_r);
   absl::StatusOr<store::KeyValue> stored = store_->Get(key);
   if (!stored.ok()) return stored.status();
@@ -543,6 +589,7 @@ absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::TakeOver(uint64_t spi_i, uint
   bool children_ok = true;
   absl::StatusOr<std::unique_ptr<IkeSa>> sa = Rebuild(key, record, &children_ok);
   if (!sa.ok()) return sa.status();
+  if (!accept(**sa)) return absl::PermissionDeniedError("the request does not authenticate");
   // Owned from this write on: compare-on-version, so of two replicas that
   // try at once only one wins, and the old owner's writes conflict.
   record.mutable_meta()->set_owner_replica(replica_);
@@ -552,6 +599,10 @@ absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::TakeOver(uint64_t spi_i, uint
                                store::Condition::VersionIs(stored->version)));
   absl::StatusOr<store::TxnResult> result = store_->Txn(ops);
   if (!result.ok()) return result.status();
+  {
+    absl::MutexLock lock(&versions_mu_);
+    lost_.erase(key);
+  }
   NoteVersions(ops, *result);
   return sa;
 }
@@ -602,6 +653,7 @@ absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::Rebuild(const std::string& ke
     sa->last_response.emplace_back(datagram.begin(), datagram.end());
   }
   sa->message_id_unknown = true;  // the client may have moved on since
+  sa->restored = true;
   sa->next_own_request_id = record.next_message_id_out();
   sa->idi.id_type = static_cast<codec::IdType>(record.initiator_id().type());
   sa->idi.data.assign(record.initiator_id().data().begin(),

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -84,14 +85,23 @@ class SaRecorder {
   absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> LoadOwned(size_t* skipped) const;
 
   // Takes over an established IKE SA that another replica owned (the
-  // forwarders route its datagrams here once that replica is gone): writes
-  // this replica as its owner, compare-on-version, and rebuilds it from its
-  // records. kNotFound: no such established SA; a conflict: it changed
-  // meanwhile (e.g. another replica took it). `previous_owner` is set.
-  absl::StatusOr<std::unique_ptr<IkeSa>> TakeOver(uint64_t spi_i, uint64_t spi_r,
-                                                  std::string* previous_owner);
+  // forwarders route its datagrams here once that replica is gone): rebuilds
+  // it from its records and, if `accept` takes it, writes this replica as
+  // its owner, compare-on-version. kNotFound: no such established SA;
+  // kPermissionDenied: `accept` refused (nothing written); a conflict: it
+  // changed meanwhile (e.g. another replica took it). `previous_owner` is
+  // set.
+  absl::StatusOr<std::unique_ptr<IkeSa>> TakeOver(
+      uint64_t spi_i, uint64_t spi_r, const std::function<bool(const IkeSa&)>& accept,
+      std::string* previous_owner);
 
   const std::string& replica() const { return replica_; }
+  // The store version of an IKE record as this replica last wrote, loaded or
+  // took it over; 0 if none.
+  int64_t KnownVersion(const std::string& key) const;
+  // Another replica owns the SA now: this replica's later writes about it
+  // are dropped (until it takes the SA over again).
+  void NoteLost(const std::string& key) const;
 
   // The records as they are written (exposed for tests).
   absl::StatusOr<v1::IkeSa> IkeRecord(const IkeSa& sa) const;
@@ -126,6 +136,8 @@ class SaRecorder {
                                                  const v1::IkeSa& record,
                                                  bool* children_ok) const;
   void NoteVersions(const std::vector<store::Op>& ops, const store::TxnResult& result) const;
+  // True when `ops` write an IKE record in lost_.
+  bool AboutLostSa(const std::vector<store::Op>& ops) const;
   void RunWriter();
   // Waits until the writes up to `target` are committed; no batch window
   // meanwhile.
@@ -155,6 +167,9 @@ class SaRecorder {
   // Version of each IKE record as this recorder last wrote or loaded it.
   mutable absl::Mutex versions_mu_;
   mutable absl::flat_hash_map<std::string, int64_t> versions_ ABSL_GUARDED_BY(versions_mu_);
+  // IKE records another replica took over: every later write of this
+  // replica's about them (puts and deletes, CHILD ops with them) is dropped.
+  mutable absl::flat_hash_set<std::string> lost_ ABSL_GUARDED_BY(versions_mu_);
   prometheus::Counter* failures_ = nullptr;
   const log::Logger log_{"ike-service"};
 };

@@ -292,6 +292,8 @@ TEST_F(SaRecorderTest, RefusedWritesBehindAreCounted) {
   EXPECT_EQ(failures, 1.0);
 }
 
+bool Accept(const IkeSa&) { return true; }
+
 // An established aes256gcm16 SA with keys SkProtector takes, as another
 // replica can rebuild it.
 void MakeRebuildable(IkeSa& sa) {
@@ -321,9 +323,15 @@ TEST_F(SaRecorderTest, AnotherReplicaTakesOverAndTheFirstNoLongerWrites) {
   ASSERT_TRUE(recorder_->RecordEstablished(sa_).ok());
   SaRecorder replica_b(store_.get(), sealer_.get(), "replica-b", &policy_);
 
+  // A request that does not authenticate claims nothing.
   std::string previous;
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      replica_b.TakeOver(sa_.spi_i, sa_.spi_r, [](const IkeSa&) { return false; }, &previous)
+          .status()));
+  EXPECT_EQ(Stored().meta().owner_replica(), "replica-a");
+
   absl::StatusOr<std::unique_ptr<IkeSa>> taken =
-      replica_b.TakeOver(sa_.spi_i, sa_.spi_r, &previous);
+      replica_b.TakeOver(sa_.spi_i, sa_.spi_r, Accept, &previous);
   ASSERT_TRUE(taken.ok()) << taken.status();
   EXPECT_EQ(previous, "replica-a");
   const IkeSa& sa = **taken;
@@ -343,11 +351,16 @@ TEST_F(SaRecorderTest, AnotherReplicaTakesOverAndTheFirstNoLongerWrites) {
   EXPECT_EQ(Stored().meta().owner_replica(), "replica-b");
 
   // A, still running (e.g. the forwarders' set of replicas changed), writes
-  // late: the record stays B's, with B's message IDs.
+  // late, more than once, and even deletes: the record stays B's, with B's
+  // message IDs, and so do its CHILD records.
   sa_.next_own_request_id = 9;
   ASSERT_TRUE(recorder_->RecordIke(sa_).ok());
+  sa_.next_own_request_id = 10;
+  ASSERT_TRUE(recorder_->RecordIke(sa_).ok());
+  ASSERT_TRUE(recorder_->RemoveSa(sa_).ok());
   EXPECT_EQ(Stored().meta().owner_replica(), "replica-b");
   EXPECT_EQ(Stored().next_message_id_out(), 2u);
+  EXPECT_TRUE(store_->Get(SaRecorder::ChildKey(0xc0000007)).ok());
 
   // B writes on as the owner (compare-on-version from its takeover).
   (*taken)->next_own_request_id = 3;
@@ -358,12 +371,12 @@ TEST_F(SaRecorderTest, AnotherReplicaTakesOverAndTheFirstNoLongerWrites) {
 
 TEST_F(SaRecorderTest, OnlyEstablishedSasAreTakenOver) {
   std::string previous;
-  EXPECT_TRUE(absl::IsNotFound(recorder_->TakeOver(1, 2, &previous).status()));
+  EXPECT_TRUE(absl::IsNotFound(recorder_->TakeOver(1, 2, Accept, &previous).status()));
   MakeRebuildable(sa_);
   sa_.phase = IkeSa::Phase::kAuthenticating;
   ASSERT_TRUE(recorder_->RecordIke(sa_).ok());
   SaRecorder replica_b(store_.get(), sealer_.get(), "replica-b", &policy_);
-  EXPECT_TRUE(absl::IsNotFound(replica_b.TakeOver(sa_.spi_i, sa_.spi_r, &previous).status()));
+  EXPECT_TRUE(absl::IsNotFound(replica_b.TakeOver(sa_.spi_i, sa_.spi_r, Accept, &previous).status()));
   EXPECT_EQ(Stored().meta().owner_replica(), "replica-a");
 }
 
