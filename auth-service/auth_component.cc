@@ -286,7 +286,8 @@ absl::StatusOr<std::unique_ptr<AuthComponent>> AuthComponent::Create(
   limits.lockout = config.lockout;
   limits.max_tracked = config.failure_tracking_limit;
   // Counted in the store, so every replica applies the same limits.
-  component->shared_failures_ = eap::SharedFailures::Start(component->store_.get());
+  component->shared_failures_ =
+      eap::SharedFailures::Start(component->store_.get(), 2 * config.failure_tracking_limit);
   limits.shared = component->shared_failures_.get();
   eap::BruteForceObserver guard_observer;
   guard_observer.on_refused = [metrics](absl::string_view scope) {

@@ -158,8 +158,12 @@ bool BruteForceGuard::RecordShared(Table& table, const std::string& key,
       {table.max_failures, options_.failure_window, options_.lockout}, &locked);
   absl::MutexLock lock(&mu_);
   if (!shared.ok()) {
-    log_.Warning("cannot count the attempt in the store; counting it here only",
-                 {{"scope", table.scope}, {"error", shared.status().message()}});
+    // A full shared table (many addresses guessing) is expected under an
+    // attack: counted here without a line per attempt.
+    if (!absl::IsResourceExhausted(shared.status())) {
+      log_.Warning("cannot count the attempt in the store; counting it here only",
+                   {{"scope", table.scope}, {"error", shared.status().message()}});
+    }
     return Record(table, key, outcome, now, event);
   }
   if (Entry* entry = Find(table, key, now); entry != nullptr) {

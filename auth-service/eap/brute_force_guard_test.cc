@@ -290,8 +290,8 @@ class SharedBruteForceTest : public ::testing::TestWithParam<std::string> {
     }
     flaky_ = std::make_unique<FlakyStore>(store_.get());
     for (Replica* r : {&a_, &b_}) {
-      r->shared = SharedFailures::Start(r == &a_ ? static_cast<store::Store*>(flaky_.get())
-                                                  : store_.get());
+      r->shared = SharedFailures::Start(
+          r == &a_ ? static_cast<store::Store*>(flaky_.get()) : store_.get(), 1000);
       BruteForceOptions options;
       options.max_failures_per_user = 5;
       options.max_failures_per_address = 8;
@@ -387,6 +387,26 @@ TEST_P(SharedBruteForceTest, WithoutTheStoreFailuresAreCountedLocally) {
   EXPECT_EQ(a_.lockouts["user"], 1);
   EXPECT_FALSE(a_.guard->Begin("mallory", kAddressA));
   EXPECT_TRUE(Records().empty());
+}
+
+TEST_P(SharedBruteForceTest, TheSharedTableIsBoundedAndLocalCountingTakesOver) {
+  std::unique_ptr<SharedFailures> small = SharedFailures::Start(store_.get(), 2);
+  BruteForceOptions options;
+  options.max_failures_per_user = 3;
+  options.max_failures_per_address = 0;
+  options.clock = [this] { return now_; };
+  options.shared = small.get();
+  BruteForceGuard guard(options);
+  for (const char* user : {"u1", "u2", "u3"}) {
+    ASSERT_TRUE(guard.Begin(user, kAddressA));
+    guard.Finish(user, kAddressA, Outcome::kFailure);
+  }
+  EXPECT_EQ(Records().size(), 2u);  // u3 did not fit
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(guard.Begin("u3", kAddressA));
+    guard.Finish("u3", kAddressA, Outcome::kFailure);
+  }
+  EXPECT_FALSE(guard.Begin("u3", kAddressA));  // locked, counted here
 }
 
 }  // namespace

@@ -60,8 +60,8 @@ std::string SharedFailures::KeyFor(absl::string_view scope, absl::string_view ke
   return absl::StrCat(kPrefix, scope, "/", hex.substr(0, 32));
 }
 
-std::unique_ptr<SharedFailures> SharedFailures::Start(store::Store* store) {
-  std::unique_ptr<SharedFailures> shared(new SharedFailures(store));
+std::unique_ptr<SharedFailures> SharedFailures::Start(store::Store* store, size_t max_tracked) {
+  std::unique_ptr<SharedFailures> shared(new SharedFailures(store, max_tracked));
   SharedFailures* self = shared.get();
   int64_t from = 0;
   if (absl::Status listed = self->List(&from); !listed.ok()) {
@@ -161,12 +161,12 @@ absl::StatusOr<FailureState> SharedFailures::Record(absl::string_view scope,
   absl::Status status;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     FailureState state;
-    int64_t version = 0;
+    int64_t mod_revision = 0;  // 0: no record
     absl::StatusOr<store::KeyValue> stored = store_->Get(store_key);
     if (stored.ok()) {
       FailureRecord record;
       if (record.ParseFromString(stored->value)) state = FromRecord(record);
-      version = stored->version;
+      mod_revision = stored->mod_revision;
     } else if (!absl::IsNotFound(stored.status())) {
       return stored.status();
     }
@@ -186,12 +186,18 @@ absl::StatusOr<FailureState> SharedFailures::Record(absl::string_view scope,
     }
     if (!changed) return state;
     const bool empty = state.failures.empty() && state.locked_until <= now;
+    if (!empty && mod_revision == 0 && !RoomForNewKey()) {
+      return absl::ResourceExhaustedError("too many user names and addresses tracked");
+    }
+    // By mod revision, not version: a record swept and created again starts
+    // at version 1 again and must not be overwritten from an old read.
+    const store::Condition same = mod_revision == 0
+                                      ? store::Condition::CreateOnly()
+                                      : store::Condition::ModRevisionIs(mod_revision);
     absl::StatusOr<store::WriteResult> written =
-        empty ? (version == 0 ? absl::StatusOr<store::WriteResult>(store::WriteResult{})
-                              : store_->Delete(store_key, store::Condition::VersionIs(version)))
-              : store_->Put(store_key, ToValue(state),
-                            {version == 0 ? store::Condition::CreateOnly()
-                                          : store::Condition::VersionIs(version)});
+        empty ? (mod_revision == 0 ? absl::StatusOr<store::WriteResult>(store::WriteResult{})
+                                   : store_->Delete(store_key, same))
+              : store_->Put(store_key, ToValue(state), {same});
     if (written.ok()) {
       absl::MutexLock lock(&mu_);
       if (empty) {
@@ -227,6 +233,11 @@ void SharedFailures::Sweep(absl::Time now, absl::Duration window) {
     // Changed since (a new failure): kept. Gone already: fine.
     (void)store_->Delete(key, store::Condition::ModRevisionIs(mod_revision));
   }
+}
+
+bool SharedFailures::RoomForNewKey() const {
+  absl::MutexLock lock(&mu_);
+  return cache_.size() < max_tracked_;
 }
 
 size_t SharedFailures::Locked(absl::string_view scope, absl::Time now) const {

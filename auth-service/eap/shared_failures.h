@@ -37,7 +37,11 @@ class SharedFailures {
   // Lists the records and starts the watch that follows them. If the store
   // does not answer yet, the view starts empty and the watch thread lists
   // once it does (meanwhile Record() fails and the guard counts locally).
-  static std::unique_ptr<SharedFailures> Start(store::Store* store);
+  // At most `max_tracked` records (user names and addresses together): past
+  // it a new key's failure is not written (kResourceExhausted; the guard
+  // counts it locally), so guessing from many addresses cannot grow the
+  // store without bound.
+  static std::unique_ptr<SharedFailures> Start(store::Store* store, size_t max_tracked);
   ~SharedFailures();
 
   // The last seen state of (scope, key), written by any replica.
@@ -71,13 +75,16 @@ class SharedFailures {
     int64_t version = 0;
     int64_t mod_revision = 0;
   };
-  explicit SharedFailures(store::Store* store) : store_(store) {}
+  SharedFailures(store::Store* store, size_t max_tracked)
+      : store_(store), max_tracked_(max_tracked) {}
+  bool RoomForNewKey() const ABSL_LOCKS_EXCLUDED(mu_);
   void Apply(const store::KeyValue& kv) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Replaces the view with the store's records; the revision to watch from.
   absl::Status List(int64_t* next_revision) ABSL_LOCKS_EXCLUDED(mu_);
   void RunWatch(int64_t from_revision);
 
   store::Store* const store_;
+  const size_t max_tracked_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;
