@@ -937,6 +937,11 @@ void IkeEngine::HandleResponse(size_t forwarder, const v1::IkeDatagram& datagram
       sa = it->second;
     }
   }
+  if (sa == nullptr && response.header.responder_spi != 0 && !response.payloads.empty()) {
+    // The answer to a request of the previous owner's (recorded with the SA).
+    sa = TakeOver(forwarder, response.header.initiator_spi, response.header.responder_spi,
+                  [&](const IkeSa& rebuilt) { return Authentic(rebuilt, datagram, response); });
+  }
   if (sa == nullptr) {
     dropped_family_.Add({{"reason", "unexpected_response"}}).Increment();
     return;

@@ -24,6 +24,8 @@ google::protobuf::Timestamp Now() {
 void Redact(v1::IkeSa* sa) {
   sa->clear_sealed_keys();
   sa->clear_last_response();
+  sa->clear_pending_request();
+  sa->clear_return_routability_cookie();
 }
 
 void Redact(v1::ChildSa* sa) { sa->clear_sealed_keys(); }

@@ -81,6 +81,14 @@ absl::StatusOr<v1::IkeSa> SaRecorder::IkeRecord(const IkeSa& sa) const {
   record.set_peer_fragmentation(sa.peer_supports_fragmentation);
   record.set_udp_encapsulated(sa.udp_encapsulated);
   record.set_certificate_subject(sa.certificate_subject);
+  if (sa.pending_request.has_value()) {
+    for (const crypto::Bytes& datagram : sa.pending_request->datagrams) {
+      record.add_pending_request(std::string(datagram.begin(), datagram.end()));
+    }
+    record.set_pending_request_message_id(sa.pending_request->message_id);
+    record.set_return_routability_cookie(std::string(sa.return_routability_cookie.begin(),
+                                                     sa.return_routability_cookie.end()));
+  }
   v1::IkeSaKeys keys;
   keys.set_sk_d(Str(sa.keys.sk_d));
   keys.set_sk_ai(Str(sa.keys.sk_ai));
@@ -655,6 +663,19 @@ absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::Rebuild(const std::string& ke
   sa->message_id_unknown = true;  // the client may have moved on since
   sa->restored = true;
   sa->next_own_request_id = record.next_message_id_out();
+  if (record.pending_request_size() > 0) {
+    // Sent again by the liveness sweep, with its back-off.
+    IkeSa::PendingRequest pending;
+    pending.message_id = record.pending_request_message_id();
+    for (const std::string& datagram : record.pending_request()) {
+      pending.datagrams.emplace_back(datagram.begin(), datagram.end());
+    }
+    pending.sent = absl::Now();
+    pending.attempts = 1;
+    sa->pending_request = std::move(pending);
+    sa->return_routability_cookie.assign(record.return_routability_cookie().begin(),
+                                         record.return_routability_cookie().end());
+  }
   sa->idi.id_type = static_cast<codec::IdType>(record.initiator_id().type());
   sa->idi.data.assign(record.initiator_id().data().begin(),
                       record.initiator_id().data().end());

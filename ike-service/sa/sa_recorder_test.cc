@@ -312,6 +312,14 @@ void MakeRebuildable(IkeSa& sa) {
   sa.last_response_id = 4;
   sa.last_response = {crypto::Bytes(300, 0xa1), crypto::Bytes(120, 0xa2)};  // two fragments
   sa.next_own_request_id = 2;
+  // The gateway's own COOKIE2 check in flight (its request ID 1).
+  IkeSa::PendingRequest pending;
+  pending.message_id = 1;
+  pending.datagrams = {crypto::Bytes(90, 0xb1)};
+  pending.sent = absl::Now();
+  pending.attempts = 2;
+  sa.pending_request = std::move(pending);
+  sa.return_routability_cookie = crypto::Bytes(16, 0xc2);
 }
 
 // ike-service replica A's SA, taken over by replica B after A is gone: B
@@ -345,6 +353,10 @@ TEST_F(SaRecorderTest, AnotherReplicaTakesOverAndTheFirstNoLongerWrites) {
   EXPECT_EQ(sa.last_response_id, 4u);
   EXPECT_EQ(sa.last_response, sa_.last_response);
   EXPECT_EQ(sa.next_own_request_id, 2u);
+  ASSERT_TRUE(sa.pending_request.has_value());  // retransmitted unchanged
+  EXPECT_EQ(sa.pending_request->message_id, 1u);
+  EXPECT_EQ(sa.pending_request->datagrams, sa_.pending_request->datagrams);
+  EXPECT_EQ(sa.return_routability_cookie, sa_.return_routability_cookie);
   EXPECT_EQ(sa.remote.ToString(), "192.0.2.2:4500");
   ASSERT_EQ(sa.children.size(), 1u);
   EXPECT_EQ(sa.children[0].inbound_spi, 0xc0000007u);
