@@ -916,7 +916,9 @@ def main():
     t_start = time.monotonic()
     try:
         for phase, cmd in (("combined", args.gateway_cmd), ("split", args.split_gateway_cmd)):
-            todo = [s for s in names if SCENARIOS[s][0] == phase]
+            # In SCENARIOS' order, whatever --scenarios says: ike-takeover
+            # kills a replica and must come last.
+            todo = [s for s in SCENARIOS if s in names and SCENARIOS[s][0] == phase]
             if not todo:
                 continue
             ph = Phase(args, phase, cmd)

@@ -101,7 +101,7 @@ stop_all() {
   # Services first, the store last.
   for p in $fwd ${ike_pids:-} $pids; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  exit 0
+  exit "${1:-0}"
 }
 trap stop_all TERM INT
 
@@ -214,7 +214,7 @@ for port in $ike_ports 50053 50054; do
 done
 # Ready once the forwarder relays to every replica (a replica that started
 # before the forwarder reconnects within its back-off).
-python3 - "$ike_replicas" <<'PY' || { echo "our_gateway.sh: the forwarder does not see every ike-service replica" >&2; exit 1; }
+python3 - "$ike_replicas" <<'PY' || { echo "our_gateway.sh: the forwarder does not see every ike-service replica" >&2; stop_all 1; }
 import re, sys, time, urllib.request
 want, deadline = float(sys.argv[1]), time.monotonic() + 20
 while time.monotonic() < deadline:
