@@ -217,18 +217,19 @@ void IkeComponent::WatchRecords() {
   // Every record as of a (re)list or resync: held SAs whose records are gone
   // are forgotten, and each listed record is applied (a takeover or a
   // delete missed while the watch was down is not lost).
-  auto relist = [this, &spis_of, &apply](const std::vector<store::KeyValue>& kvs) {
+  auto relist = [this, &spis_of, &apply](const std::vector<store::KeyValue>& kvs,
+                                          int64_t revision) {
     std::vector<std::pair<uint64_t, uint64_t>> spis;
     for (const store::KeyValue& kv : kvs) {
       uint64_t spi_i = 0, spi_r = 0;
       if (spis_of(kv.key, &spi_i, &spi_r)) spis.emplace_back(spi_i, spi_r);
     }
-    engine_->ResetStoredRecords(spis);
+    engine_->ResetStoredRecords(spis, revision);
     for (const store::KeyValue& kv : kvs) apply(kv, false);
   };
   while (!stopping_.HasBeenNotified()) {
     absl::StatusOr<store::ListResult> listed = store_.store->List("ike/");
-    if (listed.ok()) relist(listed->kvs);
+    if (listed.ok()) relist(listed->kvs, listed->revision);
     absl::StatusOr<std::unique_ptr<store::Watcher>> watcher =
         listed.ok() ? store_.store->Watch("ike/", listed->revision + 1)
                     : absl::StatusOr<std::unique_ptr<store::Watcher>>(listed.status());
@@ -249,7 +250,7 @@ void IkeComponent::WatchRecords() {
           apply(event->kv, true);
           break;
         case store::WatchEvent::Type::kResync:
-          relist(event->snapshot);
+          relist(event->snapshot, event->revision);
           break;
       }
     }

@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/store/sa_keys.h"
 #include "google/protobuf/util/time_util.h"
 #include "ike-service/exchange/create_child_sa.h"
 #include "ike-service/exchange/ike_sa_init.h"
@@ -423,6 +424,13 @@ void IkeEngine::SendTo(const IkeSa& sa, const crypto::Bytes& message,
 
 namespace {
 
+// Ends in SK or SKF: a message that can authenticate under an IKE SA.
+bool Protected(const codec::Message& message) {
+  return !message.payloads.empty() &&
+         (message.payloads.back().As<codec::SkPayload>() != nullptr ||
+          message.payloads.back().As<codec::SkfPayload>() != nullptr);
+}
+
 // The protected datagram passes the SA's integrity check (its SK payload,
 // or this SKF fragment, RFC 7383 §2.5), without decrypting anything else.
 bool Authentic(const IkeSa& sa, const v1::IkeDatagram& datagram,
@@ -448,7 +456,7 @@ void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagra
       sa = it->second;
     }
   }
-  if (sa == nullptr && request.header.responder_spi != 0 && !request.payloads.empty()) {
+  if (sa == nullptr && request.header.responder_spi != 0 && Protected(request)) {
     // Only a request that passes the SA's integrity check claims it.
     sa = TakeOver(forwarder, request.header.initiator_spi, request.header.responder_spi,
                   [&](const IkeSa& rebuilt) { return Authentic(rebuilt, datagram, request); });
@@ -675,12 +683,15 @@ void IkeEngine::ReleaseResources(IkeSa& sa) {
     if (i < sa.virtual_ip_leases.size()) {
       releases.push_back(pool->ReleaseOp({ip, sa.virtual_ip_leases[i]}));
     } else {
-      recorder_->Defer([pool, ip, owner = sa.record_key()] {
-        pool->Release(ip, owner).IgnoreError();
+      recorder_->Defer([recorder = recorder_, pool, ip, owner = sa.record_key()] {
+        // Not the address of an SA another replica holds now.
+        if (!recorder->IsLost(owner)) pool->Release(ip, owner).IgnoreError();
       });
     }
   }
-  if (!releases.empty()) recorder_->ReleaseLeases(std::move(releases)).IgnoreError();
+  if (!releases.empty()) {
+    recorder_->ReleaseLeases(std::move(releases), sa.record_key()).IgnoreError();
+  }
   sa.virtual_ips.clear();
   sa.virtual_ip_leases.clear();
   sa.phase = IkeSa::Phase::kDeleted;
@@ -759,25 +770,29 @@ void IkeEngine::CommitMove(IkeSa& sa, v1::EndpointUpdate::Cause cause) {
   }
 }
 
-void IkeEngine::ResetStoredRecords(const std::vector<std::pair<uint64_t, uint64_t>>& spis) {
+void IkeEngine::ResetStoredRecords(const std::vector<std::pair<uint64_t, uint64_t>>& spis,
+                                   int64_t revision) {
   {
     absl::MutexLock lock(&stored_mu_);
     stored_.clear();
     stored_.insert(spis.begin(), spis.end());
   }
-  std::vector<std::pair<uint64_t, uint64_t>> gone;
+  std::vector<std::pair<uint64_t, uint64_t>> held;
   {
     absl::MutexLock lock(&mu_);
-    absl::MutexLock stored_lock(&stored_mu_);
-    for (const auto& [spi_r, sa] : sas_) {
-      // A record not written yet (queued behind the workers) is not gone.
-      if (!stored_.contains({sa->spi_i, spi_r}) &&
-          recorder_->KnownVersion(sa->record_key()) > 0) {
-        gone.emplace_back(sa->spi_i, spi_r);
-      }
-    }
+    for (const auto& [spi_r, sa] : sas_) held.emplace_back(sa->spi_i, spi_r);
   }
-  for (const auto& [spi_i, spi_r] : gone) ApplyRecord(spi_i, spi_r, nullptr, 0);
+  for (const auto& [spi_i, spi_r] : held) {
+    {
+      absl::MutexLock lock(&stored_mu_);
+      if (stored_.contains({spi_i, spi_r})) continue;
+    }
+    // Gone only if this replica's last write of it was in the listing's
+    // past: a record not written yet (queued behind the workers), or
+    // written after the listing was read, is not gone.
+    const int64_t written = recorder_->KnownRevision(store::IkeSaKey(spi_i, spi_r));
+    if (written > 0 && written <= revision) ApplyRecord(spi_i, spi_r, nullptr, 0);
+  }
 }
 
 void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* record,
@@ -790,6 +805,7 @@ void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* rec
       stored_.insert({spi_i, spi_r});
     }
   }
+  if (record == nullptr) recorder_->ForgetLost(store::IkeSaKey(spi_i, spi_r));
   std::shared_ptr<IkeSa> sa;
   {
     absl::MutexLock lock(&mu_);
@@ -937,7 +953,7 @@ void IkeEngine::HandleResponse(size_t forwarder, const v1::IkeDatagram& datagram
       sa = it->second;
     }
   }
-  if (sa == nullptr && response.header.responder_spi != 0 && !response.payloads.empty()) {
+  if (sa == nullptr && response.header.responder_spi != 0 && Protected(response)) {
     // The answer to a request of the previous owner's (recorded with the SA).
     sa = TakeOver(forwarder, response.header.initiator_spi, response.header.responder_spi,
                   [&](const IkeSa& rebuilt) { return Authentic(rebuilt, datagram, response); });
@@ -1035,6 +1051,13 @@ void IkeEngine::CheckLiveness() {
           absl::Seconds(2) * (1 << std::min(pending.attempts - 1, 10)),
           std::max(options_.liveness_interval, absl::Minutes(5)));
       if (now - pending.sent >= wait) {
+        if (pending.give_up_after > 0 && pending.attempts >= pending.give_up_after) {
+          // The previous owner's request, unanswered here: the client may
+          // have answered it before the takeover and moved on.
+          sa->pending_request.reset();
+          sa->return_routability_cookie.clear();
+          continue;
+        }
         for (const crypto::Bytes& message : pending.datagrams) SendTo(*sa, message);
         pending.sent = now;
         ++pending.attempts;

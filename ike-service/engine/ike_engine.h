@@ -76,9 +76,10 @@ class IkeEngine {
   // The IKE SAs the store holds, from a (re)list of the records: a request
   // under SPIs this replica does not hold reads the store only for these.
   // ApplyRecord keeps the set current between lists. A held SA whose record
-  // this replica wrote and that is no longer listed was deleted meanwhile,
-  // and is forgotten.
-  void ResetStoredRecords(const std::vector<std::pair<uint64_t, uint64_t>>& spis);
+  // this replica last wrote before `revision` (the listing's) and that is
+  // not listed was deleted meanwhile, and is forgotten.
+  void ResetStoredRecords(const std::vector<std::pair<uint64_t, uint64_t>>& spis,
+                          int64_t revision);
 
   // Takes over SAs rebuilt from the store after a restart.
   void Restore(std::vector<std::unique_ptr<IkeSa>> sas);

@@ -95,6 +95,7 @@ struct IkeSa {
     std::vector<crypto::Bytes> datagrams;
     absl::Time sent;
     int attempts = 0;
+    int give_up_after = 0;  // 0: retransmitted until answered
   };
   absl::optional<PendingRequest> pending_request;
   // COOKIE2 of a return routability check in flight (RFC 4555 §3.5).

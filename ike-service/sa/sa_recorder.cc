@@ -308,12 +308,29 @@ void SaRecorder::ApplyVersions(std::vector<store::Op>& ops) const {
   }
 }
 
-bool SaRecorder::AboutLostSa(const std::vector<store::Op>& ops) const {
+bool SaRecorder::AboutLostSa(const std::vector<store::Op>& ops, const std::string& about) const {
   absl::MutexLock lock(&versions_mu_);
+  if (!about.empty() && lost_.contains(about)) return true;
   for (const store::Op& op : ops) {
     if (IsIkeRecordWrite(op) && lost_.contains(op.key)) return true;
   }
   return false;
+}
+
+bool SaRecorder::IsLost(const std::string& key) const {
+  absl::MutexLock lock(&versions_mu_);
+  return lost_.contains(key);
+}
+
+void SaRecorder::ForgetLost(const std::string& key) const {
+  absl::MutexLock lock(&versions_mu_);
+  lost_.erase(key);
+}
+
+int64_t SaRecorder::KnownRevision(const std::string& key) const {
+  absl::MutexLock lock(&versions_mu_);
+  auto it = revisions_.find(key);
+  return it == revisions_.end() ? 0 : it->second;
 }
 
 int64_t SaRecorder::KnownVersion(const std::string& key) const {
@@ -325,6 +342,7 @@ int64_t SaRecorder::KnownVersion(const std::string& key) const {
 void SaRecorder::NoteLost(const std::string& key) const {
   absl::MutexLock lock(&versions_mu_);
   versions_.erase(key);
+  revisions_.erase(key);
   lost_.insert(key);
 }
 
@@ -333,15 +351,21 @@ void SaRecorder::NoteVersions(const std::vector<store::Op>& ops,
   absl::MutexLock lock(&versions_mu_);
   for (size_t i = 0; i < ops.size() && i < result.versions.size(); ++i) {
     if (!absl::StartsWith(ops[i].key, store::kIkeSaPrefix)) continue;
-    if (ops[i].type == store::Op::Type::kPut) versions_[ops[i].key] = result.versions[i];
-    if (ops[i].type == store::Op::Type::kDelete) versions_.erase(ops[i].key);
+    if (ops[i].type == store::Op::Type::kPut) {
+      versions_[ops[i].key] = result.versions[i];
+      revisions_[ops[i].key] = result.revision;
+    }
+    if (ops[i].type == store::Op::Type::kDelete) {
+      versions_.erase(ops[i].key);
+      revisions_.erase(ops[i].key);
+    }
   }
 }
 
-absl::Status SaRecorder::CommitNow(std::vector<store::Op> ops) {
+absl::Status SaRecorder::CommitNow(std::vector<store::Op> ops, const std::string& about) {
   constexpr int kAttempts = 4;
   // Writes about an SA another replica took over are its to make now.
-  if (AboutLostSa(ops)) return absl::OkStatus();
+  if (AboutLostSa(ops, about)) return absl::OkStatus();
   ApplyVersions(ops);
   absl::Status status;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
@@ -435,19 +459,20 @@ absl::Status SaRecorder::CommitNow(std::vector<store::Op> ops) {
   return status;
 }
 
-absl::Status SaRecorder::Commit(std::vector<store::Op> ops, const char* what) {
+absl::Status SaRecorder::Commit(std::vector<store::Op> ops, const char* what,
+                                std::string about) {
   {
     absl::MutexLock lock(&mu_);
     if (write_behind_ && !stopping_ && queue_.size() < queue_limit_) {
       queued_ops_ += ops.size();
-      queue_.push_back({std::move(ops), what, ++queued_});
+      queue_.push_back({std::move(ops), what, ++queued_, nullptr, std::move(about)});
       WakeWriter();
       return absl::OkStatus();
     }
     // Off, or full: at once, after what is queued (order per SA is kept).
     WaitCommitted(queued_);
   }
-  return CommitNow(ops);
+  return CommitNow(ops, about);
 }
 
 void SaRecorder::RunWriter() {
@@ -494,11 +519,11 @@ void SaRecorder::RunWriter() {
     if (batch[0].task) {
       batch[0].task();
     } else if (batch.size() == 1) {
-      report(batch[0], CommitNow(batch[0].ops));
+      report(batch[0], CommitNow(batch[0].ops, batch[0].about));
     } else {
       std::vector<store::Op> merged;
       for (const Write& write : batch) {
-        if (AboutLostSa(write.ops)) continue;  // another replica's SA now
+        if (AboutLostSa(write.ops, write.about)) continue;  // another replica's SA now
         merged.insert(merged.end(), write.ops.begin(), write.ops.end());
       }
       ApplyVersions(merged);
@@ -510,7 +535,7 @@ void SaRecorder::RunWriter() {
       } else {
         // A condition failed (or the store did): each write on its own, so
         // only the one that fails is lost, as without batching.
-        for (const Write& write : batch) report(write, CommitNow(write.ops));
+        for (const Write& write : batch) report(write, CommitNow(write.ops, write.about));
       }
     }
     absl::MutexLock lock(&mu_);
@@ -572,6 +597,7 @@ absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> SaRecorder::LoadOwned(
     {
       absl::MutexLock lock(&versions_mu_);
       versions_[kv.key] = kv.version;
+      revisions_[kv.key] = kv.mod_revision;
     }
     if (!children_ok) ++*skipped;
     restored.push_back(std::move(*sa));
@@ -595,9 +621,11 @@ absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::TakeOver(
   }
   *previous_owner = record.meta().owner_replica();
   bool children_ok = true;
-  absl::StatusOr<std::unique_ptr<IkeSa>> sa = Rebuild(key, record, &children_ok);
+  absl::StatusOr<std::unique_ptr<IkeSa>> sa = Rebuild(key, record, &children_ok, &accept);
   if (!sa.ok()) return sa.status();
-  if (!accept(**sa)) return absl::PermissionDeniedError("the request does not authenticate");
+  // Writes of ours still queued about this SA (from before we lost it) go
+  // (and are dropped) before we own it again.
+  Flush();
   // Owned from this write on: compare-on-version, so of two replicas that
   // try at once only one wins, and the old owner's writes conflict.
   record.mutable_meta()->set_owner_replica(replica_);
@@ -607,17 +635,14 @@ absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::TakeOver(
                                store::Condition::VersionIs(stored->version)));
   absl::StatusOr<store::TxnResult> result = store_->Txn(ops);
   if (!result.ok()) return result.status();
-  {
-    absl::MutexLock lock(&versions_mu_);
-    lost_.erase(key);
-  }
-  NoteVersions(ops, *result);
+  NoteVersions(ops, *result);  // before lost_ lets writes through
+  ForgetLost(key);
   return sa;
 }
 
-absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::Rebuild(const std::string& key,
-                                                          const v1::IkeSa& record,
-                                                          bool* children_ok) const {
+absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::Rebuild(
+    const std::string& key, const v1::IkeSa& record, bool* children_ok,
+    const std::function<bool(const IkeSa&)>* accept) const {
   absl::StatusOr<v1::IkeSaKeys> keys = store::OpenFrom<v1::IkeSaKeys>(*sealer_, key, record);
   if (!keys.ok()) return keys.status();
   auto sa = std::make_unique<IkeSa>();
@@ -672,6 +697,9 @@ absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::Rebuild(const std::string& ke
     }
     pending.sent = absl::Now();
     pending.attempts = 1;
+    // Answered from the client's cache within seconds if it had the request
+    // already; otherwise it is in an outage, and the next check starts over.
+    pending.give_up_after = 4;
     sa->pending_request = std::move(pending);
     sa->return_routability_cookie.assign(record.return_routability_cookie().begin(),
                                          record.return_routability_cookie().end());
@@ -688,6 +716,9 @@ absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::Rebuild(const std::string& ke
   for (const std::string& ip : record.virtual_ips()) sa->virtual_ips.push_back(ip);
   sa->created = FromTimestamp(record.established());
   sa->last_seen = absl::Now();
+  if (accept != nullptr && !(*accept)(*sa)) {
+    return absl::PermissionDeniedError("the message does not authenticate");
+  }
   *children_ok = true;
   for (uint32_t spi : record.child_spis()) {
     absl::StatusOr<store::Versioned<v1::ChildSa>> child =
@@ -727,8 +758,8 @@ absl::Status SaRecorder::RemoveSa(const IkeSa& sa) {
   return Commit(std::move(ops), "remove");
 }
 
-absl::Status SaRecorder::ReleaseLeases(std::vector<store::Op> releases) {
-  return Commit(std::move(releases), "release");
+absl::Status SaRecorder::ReleaseLeases(std::vector<store::Op> releases, std::string sa_key) {
+  return Commit(std::move(releases), "release", std::move(sa_key));
 }
 
 absl::Status SaRecorder::RemoveChild(const ChildSaState& child) {

@@ -73,9 +73,11 @@ class SaRecorder {
   // Deletes the IKE SA's record and its CHILD SAs'.
   absl::Status RemoveSa(const IkeSa& sa);
   absl::Status RemoveChild(const ChildSaState& child);
-  // Conditional deletes of address leases (AddressPool::ReleaseOp), after
-  // what is queued; a lease no longer as written is left alone.
-  absl::Status ReleaseLeases(std::vector<store::Op> releases);
+  // Conditional deletes of the address leases (AddressPool::ReleaseOp) of
+  // the IKE SA recorded under `sa_key`, after what is queued; a lease no
+  // longer as written is left alone, and none of an SA another replica took
+  // over is released.
+  absl::Status ReleaseLeases(std::vector<store::Op> releases, std::string sa_key);
 
   static std::string ChildKey(uint32_t inbound_spi);
 
@@ -99,9 +101,15 @@ class SaRecorder {
   // The store version of an IKE record as this replica last wrote, loaded or
   // took it over; 0 if none.
   int64_t KnownVersion(const std::string& key) const;
+  // The store revision of this replica's last write of an IKE record (or
+  // of the record it loaded or took over); 0 if none.
+  int64_t KnownRevision(const std::string& key) const;
   // Another replica owns the SA now: this replica's later writes about it
   // are dropped (until it takes the SA over again).
   void NoteLost(const std::string& key) const;
+  bool IsLost(const std::string& key) const;
+  // The record is gone: nothing more to drop for it.
+  void ForgetLost(const std::string& key) const;
 
   // The records as they are written (exposed for tests).
   absl::StatusOr<v1::IkeSa> IkeRecord(const IkeSa& sa) const;
@@ -113,17 +121,18 @@ class SaRecorder {
     const char* what;
     uint64_t sequence;
     std::function<void()> task;  // instead of ops
+    std::string about;           // the IKE record key the ops serve, if not in them
   };
   // Commits `ops` as one transaction, or queues them (write-behind). A
   // delete of a missing key counts as done.
-  absl::Status Commit(std::vector<store::Op> ops, const char* what);
+  absl::Status Commit(std::vector<store::Op> ops, const char* what, std::string about = "");
   // One SA's write, now. IKE records are written compare-on-version (the
   // version this recorder last wrote or loaded); on a conflict the stored
   // record's endpoint, NAT flags, DORMANT state and last-seen time are
   // kept (mobility-service owns them) and the write is retried; a record
   // deleted meanwhile is not written again, nor are its CHILD SAs. A
   // conditional delete that no longer matches is dropped.
-  absl::Status CommitNow(std::vector<store::Op> ops);
+  absl::Status CommitNow(std::vector<store::Op> ops, const std::string& about = "");
   // Sets each IKE record put's condition to the last known version.
   void ApplyVersions(std::vector<store::Op>& ops) const;
   // Rebases a CHILD record put on the stored record: its path (local,
@@ -132,12 +141,14 @@ class SaRecorder {
   // An established IKE SA and its CHILD SAs from their records and sealed
   // keys. `children_ok` is false when a CHILD record is missing or does not
   // open (that CHILD SA is left out).
-  absl::StatusOr<std::unique_ptr<IkeSa>> Rebuild(const std::string& key,
-                                                 const v1::IkeSa& record,
-                                                 bool* children_ok) const;
+  // `accept` (may be null) is asked before the CHILD records are read;
+  // kPermissionDenied if it refuses.
+  absl::StatusOr<std::unique_ptr<IkeSa>> Rebuild(
+      const std::string& key, const v1::IkeSa& record, bool* children_ok,
+      const std::function<bool(const IkeSa&)>* accept = nullptr) const;
   void NoteVersions(const std::vector<store::Op>& ops, const store::TxnResult& result) const;
   // True when `ops` write an IKE record in lost_.
-  bool AboutLostSa(const std::vector<store::Op>& ops) const;
+  bool AboutLostSa(const std::vector<store::Op>& ops, const std::string& about) const;
   void RunWriter();
   // Waits until the writes up to `target` are committed; no batch window
   // meanwhile.
@@ -170,6 +181,8 @@ class SaRecorder {
   // IKE records another replica took over: every later write of this
   // replica's about them (puts and deletes, CHILD ops with them) is dropped.
   mutable absl::flat_hash_set<std::string> lost_ ABSL_GUARDED_BY(versions_mu_);
+  // Store revision of each IKE record as last written, loaded or taken over.
+  mutable absl::flat_hash_map<std::string, int64_t> revisions_ ABSL_GUARDED_BY(versions_mu_);
   prometheus::Counter* failures_ = nullptr;
   const log::Logger log_{"ike-service"};
 };

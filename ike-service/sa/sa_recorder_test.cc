@@ -165,7 +165,9 @@ TEST_F(SaRecorderTest, AStaleLeaseReleaseIsDroppedAndTheBatchLands) {
   ASSERT_TRUE(recorder_->RecordEstablished(sa_).ok());
   ASSERT_TRUE(recorder_
                   ->ReleaseLeases({store::Op::Delete(
-                      "pool/v4/0a0a0002", store::Condition::ModRevisionIs(first->revision))})
+                                      "pool/v4/0a0a0002",
+                                      store::Condition::ModRevisionIs(first->revision))},
+                                  sa_.record_key())
                   .ok());
   recorder_->Flush();
   EXPECT_EQ(store_->Get("pool/v4/0a0a0002")->value, "ike/new");
@@ -373,6 +375,17 @@ TEST_F(SaRecorderTest, AnotherReplicaTakesOverAndTheFirstNoLongerWrites) {
   EXPECT_EQ(Stored().meta().owner_replica(), "replica-b");
   EXPECT_EQ(Stored().next_message_id_out(), 2u);
   EXPECT_TRUE(store_->Get(SaRecorder::ChildKey(0xc0000007)).ok());
+
+  // Nor does A give back the address lease the SA (now B's) holds.
+  auto lease = store_->Put("pool/v4/0a0a0009", sa_.record_key(), {store::Condition::CreateOnly()});
+  ASSERT_TRUE(lease.ok());
+  ASSERT_TRUE(recorder_
+                  ->ReleaseLeases({store::Op::Delete("pool/v4/0a0a0009",
+                                                     store::Condition::ModRevisionIs(
+                                                         lease->revision))},
+                                  sa_.record_key())
+                  .ok());
+  EXPECT_TRUE(store_->Get("pool/v4/0a0a0009").ok());
 
   // B writes on as the owner (compare-on-version from its takeover).
   (*taken)->next_own_request_id = 3;
