@@ -2,10 +2,10 @@
 
 #include <unistd.h>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
 #include "common/net/ip_endpoint.h"
+#include "common/store/sa_keys.h"
 #include "ike-service/exchange/traffic_selectors.h"
 #include "ike-service/transport/ike_transport_client.h"
 
@@ -202,14 +202,9 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
 
 void IkeComponent::WatchRecords() {
   const log::Logger log("ike-service");
-  auto spis_of = [](const std::string& key, uint64_t* spi_i, uint64_t* spi_r) {
-    return key.size() == 4 + 16 + 1 + 16 &&
-           absl::SimpleHexAtoi(absl::string_view(key).substr(4, 16), spi_i) &&
-           absl::SimpleHexAtoi(absl::string_view(key).substr(21, 16), spi_r);
-  };
-  auto apply = [this, &spis_of](const store::KeyValue& kv, bool deleted) {
+  auto apply = [this](const store::KeyValue& kv, bool deleted) {
     uint64_t spi_i = 0, spi_r = 0;
-    if (!spis_of(kv.key, &spi_i, &spi_r)) return;
+    if (!store::ParseIkeSaKey(kv.key, &spi_i, &spi_r)) return;
     if (deleted) return engine_->ApplyRecord(spi_i, spi_r, nullptr, 0);
     v1::IkeSa record;
     if (record.ParseFromString(kv.value)) engine_->ApplyRecord(spi_i, spi_r, &record, kv.version);
@@ -217,12 +212,11 @@ void IkeComponent::WatchRecords() {
   // Every record as of a (re)list or resync: held SAs whose records are gone
   // are forgotten, and each listed record is applied (a takeover or a
   // delete missed while the watch was down is not lost).
-  auto relist = [this, &spis_of, &apply](const std::vector<store::KeyValue>& kvs,
-                                          int64_t revision) {
+  auto relist = [this, &apply](const std::vector<store::KeyValue>& kvs, int64_t revision) {
     std::vector<std::pair<uint64_t, uint64_t>> spis;
     for (const store::KeyValue& kv : kvs) {
       uint64_t spi_i = 0, spi_r = 0;
-      if (spis_of(kv.key, &spi_i, &spi_r)) spis.emplace_back(spi_i, spi_r);
+      if (store::ParseIkeSaKey(kv.key, &spi_i, &spi_r)) spis.emplace_back(spi_i, spi_r);
     }
     engine_->ResetStoredRecords(spis, revision);
     for (const store::KeyValue& kv : kvs) apply(kv, false);

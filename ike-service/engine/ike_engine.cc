@@ -434,11 +434,11 @@ bool Protected(const codec::Message& message) {
 // The protected datagram passes the SA's integrity check (its SK payload,
 // or this SKF fragment, RFC 7383 §2.5), without decrypting anything else.
 bool Authentic(const IkeSa& sa, const v1::IkeDatagram& datagram,
-               const codec::Message& request) {
-  const auto* sk = request.payloads.back().As<codec::SkPayload>();
-  const auto* skf = request.payloads.back().As<codec::SkfPayload>();
-  if (sk == nullptr && skf == nullptr) return false;
-  const codec::Bytes& encrypted = sk != nullptr ? sk->encrypted : skf->encrypted;
+               const codec::Message& message) {
+  if (!Protected(message)) return false;
+  const auto* sk = message.payloads.back().As<codec::SkPayload>();
+  const codec::Bytes& encrypted =
+      sk != nullptr ? sk->encrypted : message.payloads.back().As<codec::SkfPayload>()->encrypted;
   const crypto::ByteSpan bytes = AsBytes(datagram.payload());
   return sa.from_initiator->Open(bytes.subspan(0, bytes.size() - encrypted.size()), encrypted)
       .ok();
@@ -448,19 +448,7 @@ bool Authentic(const IkeSa& sa, const v1::IkeDatagram& datagram,
 
 void IkeEngine::HandleProtected(size_t forwarder, const v1::IkeDatagram& datagram,
                                 const codec::Message& request) {
-  std::shared_ptr<IkeSa> sa;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = sas_.find(request.header.responder_spi);
-    if (it != sas_.end() && it->second->spi_i == request.header.initiator_spi) {
-      sa = it->second;
-    }
-  }
-  if (sa == nullptr && request.header.responder_spi != 0 && Protected(request)) {
-    // Only a request that passes the SA's integrity check claims it.
-    sa = TakeOver(forwarder, request.header.initiator_spi, request.header.responder_spi,
-                  [&](const IkeSa& rebuilt) { return Authentic(rebuilt, datagram, request); });
-  }
+  std::shared_ptr<IkeSa> sa = HeldOrTakenOver(forwarder, datagram, request);
   if (sa == nullptr) {
     dropped_family_.Add({{"reason", "unknown_spi"}}).Increment();
     return;
@@ -806,13 +794,8 @@ void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* rec
     }
   }
   if (record == nullptr) recorder_->ForgetLost(store::IkeSaKey(spi_i, spi_r));
-  std::shared_ptr<IkeSa> sa;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = sas_.find(spi_r);
-    if (it == sas_.end() || it->second->spi_i != spi_i) return;
-    sa = it->second;
-  }
+  std::shared_ptr<IkeSa> sa = Held(spi_i, spi_r);
+  if (sa == nullptr) return;
   absl::MutexLock lock(&sa->mu);
   if (sa->phase != IkeSa::Phase::kEstablished) return;
   if (record != nullptr && record->meta().owner_replica() != recorder_->replica()) {
@@ -851,6 +834,23 @@ void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* rec
     log_.Info("IKE SA follows its record to a new address",
               {{"spi_r", Hex(spi_r)}, {"remote", sa->remote.ToString()}});
   }
+}
+
+std::shared_ptr<IkeSa> IkeEngine::Held(uint64_t spi_i, uint64_t spi_r) const {
+  absl::MutexLock lock(&mu_);
+  auto it = sas_.find(spi_r);
+  return it != sas_.end() && it->second->spi_i == spi_i ? it->second : nullptr;
+}
+
+std::shared_ptr<IkeSa> IkeEngine::HeldOrTakenOver(size_t forwarder,
+                                                  const v1::IkeDatagram& datagram,
+                                                  const codec::Message& message) {
+  const codec::Header& header = message.header;
+  std::shared_ptr<IkeSa> sa = Held(header.initiator_spi, header.responder_spi);
+  if (sa != nullptr || header.responder_spi == 0 || !Protected(message)) return sa;
+  // Only a message that passes the SA's integrity check claims it.
+  return TakeOver(forwarder, header.initiator_spi, header.responder_spi,
+                  [&](const IkeSa& rebuilt) { return Authentic(rebuilt, datagram, message); });
 }
 
 std::shared_ptr<IkeSa> IkeEngine::TakeOver(size_t forwarder, uint64_t spi_i, uint64_t spi_r,
@@ -945,19 +945,9 @@ void IkeEngine::SendRequest(IkeSa& sa, std::vector<codec::Payload> payloads) {
 
 void IkeEngine::HandleResponse(size_t forwarder, const v1::IkeDatagram& datagram,
                                const codec::Message& response) {
-  std::shared_ptr<IkeSa> sa;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = sas_.find(response.header.responder_spi);
-    if (it != sas_.end() && it->second->spi_i == response.header.initiator_spi) {
-      sa = it->second;
-    }
-  }
-  if (sa == nullptr && response.header.responder_spi != 0 && Protected(response)) {
-    // The answer to a request of the previous owner's (recorded with the SA).
-    sa = TakeOver(forwarder, response.header.initiator_spi, response.header.responder_spi,
-                  [&](const IkeSa& rebuilt) { return Authentic(rebuilt, datagram, response); });
-  }
+  // A response can claim an SA too: the answer to the previous owner's
+  // request, recorded with the SA.
+  std::shared_ptr<IkeSa> sa = HeldOrTakenOver(forwarder, datagram, response);
   if (sa == nullptr) {
     dropped_family_.Add({{"reason", "unexpected_response"}}).Increment();
     return;
@@ -1007,12 +997,7 @@ void IkeEngine::DeleteEstablished(IkeSa& sa, absl::string_view reason) {
 }
 
 absl::Status IkeEngine::Terminate(uint64_t spi_i, uint64_t spi_r) {
-  std::shared_ptr<IkeSa> sa;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = sas_.find(spi_r);
-    if (it != sas_.end() && it->second->spi_i == spi_i) sa = it->second;
-  }
+  std::shared_ptr<IkeSa> sa = Held(spi_i, spi_r);
   // Another replica's (gone, or not): this one takes it over to end it.
   if (sa == nullptr) sa = TakeOver(0, spi_i, spi_r, [](const IkeSa&) { return true; });
   if (sa == nullptr) return absl::NotFoundError("no such established IKE SA");

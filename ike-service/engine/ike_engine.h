@@ -146,6 +146,12 @@ class IkeEngine {
   void Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result);
   void ReleaseResources(IkeSa& sa);
   void Forget(const IkeSa& sa);
+  // The IKE SA (SPIi, SPIr) this replica holds, or null.
+  std::shared_ptr<IkeSa> Held(uint64_t spi_i, uint64_t spi_r) const;
+  // The SA a protected message names: held, or taken over if the message
+  // passes the rebuilt SA's integrity check (TakeOver); null otherwise.
+  std::shared_ptr<IkeSa> HeldOrTakenOver(size_t forwarder, const v1::IkeDatagram& datagram,
+                                         const codec::Message& message);
   // An IKE SA this replica does not hold, taken over from its record (its
   // replica is gone, so the forwarders route it here) if `accept` takes the
   // rebuilt SA (the request passes its integrity check); null if there is

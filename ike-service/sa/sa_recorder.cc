@@ -37,6 +37,24 @@ void AddSelectors(const std::vector<codec::TrafficSelector>& selectors,
   }
 }
 
+void AddDatagrams(const std::vector<crypto::Bytes>& datagrams,
+                  google::protobuf::RepeatedPtrField<std::string>* out) {
+  for (const crypto::Bytes& datagram : datagrams) out->Add(std::string(datagram.begin(), datagram.end()));
+}
+
+std::vector<crypto::Bytes> Datagrams(const google::protobuf::RepeatedPtrField<std::string>& in) {
+  std::vector<crypto::Bytes> out;
+  for (const std::string& datagram : in) out.emplace_back(datagram.begin(), datagram.end());
+  return out;
+}
+
+// An SA a replica may hold: established, or DORMANT (its client silent,
+// within the outage window).
+bool Holdable(const v1::IkeSa& record) {
+  return record.state() == v1::IKE_SA_STATE_ESTABLISHED ||
+         record.state() == v1::IKE_SA_STATE_DORMANT;
+}
+
 }  // namespace
 
 std::string SaRecorder::ChildKey(uint32_t inbound_spi) {
@@ -71,9 +89,7 @@ absl::StatusOr<v1::IkeSa> SaRecorder::IkeRecord(const IkeSa& sa) const {
   for (const std::string& ip : sa.virtual_ips) record.add_virtual_ips(ip);
   record.set_next_message_id_in(sa.next_request_id);
   record.set_last_response_message_id(sa.last_response_id);
-  for (const crypto::Bytes& datagram : sa.last_response) {
-    record.add_last_response(std::string(datagram.begin(), datagram.end()));
-  }
+  AddDatagrams(sa.last_response, record.mutable_last_response());
   *record.mutable_established() = ToTimestamp(sa.created);
   *record.mutable_last_seen() = ToTimestamp(sa.last_seen);
   for (const ChildSaState& child : sa.children) record.add_child_spis(child.inbound_spi);
@@ -82,9 +98,7 @@ absl::StatusOr<v1::IkeSa> SaRecorder::IkeRecord(const IkeSa& sa) const {
   record.set_udp_encapsulated(sa.udp_encapsulated);
   record.set_certificate_subject(sa.certificate_subject);
   if (sa.pending_request.has_value()) {
-    for (const crypto::Bytes& datagram : sa.pending_request->datagrams) {
-      record.add_pending_request(std::string(datagram.begin(), datagram.end()));
-    }
+    AddDatagrams(sa.pending_request->datagrams, record.mutable_pending_request());
     record.set_pending_request_message_id(sa.pending_request->message_id);
     record.set_return_routability_cookie(std::string(sa.return_routability_cookie.begin(),
                                                      sa.return_routability_cookie.end()));
@@ -257,10 +271,6 @@ void SaRecorder::Defer(std::function<void()> task) {
 
 namespace {
 
-bool IsIkeRecordPut(const store::Op& op) {
-  return op.type == store::Op::Type::kPut && absl::StartsWith(op.key, store::kIkeSaPrefix);
-}
-
 bool IsIkeRecordWrite(const store::Op& op) {
   return (op.type == store::Op::Type::kPut || op.type == store::Op::Type::kDelete) &&
          absl::StartsWith(op.key, store::kIkeSaPrefix);
@@ -303,8 +313,8 @@ void SaRecorder::ApplyVersions(std::vector<store::Op>& ops) const {
   absl::MutexLock lock(&versions_mu_);
   for (store::Op& op : ops) {
     if (!IsIkeRecordWrite(op) || op.condition.kind != store::Condition::Kind::kAny) continue;
-    auto it = versions_.find(op.key);
-    if (it != versions_.end()) op.condition = store::Condition::VersionIs(it->second);
+    auto it = written_.find(op.key);
+    if (it != written_.end()) op.condition = store::Condition::VersionIs(it->second.version);
   }
 }
 
@@ -329,20 +339,19 @@ void SaRecorder::ForgetLost(const std::string& key) const {
 
 int64_t SaRecorder::KnownRevision(const std::string& key) const {
   absl::MutexLock lock(&versions_mu_);
-  auto it = revisions_.find(key);
-  return it == revisions_.end() ? 0 : it->second;
+  auto it = written_.find(key);
+  return it == written_.end() ? 0 : it->second.revision;
 }
 
 int64_t SaRecorder::KnownVersion(const std::string& key) const {
   absl::MutexLock lock(&versions_mu_);
-  auto it = versions_.find(key);
-  return it == versions_.end() ? 0 : it->second;
+  auto it = written_.find(key);
+  return it == written_.end() ? 0 : it->second.version;
 }
 
 void SaRecorder::NoteLost(const std::string& key) const {
   absl::MutexLock lock(&versions_mu_);
-  versions_.erase(key);
-  revisions_.erase(key);
+  written_.erase(key);
   lost_.insert(key);
 }
 
@@ -352,13 +361,9 @@ void SaRecorder::NoteVersions(const std::vector<store::Op>& ops,
   for (size_t i = 0; i < ops.size() && i < result.versions.size(); ++i) {
     if (!absl::StartsWith(ops[i].key, store::kIkeSaPrefix)) continue;
     if (ops[i].type == store::Op::Type::kPut) {
-      versions_[ops[i].key] = result.versions[i];
-      revisions_[ops[i].key] = result.revision;
+      written_[ops[i].key] = {result.versions[i], result.revision};
     }
-    if (ops[i].type == store::Op::Type::kDelete) {
-      versions_.erase(ops[i].key);
-      revisions_.erase(ops[i].key);
-    }
+    if (ops[i].type == store::Op::Type::kDelete) written_.erase(ops[i].key);
   }
 }
 
@@ -420,7 +425,7 @@ absl::Status SaRecorder::CommitNow(std::vector<store::Op> ops, const std::string
       absl::StatusOr<store::KeyValue> stored = store_->Get(op.key);
       if (absl::IsNotFound(stored.status())) {
         absl::MutexLock lock(&versions_mu_);
-        versions_.erase(op.key);
+        written_.erase(op.key);
         if (op.type == store::Op::Type::kDelete) {  // gone already
           it = ops.erase(it);
           refreshed = true;
@@ -581,10 +586,8 @@ absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> SaRecorder::LoadOwned(
   std::vector<std::unique_ptr<IkeSa>> restored;
   for (const store::KeyValue& kv : listed->kvs) {
     v1::IkeSa record;
-    // A DORMANT SA (its client silent, within the outage window) is kept too.
     if (!record.ParseFromString(kv.value) || record.meta().owner_replica() != replica_ ||
-        (record.state() != v1::IKE_SA_STATE_ESTABLISHED &&
-         record.state() != v1::IKE_SA_STATE_DORMANT)) {
+        !Holdable(record)) {
       *skipped += record.meta().owner_replica() == replica_;
       continue;
     }
@@ -596,8 +599,7 @@ absl::StatusOr<std::vector<std::unique_ptr<IkeSa>>> SaRecorder::LoadOwned(
     }
     {
       absl::MutexLock lock(&versions_mu_);
-      versions_[kv.key] = kv.version;
-      revisions_[kv.key] = kv.mod_revision;
+      written_[kv.key] = {kv.version, kv.mod_revision};
     }
     if (!children_ok) ++*skipped;
     restored.push_back(std::move(*sa));
@@ -615,8 +617,7 @@ absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::TakeOver(
   if (!record.ParseFromString(stored->value)) {
     return absl::DataLossError(absl::StrCat("unreadable IKE record under ", key));
   }
-  if (record.state() != v1::IKE_SA_STATE_ESTABLISHED &&
-      record.state() != v1::IKE_SA_STATE_DORMANT) {
+  if (!Holdable(record)) {
     return absl::NotFoundError(absl::StrCat("IKE SA ", key, " is not established"));
   }
   *previous_owner = record.meta().owner_replica();
@@ -682,9 +683,7 @@ absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::Rebuild(
   sa->mobike = record.mobike();
   sa->next_request_id = record.next_message_id_in();
   sa->last_response_id = record.last_response_message_id();
-  for (const std::string& datagram : record.last_response()) {
-    sa->last_response.emplace_back(datagram.begin(), datagram.end());
-  }
+  sa->last_response = Datagrams(record.last_response());
   sa->message_id_unknown = true;  // the client may have moved on since
   sa->restored = true;
   sa->next_own_request_id = record.next_message_id_out();
@@ -692,9 +691,7 @@ absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::Rebuild(
     // Sent again by the liveness sweep, with its back-off.
     IkeSa::PendingRequest pending;
     pending.message_id = record.pending_request_message_id();
-    for (const std::string& datagram : record.pending_request()) {
-      pending.datagrams.emplace_back(datagram.begin(), datagram.end());
-    }
+    pending.datagrams = Datagrams(record.pending_request());
     pending.sent = absl::Now();
     pending.attempts = 1;
     // Answered from the client's cache within seconds if it had the request

@@ -175,14 +175,17 @@ class SaRecorder {
   uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;     // writes queued so far
   uint64_t committed_ ABSL_GUARDED_BY(mu_) = 0;  // of those, done
   std::thread writer_;
-  // Version of each IKE record as this recorder last wrote or loaded it.
+  // Each IKE record as this recorder last wrote, loaded or took it over:
+  // its version (for compare-on-version) and the store revision of it.
+  struct Written {
+    int64_t version = 0;
+    int64_t revision = 0;
+  };
   mutable absl::Mutex versions_mu_;
-  mutable absl::flat_hash_map<std::string, int64_t> versions_ ABSL_GUARDED_BY(versions_mu_);
+  mutable absl::flat_hash_map<std::string, Written> written_ ABSL_GUARDED_BY(versions_mu_);
   // IKE records another replica took over: every later write of this
   // replica's about them (puts and deletes, CHILD ops with them) is dropped.
   mutable absl::flat_hash_set<std::string> lost_ ABSL_GUARDED_BY(versions_mu_);
-  // Store revision of each IKE record as last written, loaded or taken over.
-  mutable absl::flat_hash_map<std::string, int64_t> revisions_ ABSL_GUARDED_BY(versions_mu_);
   prometheus::Counter* failures_ = nullptr;
   const log::Logger log_{"ike-service"};
 };
