@@ -104,10 +104,9 @@ bool BruteForceGuard::Refuses(Table& table, const std::string& key,
   absl::Time locked_until =
       entry != nullptr ? entry->locked_until : absl::InfinitePast();
   if (options_.shared != nullptr) {
-    const FailureState shared = options_.shared->Get(table.scope, key);
-    failures += std::count_if(
-        shared.failures.begin(), shared.failures.end(),
-        [&](absl::Time t) { return t > now - options_.failure_window; });
+    const FailureState shared =
+        options_.shared->Get(table.scope, key, now, options_.failure_window);
+    failures += shared.failures.size();
     locked_until = std::max(locked_until, shared.locked_until);
   }
   const bool locked = locked_until > now;

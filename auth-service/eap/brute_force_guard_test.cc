@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -250,21 +249,6 @@ class FlakyStore : public store::ForwardingStore {
   std::atomic<bool> fail_writes{false};
 };
 
-// One etcd (Debian's etcd-server) for the whole test binary.
-store::EtcdLauncher& SharedEtcd() {
-  static store::EtcdLauncher* etcd = [] {
-    store::EtcdLauncher::Options options;
-    options.data_dir = std::string(std::getenv("TEST_TMPDIR")) + "/etcd";
-    auto launched = store::EtcdLauncher::Start(options);
-    if (!launched.ok()) {
-      std::fprintf(stderr, "cannot start etcd: %s\n", launched.status().ToString().c_str());
-      std::abort();
-    }
-    return launched->release();
-  }();
-  return *etcd;
-}
-
 // The replicas share the embedded store, or etcd as when they run on
 // several machines.
 class SharedBruteForceTest : public ::testing::TestWithParam<std::string> {
@@ -278,7 +262,7 @@ class SharedBruteForceTest : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     if (GetParam() == "etcd") {
       store::EtcdOptions options;
-      options.endpoints = {SharedEtcd().endpoint()};
+      options.endpoints = {store::SharedTestEtcd().endpoint()};
       store_ = *store::EtcdStore::Connect(options);
       for (const store::KeyValue& kv : Records()) ASSERT_TRUE(store_->Delete(kv.key).ok());
     } else {

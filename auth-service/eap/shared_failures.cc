@@ -94,10 +94,8 @@ void SharedFailures::Apply(const store::KeyValue& kv) {
   FailureRecord record;
   if (!record.ParseFromString(kv.value)) return;
   Cached& cached = cache_[kv.key];
-  if (kv.version != 0 && kv.mod_revision != 0 && kv.mod_revision < cached.mod_revision) return;
-  cached.state = FromRecord(record);
-  cached.version = kv.version;
-  cached.mod_revision = kv.mod_revision;
+  if (kv.mod_revision < cached.mod_revision) return;  // older than what we have
+  cached = {FromRecord(record), kv.mod_revision};
 }
 
 void SharedFailures::RunWatch(int64_t from_revision) {
@@ -139,11 +137,17 @@ void SharedFailures::RunWatch(int64_t from_revision) {
   }
 }
 
-FailureState SharedFailures::Get(absl::string_view scope, absl::string_view key) const {
-  const std::string store_key = KeyFor(scope, key);
+FailureState SharedFailures::CachedState(const std::string& store_key) const {
   absl::MutexLock lock(&mu_);
   auto it = cache_.find(store_key);
   return it == cache_.end() ? FailureState{} : it->second.state;
+}
+
+FailureState SharedFailures::Get(absl::string_view scope, absl::string_view key, absl::Time now,
+                                 absl::Duration window) const {
+  FailureState state = CachedState(KeyFor(scope, key));
+  DropStale(state, now, window);
+  return state;
 }
 
 absl::StatusOr<FailureState> SharedFailures::Record(absl::string_view scope,
@@ -152,12 +156,7 @@ absl::StatusOr<FailureState> SharedFailures::Record(absl::string_view scope,
                                                     const Limits& limits, bool* locked) {
   *locked = false;
   const std::string store_key = KeyFor(scope, key);
-  if (!failure && !reset) {
-    // Nothing to change: no store access.
-    absl::MutexLock lock(&mu_);
-    auto it = cache_.find(store_key);
-    return it == cache_.end() ? FailureState{} : it->second.state;
-  }
+  if (!failure && !reset) return CachedState(store_key);  // nothing to change: no store access
   absl::Status status;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     FailureState state;
@@ -205,7 +204,7 @@ absl::StatusOr<FailureState> SharedFailures::Record(absl::string_view scope,
       } else {
         Cached& cached = cache_[store_key];
         if (written->revision >= cached.mod_revision) {
-          cached = {state, written->version, written->revision};
+          cached = {state, written->revision};
         }
       }
       return state;

@@ -44,8 +44,10 @@ class SharedFailures {
   static std::unique_ptr<SharedFailures> Start(store::Store* store, size_t max_tracked);
   ~SharedFailures();
 
-  // The last seen state of (scope, key), written by any replica.
-  FailureState Get(absl::string_view scope, absl::string_view key) const;
+  // The last seen state of (scope, key), written by any replica, as of
+  // `now`: failures within `window`, and a lockout only if it still runs.
+  FailureState Get(absl::string_view scope, absl::string_view key, absl::Time now,
+                   absl::Duration window) const;
 
   // A finished attempt, compare-on-version. A failure is appended (failures
   // older than `window` dropped); the one that reaches `max_failures` locks
@@ -72,13 +74,14 @@ class SharedFailures {
  private:
   struct Cached {
     FailureState state;
-    int64_t version = 0;
     int64_t mod_revision = 0;
   };
   SharedFailures(store::Store* store, size_t max_tracked)
       : store_(store), max_tracked_(max_tracked) {}
   bool RoomForNewKey() const ABSL_LOCKS_EXCLUDED(mu_);
   void Apply(const store::KeyValue& kv) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The cached state under a store key (empty if none).
+  FailureState CachedState(const std::string& store_key) const ABSL_LOCKS_EXCLUDED(mu_);
   // Replaces the view with the store's records; the revision to watch from.
   absl::Status List(int64_t* next_revision) ABSL_LOCKS_EXCLUDED(mu_);
   void RunWatch(int64_t from_revision);
