@@ -143,11 +143,15 @@ void SaTable::RetainOnly(const absl::flat_hash_set<uint32_t>& spis) {
   for (uint32_t spi : gone) ReplaceLocked(spi, nullptr);
 }
 
-std::shared_ptr<const SaEntry> SaTable::Staged(uint32_t spi) const {
-  absl::MutexLock lock(&mu_);
+std::shared_ptr<const SaEntry> SaTable::StagedLocked(uint32_t spi) const {
   const EntryMap& by_spi = staged_[SaSnapshot::ShardOfSpi(spi)];
   auto it = by_spi.find(spi);
   return it == by_spi.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<const SaEntry> SaTable::Staged(uint32_t spi) const {
+  absl::MutexLock lock(&mu_);
+  return StagedLocked(spi);
 }
 
 std::vector<std::shared_ptr<const SaEntry>> SaTable::ChildrenOfLocked(uint64_t spi_i,
@@ -215,14 +219,13 @@ absl::StatusOr<net::IpEndpoint> SaTable::MoveRemote(uint32_t spi, const esp::Esp
   net::IpEndpoint previous;
   {
     absl::MutexLock lock(&mu_);
-    const EntryMap& by_spi = staged_[SaSnapshot::ShardOfSpi(spi)];
-    auto it = by_spi.find(spi);
-    if (it == by_spi.end() || it->second->sa.get() != sa) {
+    std::shared_ptr<const SaEntry> staged = StagedLocked(spi);
+    if (staged == nullptr || staged->sa.get() != sa) {
       return absl::NotFoundError("the SA is gone or was replaced");
     }
-    previous = it->second->remote;
+    previous = staged->remote;
     if (previous == remote) return previous;
-    auto moved = std::make_shared<SaEntry>(*it->second);
+    auto moved = std::make_shared<SaEntry>(*staged);
     moved->remote = remote;
     ReplaceLocked(spi, std::move(moved));
   }

@@ -160,6 +160,8 @@ class SaTable {
   // shards either touches.
   void ReplaceLocked(uint32_t spi, std::shared_ptr<const SaEntry> entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::shared_ptr<const SaEntry> StagedLocked(uint32_t spi) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<std::shared_ptr<const SaEntry>> ChildrenOfLocked(uint64_t spi_i,
                                                                uint64_t spi_r) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
