@@ -10,6 +10,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
 #include <fstream>
 
 #include <grpcpp/grpcpp.h>
@@ -159,6 +163,23 @@ void EtcdLauncher::Kill() {
 absl::Status EtcdLauncher::Restart() {
   Kill();
   return Spawn();
+}
+
+EtcdLauncher& SharedTestEtcd() {
+  static EtcdLauncher* etcd = [] {
+    EtcdLauncher::Options options;
+    const char* tmp = getenv("TEST_TMPDIR");
+    options.data_dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/etcd";
+    std::error_code ignored;
+    std::filesystem::remove_all(options.data_dir, ignored);  // a run before this one's
+    auto launched = EtcdLauncher::Start(options);
+    if (!launched.ok()) {
+      fprintf(stderr, "cannot start etcd: %s\n", launched.status().ToString().c_str());
+      abort();
+    }
+    return launched->release();
+  }();
+  return *etcd;
 }
 
 }  // namespace vpn::store

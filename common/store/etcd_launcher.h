@@ -48,4 +48,8 @@ class EtcdLauncher {
   pid_t pid_ = -1;
 };
 
+// One etcd for a whole test binary, started on first use with its data in
+// $TEST_TMPDIR/etcd; aborts the test binary if it cannot start.
+EtcdLauncher& SharedTestEtcd();
+
 }  // namespace vpn::store

@@ -109,23 +109,10 @@ class EmbeddedBackend : public Backend {
   std::unique_ptr<EmbeddedStore> store_;
 };
 
-EtcdLauncher& SharedEtcd() {
-  static EtcdLauncher* etcd = [] {
-    EtcdLauncher::Options options;
-    options.data_dir = TmpDir("etcd");
-    auto launched = EtcdLauncher::Start(options);
-    if (!launched.ok()) {
-      fprintf(stderr, "cannot start etcd: %s\n", launched.status().ToString().c_str());
-      abort();
-    }
-    return launched->release();
-  }();
-  return *etcd;
-}
 
 class EtcdBackend : public Backend {
  public:
-  EtcdBackend() : etcd_(SharedEtcd()) {
+  EtcdBackend() : etcd_(SharedTestEtcd()) {
     EtcdOptions options;
     options.endpoints = {etcd_.endpoint()};
     options.op_timeout = absl::Seconds(1);

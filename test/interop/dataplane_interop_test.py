@@ -33,6 +33,7 @@ Exit 0: passed, or SKIP when not root. Measurements are printed as JSON.
 
 import argparse
 import calendar
+import collections
 import json
 import os
 import re
@@ -113,7 +114,7 @@ class Phase(it.Run):
     def gateway_log_tail(self, lines):
         text = super().gateway_log_tail(lines)
         our = os.path.join(self.workdir, "our-gateway")
-        for name in ("ike-service.log", "esp-forwarder.log"):
+        for name in ("ike-service.log", "ike-service-1.log", "esp-forwarder.log"):
             path = os.path.join(our, name)
             if os.path.exists(path):
                 with open(path, errors="replace") as f:
@@ -691,12 +692,19 @@ def scenario_restart(ph, name, proposals, results):
 
 
 # ike-service replicas of the split phase: name -> (pid file, gRPC port, metrics port).
-IKE_REPLICAS = {"ike-0": ("ike-service.pid", 50051, 9101), "ike-1": ("ike-service-1.pid", 50055, 9105)}
+# ike-service replicas of the split phase (our_gateway.sh): their files in
+# our-gateway/ are ike-service<suffix>.{pid,log}.
+IkeReplica = collections.namedtuple("IkeReplica", "suffix grpc_port metrics_port")
+IKE_REPLICAS = {"ike-0": IkeReplica("", 50051, 9101), "ike-1": IkeReplica("-1", 50055, 9105)}
+
+
+def replica_file(ph, replica, ext):
+    return os.path.join(ph.workdir, "our-gateway", f"ike-service{IKE_REPLICAS[replica].suffix}.{ext}")
 
 
 def sa_owner(ph, ike, replica):
     """The OWNER column of `vpnctl sas` for this IKE SA, asking `replica`."""
-    port = IKE_REPLICAS[replica][1]
+    port = IKE_REPLICAS[replica].grpc_port
     p = ph.topo.exec("gw", [ph.opts.vpnctl, f"--target=127.0.0.1:{port}", "sas"], check=False, timeout=10)
     for line in p.stdout.splitlines()[1:]:
         cols = line.split()
@@ -705,16 +713,31 @@ def sa_owner(ph, ike, replica):
     return None
 
 
+def record_gone(ph, ike, replica, timeout=5):
+    """Waits until `vpnctl sas` (asking `replica`) no longer lists the SA."""
+    deadline = time.monotonic() + timeout
+    while sa_owner(ph, ike, replica) is not None:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def owner_and_other(ph, name, ike):
+    """(the replica `vpnctl sas` names as the IKE SA's owner, the other one)."""
+    owner = sa_owner(ph, ike, "ike-0")
+    if owner not in IKE_REPLICAS:
+        raise Failure(f"{name}: `vpnctl sas` names no known owner for the SA: {owner}")
+    return owner, "ike-1" if owner == "ike-0" else "ike-0"
+
+
 def scenario_terminate_elsewhere(ph, name, proposals, results):
     """`vpnctl terminate` on the replica that does not own the SA: it takes
     the SA over (the owner, still running, forgets it) and sends the client
     an INFORMATIONAL DELETE; the records go."""
     client, ike, child, vip, esp = ph.connect(name, proposals)
-    owner = sa_owner(ph, ike, "ike-0")
-    if owner not in IKE_REPLICAS:
-        raise Failure(f"{name}: `vpnctl sas` names no known owner for the SA: {owner}")
-    other = "ike-1" if owner == "ike-0" else "ike-0"
-    p = ph.topo.exec("gw", [ph.opts.vpnctl, f"--target=127.0.0.1:{IKE_REPLICAS[other][1]}",
+    owner, other = owner_and_other(ph, name, ike)
+    p = ph.topo.exec("gw", [ph.opts.vpnctl, f"--target=127.0.0.1:{IKE_REPLICAS[other].grpc_port}",
                             "terminate", ike["spi_i"], ike["spi_r"]], check=False, timeout=10)
     if p.returncode != 0:
         raise Failure(f"{name}: vpnctl terminate on {other} failed: {p.stdout} {p.stderr}")
@@ -724,10 +747,7 @@ def scenario_terminate_elsewhere(ph, name, proposals, results):
     if client.list_sas():
         raise Failure(f"{name}: the client still has its IKE SA after {other} terminated it: "
                       f"{client.list_sas()}")
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and sa_owner(ph, ike, other) is not None:
-        time.sleep(0.1)
-    if sa_owner(ph, ike, other) is not None:
+    if not record_gone(ph, ike, other):
         raise Failure(f"{name}: the SA's record is still in the store after the terminate")
     results[name] = {"owner": owner, "terminated_by": other}
     say(f"{name}: {other} terminated {owner}'s IKE SA {ike['spi_r']}_r: the client got the DELETE, "
@@ -738,9 +758,7 @@ def scenario_terminate_elsewhere(ph, name, proposals, results):
 def owner_logged_child(ph, replica, spi_r, note):
     """child_in of the first `note` line (e.g. "CHILD SA rekeyed") that
     `replica` logged for IKE SA spi_r, or None."""
-    path = os.path.join(ph.workdir, "our-gateway",
-                        "ike-service.log" if replica == "ike-0" else "ike-service-1.log")
-    with open(path, errors="replace") as f:
+    with open(replica_file(ph, replica, "log"), errors="replace") as f:
         for line in f:
             if f'"msg":"{note}"' in line and f'"spi_r":"{spi_r}"' in line:
                 m = re.search(r'"child_in":"([0-9a-f]+)"', line)
@@ -770,17 +788,13 @@ def scenario_takeover(ph, name, proposals, results):
     SPIs; ESP needs no ike-service and must keep flowing."""
     client, ike, child, vip, esp = ph.connect(name, proposals)
     t = ph.topo
-    our = os.path.join(ph.workdir, "our-gateway")
-    if not os.path.exists(os.path.join(our, IKE_REPLICAS["ike-1"][0])):
+    if not os.path.exists(replica_file(ph, "ike-1", "pid")):
         raise Failure(f"{name}: needs two ike-service replicas (OUR_GATEWAY_IKE_REPLICAS=2)")
-    owner = sa_owner(ph, ike, "ike-0")
-    if owner not in IKE_REPLICAS:
-        raise Failure(f"{name}: `vpnctl sas` names no known owner for the SA: {owner}")
-    survivor = "ike-1" if owner == "ike-0" else "ike-0"
-    with open(os.path.join(our, IKE_REPLICAS[owner][0])) as f:
+    owner, survivor = owner_and_other(ph, name, ike)
+    with open(replica_file(ph, owner, "pid")) as f:
         pid = int(f.read())
     eap_before = sum("EAP method EAP_MSCHAPV2 succeeded" in line for line in client.log_lines())
-    metrics_url = f"http://127.0.0.1:{IKE_REPLICAS[survivor][2]}/metrics"
+    metrics_url = f"http://127.0.0.1:{IKE_REPLICAS[survivor].metrics_port}/metrics"
     taken = ("ike_sa_takeovers_total", {"result": "taken"})
     base = it.metric(ph.scrape_url(metrics_url), taken[0], **taken[1])
 
@@ -852,10 +866,7 @@ def scenario_takeover(ph, name, proposals, results):
         f"response {answered_s:.2f} s after the kill (CHILD {first['spi_in']}_in, carries ping); then "
         f"rekeyed it itself ({second['spi_in']}_in); same IKE SPIs, no new EAP")
     client.terminate()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and sa_owner(ph, ike, survivor) is not None:
-        time.sleep(0.1)
-    if sa_owner(ph, ike, survivor) is not None:
+    if not record_gone(ph, ike, survivor):
         raise Failure(f"{name}: the SA's record is still in the store after the client's DELETE")
     client.stop()
 
