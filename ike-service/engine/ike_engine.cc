@@ -1007,8 +1007,13 @@ absl::Status IkeEngine::Terminate(uint64_t spi_i, uint64_t spi_r) {
   }
   codec::DeletePayload del;
   del.protocol_id = codec::ProtocolId::kIke;
-  SendRequest(*sa, {codec::Payload{std::move(del)}});
+  // The records go first, and durably: the client's answer is routed to
+  // whichever replica the forwarders pick, which must find no SA left to
+  // take over (it would take the SA back, and this delete would then be
+  // dropped as another replica's). Deleted, the SA's request is not recorded.
   DeleteEstablished(*sa, "terminated by the operator");
+  recorder_->Flush();
+  SendRequest(*sa, {codec::Payload{std::move(del)}});
   return absl::OkStatus();
 }
 
