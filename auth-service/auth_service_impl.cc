@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "auth-service/signer/auth_octets.h"
 
 namespace vpn::auth {
 namespace {
@@ -57,6 +58,11 @@ AuthMetrics::AuthMetrics(prometheus::Registry& registry)
                       .Help("IKE AUTH payloads signed with the gateway key")
                       .Register(registry)
                       .Add({})),
+      sign_refusals_(prometheus::BuildCounter()
+                         .Name("auth_sign_refusals_total")
+                         .Help("Sign requests refused: not RFC 7296 2.15 "
+                               "ResponderSignedOctets, by reason")
+                         .Register(registry)),
       validations_(prometheus::BuildCounter()
                        .Name("auth_certificate_validations_total")
                        .Help("Client certificate validations by result")
@@ -181,10 +187,21 @@ grpc::Status AuthServiceImpl::Sign(grpc::ServerContext*,
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "no gateway key configured");
   }
+  const AuthOctetsCheck check = CheckResponderSignedOctets(
+      request->ike_sa_init_response(), request->initiator_nonce(), request->maced_id());
+  if (!check.ok) {
+    metrics_.SignRefused(AuthOctetsErrorName(check.error));
+    log_.Warning("refused to sign", {{"reason", AuthOctetsErrorName(check.error)},
+                                     {"detail", check.detail}});
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "not RFC 7296 2.15 ResponderSignedOctets: " + check.detail);
+  }
+  std::string octets = request->ike_sa_init_response();
+  octets += request->initiator_nonce();
+  octets += request->maced_id();
   const std::vector<uint32_t> hashes(request->peer_hash_algorithms().begin(),
                                      request->peer_hash_algorithms().end());
-  absl::StatusOr<GatewaySigner::Signature> signature =
-      signer_->Sign(Span(request->signed_octets()), hashes);
+  absl::StatusOr<GatewaySigner::Signature> signature = signer_->Sign(Span(octets), hashes);
   if (!signature.ok()) return ToGrpcStatus(signature.status());
   metrics_.Signature();
   reply->set_auth_method(signature->auth_method);

@@ -27,6 +27,10 @@ class AuthMetrics {
     sessions_active_.Set(static_cast<double>(active));
   }
   void Signature() { signatures_.Increment(); }
+  // A Sign request that is not ResponderSignedOctets (auth_octets.h).
+  void SignRefused(absl::string_view reason) {
+    sign_refusals_.Add({{"reason", std::string(reason)}}).Increment();
+  }
   void CertificateValidation(bool valid) {
     (valid ? cert_valid_ : cert_invalid_).Increment();
   }
@@ -46,6 +50,7 @@ class AuthMetrics {
   prometheus::Gauge& sessions_active_;
   prometheus::Family<prometheus::Counter>& results_;
   prometheus::Counter& signatures_;
+  prometheus::Family<prometheus::Counter>& sign_refusals_;
   prometheus::Family<prometheus::Counter>& validations_;
   prometheus::Counter& cert_valid_;
   prometheus::Counter& cert_invalid_;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <regex>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "auth-service/eap/eap_packet.h"
@@ -45,12 +46,17 @@ struct Running {
   int metrics_port = 0;
 };
 
+// The one stub calls as ike-service (EAP, Sign) and as the operator (users):
+// these tests are about auth-service's answers; who may call what is
+// common/rpc's service_host_test and test/trust's.
 Running Start(const std::string& config_path) {
   Running running;
+  const std::string config = testing::MakeTempDir("auth-config") + "/auth.yaml";
+  testing::WriteFile(config, (config_path.empty() ? "" : testing::ReadFile(config_path)) +
+                                 "\nserver: {insecure_plaintext: true}\n");
   std::vector<std::string> argv = {RunfilePath("auth-service/auth-service"),
                                    "--grpc_listen=127.0.0.1:0",
-                                   "--metrics_listen=127.0.0.1:0"};
-  if (!config_path.empty()) argv.push_back("--config=" + config_path);
+                                   "--metrics_listen=127.0.0.1:0", "--config=" + config};
   auto child = ChildProcess::Start(argv);
   EXPECT_TRUE(child.ok());
   if (!child.ok()) return running;
@@ -205,14 +211,18 @@ TEST_F(AuthServiceTest, UsersEapSigningAndValidationOverGrpc) {
     EXPECT_EQ(reply.outcome(), vpn::v1::EapReply::FAILURE);
   }
 
-  // Sign (RFC 7427 and classic), verified with the openssl CLI.
-  const std::string octets = "responder signed octets";
+  // Sign (RFC 7427 and classic) over ResponderSignedOctets, verified with
+  // the openssl CLI.
+  const std::string response = testing::IkeSaInitResponse();
+  const std::string nonce(32, 'n'), maced_id(20, 'm');  // PRF HMAC-SHA1
   const std::string dir = testing::MakeTempDir("sign");
-  testing::WriteFile(dir + "/data", octets);
+  testing::WriteFile(dir + "/data", response + nonce + maced_id);
   for (bool rfc7427 : {true, false}) {
     grpc::ClientContext context;
     vpn::v1::SignRequest request;
-    request.set_signed_octets(octets);
+    request.set_ike_sa_init_response(response);
+    request.set_initiator_nonce(nonce);
+    request.set_maced_id(maced_id);
     if (rfc7427) {
       request.add_peer_hash_algorithms(2);
       request.add_peer_hash_algorithms(4);
@@ -231,6 +241,21 @@ TEST_F(AuthServiceTest, UsersEapSigningAndValidationOverGrpc) {
         "/data -sigfile ", dir, "/sig"));
     EXPECT_TRUE(verified.ok()) << verified.status();
   }
+  // Anything else is refused before the key is touched.
+  for (const auto& [message, nonce_size, mac_size] :
+       {std::tuple<std::string, size_t, size_t>{"chosen octets", 32, 20},
+        {testing::IkeSaInitResponse(2, 0x08), 32, 20},
+        {response, 8, 20},
+        {response, 32, 32}}) {
+    grpc::ClientContext context;
+    vpn::v1::SignRequest request;
+    request.set_ike_sa_init_response(message);
+    request.set_initiator_nonce(std::string(nonce_size, 'n'));
+    request.set_maced_id(std::string(mac_size, 'm'));
+    vpn::v1::SignReply reply;
+    EXPECT_EQ(stub.Sign(&context, request, &reply).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
   {
     grpc::ClientContext context;
     vpn::v1::GatewayCertificateReply reply;
@@ -242,10 +267,11 @@ TEST_F(AuthServiceTest, UsersEapSigningAndValidationOverGrpc) {
 
   // ValidateCertificate: a good client and a revoked one (both signed with
   // the openssl CLI, RFC 7427 ECDSA / classic RSA).
+  const std::string kClientOctets = "initiator signed octets";
   auto validate = [&](const std::string& cert, const std::string& key,
                       const std::string& identity, uint32_t method,
                       const std::string& digest) {
-    testing::WriteFile(dir + "/data", octets);
+    testing::WriteFile(dir + "/data", kClientOctets);
     EXPECT_TRUE(testing::Run(absl::StrCat("openssl pkeyutl -sign -inkey ", P(key),
                                           " -rawin -digest ", digest, " -in ",
                                           dir, "/data -out ", dir, "/csig"))
@@ -263,7 +289,7 @@ TEST_F(AuthServiceTest, UsersEapSigningAndValidationOverGrpc) {
     request.set_identity(identity);
     request.set_identity_type(2);
     request.set_auth_method(method);
-    request.set_signed_octets(octets);
+    request.set_signed_octets(kClientOctets);
     request.set_auth_data(auth_data);
     grpc::ClientContext context;
     vpn::v1::ValidateCertificateReply reply;
@@ -329,7 +355,7 @@ TEST_F(AuthServiceTest, EmptyConfigStartsAndFailsCleanly) {
   {
     grpc::ClientContext context;
     vpn::v1::SignRequest request;
-    request.set_signed_octets("x");
+    request.set_ike_sa_init_response(testing::IkeSaInitResponse());
     vpn::v1::SignReply reply;
     grpc::Status status = auth.stub->Sign(&context, request, &reply);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);

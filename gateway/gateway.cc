@@ -5,12 +5,22 @@
 
 namespace vpn::gateway {
 
+namespace {
+
+// The service of type T a component registers, or null.
+template <typename T>
+T* FindService(rpc::Component& component) {
+  for (grpc::Service* service : component.services()) {
+    if (auto* found = dynamic_cast<T*>(service)) return found;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 GatewayConfig DefaultGatewayConfig() {
   GatewayConfig config;
-  config.ike.server.grpc_listen = "127.0.0.1:50051";
-  config.auth.server.grpc_listen = "127.0.0.1:50052";
-  config.mobility.server.grpc_listen = "127.0.0.1:50053";
-  config.forwarder.server.grpc_listen = "127.0.0.1:50054";
+  config.server.grpc_listen = kDefaultOperatorSocket;
   return config;
 }
 
@@ -22,25 +32,36 @@ void ReadGatewayConfig(config::ConfigReader& reader, GatewayConfig* out) {
     if (!valid.ok()) reader.Fail("metrics_listen", valid.message());
   }
   out->metrics_listen = metrics;
+  rpc::ReadServerOptions(reader, &out->server);
+  if (!out->server.metrics_listen.empty()) {
+    reader.Fail("server.metrics_listen", "gateway has one /metrics: set the top-level metrics_listen");
+  }
+  if (out->server.client_tls.enabled()) {
+    reader.Fail("server.client_tls", "gateway calls no other service over the network");
+  }
   store::ReadStoreConfig(reader, &out->store);
 
   reader.PushSection("auth_service");
-  rpc::ReadServerOptions(reader, &out->auth.server);
   auth::ReadAuthServiceConfig(reader, &out->auth);
   reader.PopSection();
 
   reader.PushSection("mobility_service");
-  rpc::ReadServerOptions(reader, &out->mobility.server);
   mobility::ReadMobilityServiceConfig(reader, &out->mobility);
   reader.PopSection();
 
   reader.PushSection("esp_forwarder");
-  rpc::ReadServerOptions(reader, &out->forwarder.server);
   forwarder::ReadForwarderConfig(reader, &out->forwarder);
   reader.PopSection();
+  // The forwarder reports to this process's mobility-service by direct call;
+  // "" turns the reports off.
+  if (!out->forwarder.mobility_service.empty() &&
+      out->forwarder.mobility_service != forwarder::ForwarderConfig().mobility_service) {
+    reader.Fail("esp_forwarder.mobility_service",
+                "gateway serves no internal API: its forwarder reports to its own "
+                "mobility-service, or to none with \"\"");
+  }
 
   reader.PushSection("ike_service");
-  rpc::ReadServerOptions(reader, &out->ike.server);
   ike::ReadIkeServiceConfig(reader, &out->ike);
   reader.PopSection();
   // One store serves all four components: the top-level `store`.
@@ -55,16 +76,6 @@ void ReadGatewayConfig(config::ConfigReader& reader, GatewayConfig* out) {
   }
 }
 
-absl::Status Gateway::StartOne(const std::string& name,
-                               const rpc::ServerOptions& options,
-                               std::unique_ptr<rpc::Component> component) {
-  absl::StatusOr<std::unique_ptr<rpc::ServiceHost>> host =
-      rpc::ServiceHost::Start(name, options, component->services(), *metrics_);
-  if (!host.ok()) return host.status();
-  running_.push_back({name, std::move(component), std::move(*host)});
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
   std::unique_ptr<Gateway> gateway(new Gateway());
   absl::StatusOr<std::unique_ptr<rpc::MetricsEndpoint>> metrics =
@@ -74,93 +85,65 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
   absl::StatusOr<store::StoreHandle> store = store::OpenStoreHandle(config.store, "gateway");
   if (!store.ok()) return store.status();
   gateway->store_ = std::move(*store);
+  prometheus::Registry& registry = gateway->metrics_->registry();
 
   absl::StatusOr<std::unique_ptr<auth::AuthComponent>> auth =
-      auth::AuthComponent::Create(config.auth, gateway->metrics_->registry());
+      auth::AuthComponent::Create(config.auth, registry);
   if (!auth.ok()) return auth.status();
-  if (absl::Status s = gateway->StartOne("auth-service", config.auth.server,
-                                         std::move(*auth));
-      !s.ok()) {
-    return s;
-  }
+  v1::Auth::Service* auth_service = FindService<v1::Auth::Service>(**auth);
+  gateway->components_.push_back(std::move(*auth));
+
   config.mobility.shared_store = gateway->store_;
   absl::StatusOr<std::unique_ptr<mobility::MobilityComponent>> mobility =
-      mobility::MobilityComponent::Create(config.mobility, gateway->metrics_->registry());
+      mobility::MobilityComponent::Create(config.mobility, registry);
   if (!mobility.ok()) return mobility.status();
-  if (absl::Status s = gateway->StartOne("mobility-service",
-                                         config.mobility.server,
-                                         std::move(*mobility));
-      !s.ok()) {
-    return s;
-  }
+  v1::Mobility::Service* mobility_service = FindService<v1::Mobility::Service>(**mobility);
+  gateway->components_.push_back(std::move(*mobility));
+
   config.forwarder.shared_store = gateway->store_;
-  v1::Mobility::Service* mobility_service = nullptr;
-  for (grpc::Service* service : gateway->running_[1].component->services()) {
-    if (auto* m = dynamic_cast<v1::Mobility::Service*>(service)) mobility_service = m;
-  }
-  // The forwarder tells this process's mobility-service of NAT rebinding and
-  // liveness, by direct call; an explicit address (or "", off) in the config
-  // is kept.
-  if (config.forwarder.mobility_service == forwarder::ForwarderConfig().mobility_service) {
+  if (!config.forwarder.mobility_service.empty()) {
     config.forwarder.local_mobility = mobility_service;
   }
   absl::StatusOr<std::unique_ptr<forwarder::ForwarderComponent>> forwarder =
-      forwarder::ForwarderComponent::Create(config.forwarder, gateway->metrics_->registry());
+      forwarder::ForwarderComponent::Create(config.forwarder, registry);
   if (!forwarder.ok()) return forwarder.status();
-  if (absl::Status s = gateway->StartOne("esp-forwarder", config.forwarder.server,
-                                         std::move(*forwarder));
-      !s.ok()) {
-    return s;
-  }
+  forwarder::IkeRelay* relay = FindService<forwarder::IkeRelay>(**forwarder);
+  v1::Forwarder::Service* forwarder_service = FindService<v1::Forwarder::Service>(**forwarder);
+  gateway->components_.push_back(std::move(*forwarder));
 
-  // ike-service reaches its peers on this host, on the ports they got.
-  config.ike.auth_service =
-      absl::StrCat("127.0.0.1:", gateway->running_[0].host->port());
-  config.ike.mobility_service =
-      absl::StrCat("127.0.0.1:", gateway->running_[1].host->port());
-  config.ike.forwarders = {
-      absl::StrCat("127.0.0.1:", gateway->running_[2].host->port())};
+  // ike-service calls auth-service and mobility-service directly, and
+  // reaches the forwarder's relay directly: nothing goes over gRPC.
   config.ike.shared_store = gateway->store_;
-  // In one process ike-service calls auth-service and mobility-service
-  // directly, not over gRPC.
-  for (grpc::Service* service : gateway->running_[0].component->services()) {
-    if (auto* auth = dynamic_cast<v1::Auth::Service*>(service)) config.ike.local_auth = auth;
-  }
+  config.ike.local_auth = auth_service;
   config.ike.local_mobility = mobility_service;
-  // ... and reaches the forwarder's relay directly, not over gRPC.
-  for (grpc::Service* service : gateway->running_[2].component->services()) {
-    if (auto* relay = dynamic_cast<forwarder::IkeRelay*>(service)) {
-      config.ike.local_forwarder = [relay](const std::string& replica,
-                                           ike::ForwarderLink::Handler handler) {
-        return std::make_unique<LocalForwarderLink>(relay, replica, std::move(handler));
-      };
-    }
-  }
+  config.ike.local_forwarder = [relay](const std::string& replica,
+                                       ike::ForwarderLink::Handler handler) {
+    return std::make_unique<LocalForwarderLink>(relay, replica, std::move(handler));
+  };
   absl::StatusOr<std::unique_ptr<ike::IkeComponent>> ike =
-      ike::IkeComponent::Create(config.ike, gateway->metrics_->registry());
+      ike::IkeComponent::Create(config.ike, registry);
   if (!ike.ok()) return ike.status();
-  if (absl::Status s =
-          gateway->StartOne("ike-service", config.ike.server, std::move(*ike));
-      !s.ok()) {
-    return s;
+  v1::Management::Service* management = FindService<v1::Management::Service>(**ike);
+  gateway->components_.push_back(std::move(*ike));
+
+  // What an operator calls; the authorization table grants a Unix socket's
+  // callers the operator role, so Auth answers only the user calls here.
+  absl::StatusOr<std::unique_ptr<rpc::ServiceHost>> host = rpc::ServiceHost::Start(
+      "gateway", config.server, {management, auth_service, forwarder_service},
+      *gateway->metrics_);
+  if (!host.ok()) return host.status();
+  gateway->operator_api_ = std::move(*host);
+  for (const char* component : {"auth-service", "mobility-service", "esp-forwarder", "ike-service"}) {
+    gateway->metrics_->AddBuildInfo(component);
   }
   return gateway;
 }
 
-std::vector<std::pair<std::string, int>> Gateway::ports() const {
-  std::vector<std::pair<std::string, int>> ports;
-  for (const Running& running : running_) {
-    ports.emplace_back(running.name, running.host->port());
-  }
-  return ports;
-}
-
 void Gateway::Stop() {
-  for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
-    it->component->Stop();
-    it->host->Shutdown();
-  }
-  running_.clear();
+  if (operator_api_ != nullptr) operator_api_->Shutdown();
+  operator_api_.reset();
+  for (auto it = components_.rbegin(); it != components_.rend(); ++it) (*it)->Stop();
+  components_.clear();
 }
 
 Gateway::~Gateway() { Stop(); }

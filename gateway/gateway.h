@@ -1,6 +1,9 @@
 // `gateway`: all four services in one process, for a single machine and for
-// a newcomer's first run. Each component keeps its own gRPC server, exactly
-// as when it runs alone; they share one /metrics endpoint.
+// a newcomer's first run. The components call each other directly; none of
+// their internal APIs is served. One gRPC server carries what an operator
+// uses (Management, the user calls of Auth, the forwarder's counters) on a
+// Unix socket only root can open, or with mTLS when `server.tls` is set;
+// one /metrics endpoint serves all four.
 #pragma once
 
 #include <memory>
@@ -21,6 +24,8 @@ namespace vpn::gateway {
 
 struct GatewayConfig {
   std::string metrics_listen = "0.0.0.0:9100";
+  // The operator's API: grpc_listen, tls, insecure_plaintext.
+  rpc::ServerOptions server;
   store::StoreConfig store;  // one store for all four components
   auth::AuthServiceConfig auth;
   mobility::MobilityServiceConfig mobility;
@@ -28,9 +33,11 @@ struct GatewayConfig {
   ike::IkeServiceConfig ike;
 };
 
-// Defaults: the services on 127.0.0.1:50051..50054. The file has sections
-// auth_service, mobility_service, esp_forwarder and ike_service, each with
-// the fields of that service's own config file.
+// The operator's API listens on unix:/run/vpn-gateway/gateway.sock by
+// default. The file has a top-level `server` (grpc_listen, tls,
+// insecure_plaintext) and sections auth_service, mobility_service,
+// esp_forwarder and ike_service, each with the fields of that service's own
+// config file except `server`.
 GatewayConfig DefaultGatewayConfig();
 void ReadGatewayConfig(config::ConfigReader& reader, GatewayConfig* out);
 
@@ -40,25 +47,21 @@ class Gateway {
   static absl::StatusOr<std::unique_ptr<Gateway>> Start(GatewayConfig config);
   ~Gateway();
 
-  // The four components' gRPC ports, by service name.
-  std::vector<std::pair<std::string, int>> ports() const;
   int metrics_port() const { return metrics_->port(); }
 
   void Stop();
 
  private:
   Gateway() = default;
-  absl::Status StartOne(const std::string& name, const rpc::ServerOptions& options,
-                        std::unique_ptr<rpc::Component> component);
 
   std::unique_ptr<rpc::MetricsEndpoint> metrics_;
   store::StoreHandle store_;
-  struct Running {
-    std::string name;
-    std::unique_ptr<rpc::Component> component;
-    std::unique_ptr<rpc::ServiceHost> host;
-  };
-  std::vector<Running> running_;  // in start order; stopped in reverse
+  std::unique_ptr<rpc::ServiceHost> operator_api_;
+  // In start order (auth, mobility, forwarder, ike); stopped in reverse.
+  std::vector<std::unique_ptr<rpc::Component>> components_;
 };
+
+// The operator's API socket when the config names none.
+inline constexpr char kDefaultOperatorSocket[] = "unix:/run/vpn-gateway/gateway.sock";
 
 }  // namespace vpn::gateway

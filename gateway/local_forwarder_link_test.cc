@@ -74,9 +74,9 @@ TEST(LocalForwarderLinkTest, CarriesBothWaysAndDetachesOnStop) {
   EXPECT_EQ(link.SendPathUpdate(update), 0u);
 }
 
-// A replica attached again under its name replaces the old one (as a
-// reconnecting stream replica does).
-TEST(LocalForwarderLinkTest, ReplacesAReplicaOfTheSameName) {
+// A second replica under a connected replica's name is refused, never a
+// replacement; once the first detaches, the name is free again.
+TEST(LocalForwarderLinkTest, KeepsTheFirstReplicaOfAName) {
   prometheus::Registry registry;
   forwarder::IkeRelay relay([](const v1::IkeDatagram&) { return absl::OkStatus(); }, nullptr,
                             nullptr, registry);
@@ -84,10 +84,14 @@ TEST(LocalForwarderLinkTest, ReplacesAReplicaOfTheSameName) {
   LocalForwarderLink a(&relay, "same", [&](size_t, const v1::IkeDatagram&) { ++first; });
   LocalForwarderLink b(&relay, "same", [&](size_t, const v1::IkeDatagram&) { ++second; });
   a.Start();
-  b.Start();  // a restarted replica replaces its old self
+  b.Start();
   EXPECT_EQ(relay.replica_count(), 1u);
   EXPECT_TRUE(relay.Deliver(Datagram(7, "x")));
-  EXPECT_EQ(first, 0);
+  EXPECT_EQ(first, 1);
+  EXPECT_EQ(second, 0);
+  a.Stop();
+  b.Start();
+  EXPECT_TRUE(relay.Deliver(Datagram(7, "y")));
   EXPECT_EQ(second, 1);
 }
 

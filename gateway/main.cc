@@ -1,6 +1,7 @@
 #include <csignal>
 
 #include "common/log/log.h"
+#include "common/rpc/server_options.h"
 #include "common/rpc/service_main.h"
 #include "common/rpc/signals.h"
 #include "gateway/gateway.h"
@@ -14,13 +15,6 @@ int main(int argc, char** argv) {
     log.Error("invalid flag", {{"error", level.message()}});
     return 2;
   }
-  if (!flags.grpc_listen.empty()) {
-    log.Error("invalid flag",
-              {{"error",
-                "flag --grpc_listen: gateway runs four servers; set "
-                "<service>.server.grpc_listen in the config file"}});
-    return 2;
-  }
   vpn::gateway::GatewayConfig config = vpn::gateway::DefaultGatewayConfig();
   absl::StatusOr<vpn::config::ConfigReader> reader =
       vpn::config::ConfigReader::FromFile(flags.config_path);
@@ -31,6 +25,18 @@ int main(int argc, char** argv) {
   vpn::gateway::ReadGatewayConfig(*reader, &config);
   if (absl::Status valid = reader->Finish(); !valid.ok()) {
     log.Error("invalid config", {{"error", valid.message()}});
+    return 2;
+  }
+  if (!flags.grpc_listen.empty()) {
+    if (absl::Status valid = vpn::rpc::ValidateListen(flags.grpc_listen); !valid.ok()) {
+      log.Error("invalid flag", {{"error", "flag --grpc_listen: " + std::string(valid.message())}});
+      return 2;
+    }
+    config.server.grpc_listen = flags.grpc_listen;
+  }
+  if (absl::Status secure = vpn::rpc::CheckTransportSecurity(config.server, "server.tls");
+      !secure.ok()) {
+    log.Error("invalid config", {{"error", secure.message()}});
     return 2;
   }
   if (flags.check_config) {

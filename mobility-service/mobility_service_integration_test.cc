@@ -99,7 +99,9 @@ class MobilityServiceTest : public ::testing::Test {
     std::ofstream(config_) << "store: \"etcd:" << etcd_->endpoint() << "\"\n"
                            << "outage_window: 20s\n"
                            << "liveness_timeout: 3s\n"
-                           << "liveness_persist_interval: 1s\n";
+                           << "liveness_persist_interval: 1s\n"
+                           // Callers of every role on one plaintext channel.
+                           << "server: {insecure_plaintext: true}\n";
   }
 
   // Starts the binary; returns its gRPC stub.

@@ -98,4 +98,38 @@ crypto::Bytes RawEcdsaToDer(crypto::ByteSpan raw) {
   return der;
 }
 
+namespace {
+
+std::string Be16(size_t v) { return {static_cast<char>(v >> 8), static_cast<char>(v)}; }
+
+std::string Payload(uint8_t next, const std::string& body) {
+  return std::string(1, static_cast<char>(next)) + '\0' + Be16(4 + body.size()) + body;
+}
+
+std::string Transform(bool last, uint8_t type, uint16_t id, const std::string& attrs = "") {
+  return std::string(1, last ? 0 : 3) + '\0' + Be16(8 + attrs.size()) +
+         static_cast<char>(type) + '\0' + Be16(id) + attrs;
+}
+
+}  // namespace
+
+std::string IkeSaInitResponse(uint16_t prf, uint8_t flags, uint8_t exchange) {
+  const std::string transforms =
+      Transform(false, 1, 12, std::string("\x80\x0e\x01\x00", 4)) + Transform(false, 2, prf) +
+      Transform(false, 3, 2) + Transform(true, 4, 2);
+  const std::string proposal = std::string("\0\0", 2) + Be16(8 + transforms.size()) +
+                               std::string("\x01\x01\x00\x04", 4) + transforms;
+  const std::string payloads =
+      Payload(34, proposal) + Payload(40, Be16(2) + std::string(2, '\0') + std::string(128, 'k')) +
+      Payload(0, std::string(32, 'r'));
+  std::string header = std::string(8, '\x11') + std::string(8, '\x22');
+  header += static_cast<char>(33);  // SA
+  header += '\x20';                 // IKEv2
+  header += static_cast<char>(exchange);
+  header += static_cast<char>(flags);
+  header += std::string(4, '\0');  // message ID
+  header += std::string(2, '\0') + Be16(28 + payloads.size());
+  return header + payloads;
+}
+
 }  // namespace vpn::auth::testing

@@ -29,6 +29,11 @@ absl::StatusOr<std::string> MakeTestPki();
 // The DER certificates of a PEM file, in order.
 std::vector<crypto::Bytes> ChainDer(const std::string& pem_path);
 
+// An IKE_SA_INIT response as the gateway sends one: SA (aes256-sha1-modp1024
+// with the PRF `prf`), KE, Nonce; `flags` and `exchange` as given, so tests
+// can make a request or another exchange.
+std::string IkeSaInitResponse(uint16_t prf = 2, uint8_t flags = 0x20, uint8_t exchange = 34);
+
 // RFC 4754 r||s to a DER Ecdsa-Sig-Value (for the openssl CLI).
 crypto::Bytes RawEcdsaToDer(crypto::ByteSpan raw);
 

@@ -199,24 +199,26 @@ absl::StatusOr<KeySizes> KeySizesFor(const TransformSet& t) {
     }
   }
   if (t.prf != 0) {
-    switch (t.prf) {
-      case 2:
-        sizes.prf_output = 20;
-        break;
-      case 5:
-        sizes.prf_output = 32;
-        break;
-      case 6:
-        sizes.prf_output = 48;
-        break;
-      case 7:
-        sizes.prf_output = 64;
-        break;
-      default:
-        return absl::InvalidArgumentError(absl::StrCat("unsupported PRF ", t.prf));
-    }
+    absl::StatusOr<size_t> prf_output = PrfOutputSize(t.prf);
+    if (!prf_output.ok()) return prf_output.status();
+    sizes.prf_output = *prf_output;
   }
   return sizes;
+}
+
+absl::StatusOr<size_t> PrfOutputSize(uint16_t prf_id) {
+  switch (prf_id) {
+    case 2:
+      return 20;
+    case 5:
+      return 32;
+    case 6:
+      return 48;
+    case 7:
+      return 64;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("unsupported PRF ", prf_id));
+  }
 }
 
 }  // namespace vpn::ipsec

@@ -37,6 +37,8 @@ struct KeySizes {
 absl::StatusOr<KeySizes> KeySizesFor(const TransformSet& transforms);
 
 absl::StatusOr<crypto::PrfAlgorithm> PrfAlgorithmFor(uint16_t prf_id);
+// The PRFs this gateway implements (HMAC-SHA1/-SHA2), by output size.
+absl::StatusOr<size_t> PrfOutputSize(uint16_t prf_id);
 absl::StatusOr<crypto::IntegrityAlgorithm> IntegrityAlgorithmFor(uint16_t integ_id);
 absl::StatusOr<crypto::KeyExchangeGroup> KeyExchangeGroupFor(uint16_t group_id);
 

@@ -32,7 +32,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
-    const std::string& target, const TlsFiles& tls) {
+    const std::string& target, const TlsFiles& tls, const std::string& server_role) {
   if (!tls.enabled()) {
     return grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
   }
@@ -46,7 +46,9 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
   options.pem_root_certs = *ca;
   options.pem_private_key = *key;
   options.pem_cert_chain = *cert;
-  return grpc::CreateChannel(target, grpc::SslCredentials(options));
+  grpc::ChannelArguments arguments;
+  if (!server_role.empty()) arguments.SetSslTargetNameOverride(server_role);
+  return grpc::CreateCustomChannel(target, grpc::SslCredentials(options), arguments);
 }
 
 }  // namespace vpn::rpc

@@ -17,9 +17,12 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const TlsFiles& tls);
 
 // A channel to another service at `target` (host:port), with a client
-// certificate when `tls` is enabled.
+// certificate when `tls` is enabled. With `server_role` ("auth-service") the
+// server's certificate must carry that role's DNS name, whatever address
+// `target` names (tools/service-pki.sh puts the role in a DNS SAN), so one
+// service cannot stand in for another.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
-    const std::string& target, const TlsFiles& tls);
+    const std::string& target, const TlsFiles& tls, const std::string& server_role = "");
 
 // Reads a whole file (PEM, keys); the error names the path.
 absl::StatusOr<std::string> ReadFile(const std::string& path);

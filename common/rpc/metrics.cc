@@ -113,7 +113,12 @@ MetricsEndpoint::MetricsEndpoint()
       latency_(&prometheus::BuildHistogram()
                     .Name("grpc_server_handling_seconds")
                     .Help("Time from an RPC's start to its status.")
-                    .Register(*registry_)) {}
+                    .Register(*registry_)),
+      denied_(&prometheus::BuildCounter()
+                   .Name("grpc_server_denied_total")
+                   .Help("RPCs refused before their handler: the caller's role may not "
+                         "call the method.")
+                   .Register(*registry_)) {}
 
 absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
     const std::string& listen) {

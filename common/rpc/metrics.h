@@ -33,6 +33,10 @@ class MetricsEndpoint {
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
   NewServerInterceptorFactory(const std::string& component);
 
+  // grpc_server_denied_total{method,caller}: calls the authorization table
+  // refused (common/rpc/authorization.h).
+  prometheus::Family<prometheus::Counter>& denied() { return *denied_; }
+
  private:
   MetricsEndpoint();
 
@@ -40,6 +44,7 @@ class MetricsEndpoint {
   std::unique_ptr<prometheus::Exposer> exposer_;
   prometheus::Family<prometheus::Counter>* handled_;
   prometheus::Family<prometheus::Histogram>* latency_;
+  prometheus::Family<prometheus::Counter>* denied_;
 };
 
 // The version compiled into every binary.

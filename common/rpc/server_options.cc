@@ -1,8 +1,11 @@
 #include "common/rpc/server_options.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace vpn::rpc {
 
@@ -30,8 +33,66 @@ void ReadTlsFiles(config::ConfigReader& reader, absl::string_view prefix,
   }
 }
 
+bool IsUnixListen(absl::string_view listen, std::string* path) {
+  if (!absl::ConsumePrefix(&listen, "unix:")) return false;
+  if (path != nullptr) *path = std::string(listen);
+  return true;
+}
+
+absl::Status ValidateListen(absl::string_view listen) {
+  std::string path;
+  if (!IsUnixListen(listen, &path)) return config::ValidateHostPort(listen);
+  if (path.empty() || path.front() != '/' || path.back() == '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", listen, "': a Unix socket is unix:/absolute/path"));
+  }
+  if (path.size() > 107) {  // sun_path, with its terminating NUL
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", listen, "': a Unix socket path has at most 107 characters"));
+  }
+  return absl::OkStatus();
+}
+
+bool IsLocalListen(absl::string_view listen) {
+  if (IsUnixListen(listen)) return true;
+  const size_t colon = listen.rfind(':');
+  if (colon == absl::string_view::npos) return false;
+  absl::string_view host = listen.substr(0, colon);
+  if (absl::ConsumePrefix(&host, "[")) {
+    if (!absl::ConsumeSuffix(&host, "]")) return false;
+  }
+  if (host == "localhost") return true;
+  const std::string text(host);
+  in_addr v4;
+  if (::inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6;
+  return ::inet_pton(AF_INET6, text.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+absl::Status CheckTransportSecurity(const ServerOptions& options, absl::string_view field) {
+  if (options.tls.enabled() || options.insecure_plaintext ||
+      IsLocalListen(options.grpc_listen)) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "field '", field, "': required: grpc_listen '", options.grpc_listen,
+      "' is reachable from other hosts, and the services talk only mutual TLS "
+      "there (set insecure_plaintext: true to override)"));
+}
+
 void ReadServerOptions(config::ConfigReader& reader, ServerOptions* out) {
-  reader.HostPort("server.grpc_listen", &out->grpc_listen);
+  std::string listen = out->grpc_listen;
+  reader.String("server.grpc_listen", &listen);
+  if (listen != out->grpc_listen) {
+    absl::Status valid = ValidateListen(listen);
+    if (!valid.ok()) {
+      reader.Fail("server.grpc_listen", valid.message());
+    } else {
+      out->grpc_listen = listen;
+    }
+  }
   std::string metrics = out->metrics_listen;
   reader.String("server.metrics_listen", &metrics);
   if (!metrics.empty() && metrics != out->metrics_listen) {
@@ -41,6 +102,7 @@ void ReadServerOptions(config::ConfigReader& reader, ServerOptions* out) {
   out->metrics_listen = metrics;
   ReadTlsFiles(reader, "server.tls", &out->tls);
   ReadTlsFiles(reader, "server.client_tls", &out->client_tls);
+  reader.Bool("server.insecure_plaintext", &out->insecure_plaintext);
 }
 
 }  // namespace vpn::rpc

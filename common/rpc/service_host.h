@@ -1,10 +1,14 @@
 // Runs one component's gRPC server with what every service must have:
-// grpc.health.v1, server reflection, request metrics and optional mTLS.
+// grpc.health.v1, server reflection, request metrics, mTLS, and the
+// authorization table checked on every call (common/rpc/authorization.h).
 #pragma once
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "absl/synchronization/notification.h"
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -18,7 +22,10 @@ namespace vpn::rpc {
 
 class ServiceHost {
  public:
-  // Builds and starts the server. `services` must outlive the host.
+  // Builds and starts the server. `services` must outlive the host. A
+  // unix:/path listener is created mode 0600. Who may call what without a
+  // certificate: a Unix socket's callers hold the operator role; with
+  // insecure_plaintext every role; otherwise only health checks.
   static absl::StatusOr<std::unique_ptr<ServiceHost>> Start(
       const std::string& component, const ServerOptions& options,
       const std::vector<grpc::Service*>& services, MetricsEndpoint& metrics);
@@ -33,8 +40,11 @@ class ServiceHost {
  private:
   ServiceHost(std::unique_ptr<grpc::Server> server, int port, std::string component)
       : server_(std::move(server)), port_(port), log_(std::move(component)) {}
+  void WarnInsecureEveryMinute();
 
   std::unique_ptr<grpc::Server> server_;
+  absl::Notification stopping_;
+  std::thread insecure_warning_;
   int port_;
   log::Logger log_;
   bool shut_down_ = false;

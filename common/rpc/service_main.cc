@@ -85,7 +85,10 @@ int RunServiceMain(int argc, char** argv, const ServiceDefinition& service) {
        {std::pair<const char*, const std::string&>{"--grpc_listen", flags.grpc_listen},
         {"--metrics_listen", flags.metrics_listen}}) {
     if (value.empty()) continue;
-    if (absl::Status valid = config::ValidateHostPort(value); !valid.ok()) {
+    const absl::Status valid = flag == std::string("--grpc_listen")
+                                   ? ValidateListen(value)
+                                   : config::ValidateHostPort(value);
+    if (!valid.ok()) {
       log.Error("invalid flag",
                 {{"error", absl::StrCat("flag ", flag, ": ", valid.message())}});
       return 2;
@@ -93,6 +96,10 @@ int RunServiceMain(int argc, char** argv, const ServiceDefinition& service) {
   }
   if (!flags.grpc_listen.empty()) options.grpc_listen = flags.grpc_listen;
   if (!flags.metrics_listen.empty()) options.metrics_listen = flags.metrics_listen;
+  if (absl::Status secure = CheckTransportSecurity(options, "server.tls"); !secure.ok()) {
+    log.Error("invalid config", {{"error", secure.message()}});
+    return 2;
+  }
   if (flags.check_config) {
     log.Info("config is valid", {{"config", flags.config_path}});
     return 0;

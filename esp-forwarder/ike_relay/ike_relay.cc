@@ -50,6 +50,12 @@ IkeRelay::IkeRelay(SendFunction send, PathFunction move_path, ChildSaFunction in
                         .Help("IKE SA moves announced by ike-service replicas.")
                         .Register(registry)
                         .Add({})),
+      duplicate_hellos_(prometheus::BuildCounter()
+                            .Name("forwarder_ike_relay_refused_total")
+                            .Help("Relay streams refused: a hello for a replica name "
+                                  "whose stream is still open.")
+                            .Register(registry)
+                            .Add({})),
       replicas_gauge_(prometheus::BuildGauge()
                           .Name("forwarder_ike_replicas")
                           .Help("ike-service replicas connected to this forwarder.")
@@ -69,15 +75,14 @@ void IkeRelay::Shutdown() {
   }
 }
 
-void IkeRelay::AddReplica(std::shared_ptr<Replica> replica) {
+bool IkeRelay::AddReplica(std::shared_ptr<Replica> replica) {
   absl::MutexLock lock(&mu_);
-  replicas_.erase(std::remove_if(replicas_.begin(), replicas_.end(),
-                                 [&](const std::shared_ptr<Replica>& r) {
-                                   return r->name == replica->name;
-                                 }),
-                  replicas_.end());
+  for (const std::shared_ptr<Replica>& r : replicas_) {
+    if (r->name == replica->name) return false;
+  }
   replicas_.push_back(std::move(replica));
   replicas_gauge_.Set(static_cast<double>(replicas_.size()));
+  return true;
 }
 
 void IkeRelay::RemoveReplica(const std::shared_ptr<Replica>& replica) {
@@ -115,7 +120,7 @@ std::unique_ptr<IkeRelay::LocalReplica> IkeRelay::AttachLocal(std::string name,
   auto replica = std::make_shared<Replica>();
   replica->name = std::move(name);
   replica->deliver = std::move(deliver);
-  AddReplica(replica);
+  if (!AddReplica(replica)) return nullptr;
   Log().Info("ike-service replica attached in process", {{"replica", replica->name}});
   return std::unique_ptr<LocalReplica>(new LocalReplica(this, replica));
 }
@@ -170,7 +175,16 @@ grpc::Status IkeRelay::Relay(
   replica->name = up.hello().replica();
   replica->context = context;
   replica->stream = stream;
-  AddReplica(replica);
+  // Only ike-service may call Relay (the authorization table). A second
+  // hello for a name whose stream is open is refused, never a replacement:
+  // it would hand that replica's clients to whoever sent it.
+  if (!AddReplica(replica)) {
+    duplicate_hellos_.Increment();
+    Log().Warning("refused a second stream for a connected replica",
+                  {{"replica", replica->name}, {"peer", context->peer()}});
+    return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                        "replica '" + replica->name + "' is already connected");
+  }
   {
     absl::MutexLock lock(&mu_);
     if (shutting_down_) context->TryCancel();

@@ -56,6 +56,7 @@ class IkeRelay final : public v1::IkeTransport::Service {
     const std::shared_ptr<void> handle_;  // the relay's Replica
   };
   using DeliverFunction = std::function<void(const v1::IkeDatagram&)>;
+  // Null when a replica of that name is already connected.
   std::unique_ptr<LocalReplica> AttachLocal(std::string name, DeliverFunction deliver);
 
   grpc::Status Relay(
@@ -73,8 +74,9 @@ class IkeRelay final : public v1::IkeTransport::Service {
   };
 
   std::shared_ptr<Replica> ChooseReplica(uint64_t initiator_spi) const;
-  // Adds a replica, replacing one of the same name (a reconnect).
-  void AddReplica(std::shared_ptr<Replica> replica);
+  // Adds a replica; false (and nothing changes) while one of the same name
+  // is connected.
+  bool AddReplica(std::shared_ptr<Replica> replica);
   void RemoveReplica(const std::shared_ptr<Replica>& replica);
   // What a replica sent: a datagram to send, or a path update.
   void HandleUp(const v1::IkeTransportUp& up);
@@ -91,6 +93,7 @@ class IkeRelay final : public v1::IkeTransport::Service {
   prometheus::Counter& dropped_no_replica_;
   prometheus::Counter& send_failures_;
   prometheus::Counter& path_updates_;
+  prometheus::Counter& duplicate_hellos_;
   prometheus::Gauge& replicas_gauge_;
 };
 

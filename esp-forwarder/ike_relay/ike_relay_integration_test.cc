@@ -1,5 +1,6 @@
 // Runs the real esp-forwarder binary and real ike-service transport clients
-// against real UDP sockets on loopback.
+// against real UDP sockets on loopback, with mutual TLS and one certificate
+// per role (tools/service-pki.sh).
 #include <arpa/inet.h>
 #include <poll.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/rpc/credentials.h"
 #include "common/testing/child_process.h"
 #include "ike-service/transport/ike_transport_client.h"
 
@@ -90,13 +92,26 @@ struct Inbox {
 
 class IkeRelayIntegrationTest : public ::testing::Test {
  protected:
+  static void SetUpTestSuite() {
+    pki_ = new std::string(testing::MakeTempDir("pki"));
+    ASSERT_EQ(testing::RunCommand(
+                  absl::StrCat(testing::RunfilePath("tools/service-pki.sh"), " ", *pki_)),
+              0);
+  }
+  static rpc::TlsFiles Files(const std::string& name) {
+    return {*pki_ + "/" + name + ".crt", *pki_ + "/" + name + ".key", *pki_ + "/ca.crt"};
+  }
+
   void SetUp() override { StartForwarder("127.0.0.1:0"); }
 
   void StartForwarder(const std::string& grpc_listen) {
     const std::string dir = testing::MakeTempDir("relay");
     const std::string config = dir + "/forwarder.yaml";
+    const rpc::TlsFiles tls = Files("esp-forwarder");
     std::ofstream(config) << "server: {grpc_listen: \"" << grpc_listen << "\", "
-                             "metrics_listen: \"127.0.0.1:0\"}\n"
+                             "metrics_listen: \"127.0.0.1:0\",\n"
+                             "  tls: {cert_file: " << tls.cert_file << ", key_file: "
+                          << tls.key_file << ", ca_file: " << tls.ca_file << "}}\n"
                              "ike_listen: \"127.0.0.1:0\"\n"
                              "natt_listen: \"127.0.0.1:0\"\n";
     auto child = ChildProcess::Start(
@@ -132,7 +147,7 @@ class IkeRelayIntegrationTest : public ::testing::Test {
   std::unique_ptr<ike::IkeTransportClient> StartReplica(const std::string& name,
                                                         Inbox* inbox) {
     auto client = std::make_unique<ike::IkeTransportClient>(
-        name, std::vector<std::string>{grpc_target_}, rpc::TlsFiles{},
+        name, std::vector<std::string>{grpc_target_}, Files("ike-service"),
         [inbox](size_t forwarder, const v1::IkeDatagram& datagram) {
           absl::MutexLock lock(&inbox->mu);
           inbox->datagrams.emplace_back(forwarder, datagram);
@@ -150,11 +165,34 @@ class IkeRelayIntegrationTest : public ::testing::Test {
     return client;
   }
 
+  // Opens a Relay stream as `role` and says hello as `name`; the stream's
+  // status once the forwarder ends it (or OK while it stays open).
+  grpc::Status Hello(const rpc::TlsFiles& tls, const std::string& name) {
+    auto channel = rpc::MakeChannel(grpc_target_, tls, "esp-forwarder");
+    EXPECT_TRUE(channel.ok());
+    auto stub = v1::IkeTransport::NewStub(*channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    auto stream = stub->Relay(&context);
+    v1::IkeTransportUp hello;
+    hello.mutable_hello()->set_replica(name);
+    stream->Write(hello);
+    v1::IkeDatagram ignored;
+    while (stream->Read(&ignored)) {
+    }
+    grpc::Status status = stream->Finish();
+    return status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ? grpc::Status::OK
+                                                                       : status;
+  }
+
+  static std::string* pki_;
   std::unique_ptr<ChildProcess> forwarder_;
   uint16_t ike_port_ = 0;
   uint16_t natt_port_ = 0;
   std::string grpc_target_;
 };
+
+std::string* IkeRelayIntegrationTest::pki_ = nullptr;
 
 TEST_F(IkeRelayIntegrationTest, RelaysBothWaysOnPort500And4500) {
   Inbox inbox;
@@ -272,6 +310,36 @@ TEST_F(IkeRelayIntegrationTest, ReplicaReconnectsAfterForwarderRestart) {
   ASSERT_TRUE(inbox.WaitFor(1));
   absl::MutexLock lock(&inbox.mu);
   EXPECT_EQ(inbox.datagrams[0].second.initiator_spi(), 42u);
+}
+
+// The relay takeover attack: a second hello for a live replica's name, from
+// ike-service's certificate or any other, never replaces the first stream.
+TEST_F(IkeRelayIntegrationTest, RefusesImpostorsAndASecondStreamForALiveReplica) {
+  Inbox inbox;
+  auto replica = StartReplica("ike-0", &inbox);
+
+  EXPECT_EQ(Hello(Files("esp-forwarder"), "ike-0").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Hello(Files("operator"), "ike-0").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Hello(rpc::TlsFiles{}, "ike-0").error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Hello({*pki_ + "/other-ca-ike-service.crt", *pki_ + "/other-ca-ike-service.key",
+                   *pki_ + "/ca.crt"},
+                  "ike-0")
+                .error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  grpc::Status twin = Hello(Files("ike-service"), "ike-0");
+  EXPECT_EQ(twin.error_code(), grpc::StatusCode::ALREADY_EXISTS) << twin.error_message();
+
+  // The first stream still gets the clients' datagrams.
+  ClientSocket client;
+  client.SendTo(ike_port_, IkeMessage(7, 0, "still here"));
+  ASSERT_TRUE(inbox.WaitFor(1));
+  EXPECT_TRUE(replica->AllConnected());
+  EXPECT_TRUE(
+      forwarder_->WaitForLine("refused a second stream for a connected replica", absl::Seconds(1))
+          .ok());
+  EXPECT_TRUE(forwarder_->WaitForLine("\"msg\":\"call denied\"", absl::Seconds(1)).ok());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "common/log/log.h"
 #include "common/rpc/credentials.h"
+#include "common/rpc/roles.h"
 #include "common/rpc/in_process.h"
 #include "google/protobuf/util/time_util.h"
 #include "proto/vpn/v1/mobility.grpc.pb.h"
@@ -102,7 +103,7 @@ std::unique_ptr<MobilityApi> MakeInProcessMobilityApi(v1::Mobility::Service* ser
 
 absl::StatusOr<std::unique_ptr<MobilityApi>> MakeGrpcMobilityApi(const std::string& target,
                                                                  const rpc::TlsFiles& tls) {
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = rpc::MakeChannel(target, tls);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = rpc::MakeChannel(target, tls, rpc::kRoleMobilityService);
   if (!channel.ok()) return channel.status();
   return std::unique_ptr<MobilityApi>(new GrpcMobilityApi(v1::Mobility::NewStub(*channel)));
 }

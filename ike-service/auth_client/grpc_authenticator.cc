@@ -1,6 +1,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/rpc/credentials.h"
+#include "common/rpc/roles.h"
 #include "ike-service/auth_client/authenticator.h"
 
 namespace vpn::ike {
@@ -55,7 +56,7 @@ class GrpcAuthenticator : public Authenticator {
 
 absl::StatusOr<std::unique_ptr<Authenticator>> NewGrpcAuthenticator(
     const std::string& target, const rpc::TlsFiles& tls) {
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = rpc::MakeChannel(target, tls);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = rpc::MakeChannel(target, tls, rpc::kRoleAuthService);
   if (!channel.ok()) return channel.status();
   return std::unique_ptr<Authenticator>(new GrpcAuthenticator(std::move(*channel)));
 }

@@ -35,12 +35,13 @@ absl::Status AppendGatewayAuth(IkeSa& sa, const ResponderPolicy& policy,
     idr.data.assign(sa.local.address_bytes().begin(), sa.local.address_bytes().end());
   }
   sa.idr_body = codec::IdPayloadBody(idr.id_type, idr.data);
-  absl::StatusOr<crypto::Bytes> octets =
-      SignedOctets(sa.transforms.prf, sa.init_response, sa.nonce_i,
-                   sa.keys.sk_pr.span(), sa.idr_body);
-  if (!octets.ok()) return octets.status();
+  absl::StatusOr<crypto::SecretBytes> maced_id =
+      MacedId(sa.transforms.prf, sa.keys.sk_pr.span(), sa.idr_body);
+  if (!maced_id.ok()) return maced_id.status();
   v1::SignRequest sign;
-  sign.set_signed_octets(octets->data(), octets->size());
+  sign.set_ike_sa_init_response(sa.init_response.data(), sa.init_response.size());
+  sign.set_initiator_nonce(sa.nonce_i.data(), sa.nonce_i.size());
+  sign.set_maced_id(maced_id->span().data(), maced_id->span().size());
   for (uint16_t hash : sa.peer_hash_algorithms) sign.add_peer_hash_algorithms(hash);
   absl::StatusOr<v1::SignReply> signature = services.authenticator->Sign(sign);
   if (!signature.ok()) return signature.status();
@@ -377,18 +378,24 @@ absl::StatusOr<crypto::Bytes> SharedKeyAuth(uint16_t prf, crypto::ByteSpan secre
   return crypto::Bytes(auth.span().begin(), auth.span().end());
 }
 
-absl::StatusOr<crypto::Bytes> SignedOctets(uint16_t prf, crypto::ByteSpan real_message,
-                                           crypto::ByteSpan nonce, crypto::ByteSpan sk_p,
-                                           crypto::ByteSpan id_body) {
+absl::StatusOr<crypto::SecretBytes> MacedId(uint16_t prf, crypto::ByteSpan sk_p,
+                                            crypto::ByteSpan id_body) {
   absl::StatusOr<crypto::PrfAlgorithm> algorithm = ipsec::PrfAlgorithmFor(prf);
   if (!algorithm.ok()) return algorithm.status();
   absl::StatusOr<std::unique_ptr<crypto::Prf>> mac =
       crypto::GetProvider().NewPrf(*algorithm, sk_p);
   if (!mac.ok()) return mac.status();
-  const crypto::SecretBytes maced_id = (*mac)->Compute(id_body);
+  return (*mac)->Compute(id_body);
+}
+
+absl::StatusOr<crypto::Bytes> SignedOctets(uint16_t prf, crypto::ByteSpan real_message,
+                                           crypto::ByteSpan nonce, crypto::ByteSpan sk_p,
+                                           crypto::ByteSpan id_body) {
+  absl::StatusOr<crypto::SecretBytes> maced_id = MacedId(prf, sk_p, id_body);
+  if (!maced_id.ok()) return maced_id.status();
   crypto::Bytes octets(real_message.begin(), real_message.end());
   octets.insert(octets.end(), nonce.begin(), nonce.end());
-  octets.insert(octets.end(), maced_id.span().begin(), maced_id.span().end());
+  octets.insert(octets.end(), maced_id->span().begin(), maced_id->span().end());
   return octets;
 }
 

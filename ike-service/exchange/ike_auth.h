@@ -30,7 +30,10 @@ ExchangeResult HandleIkeAuth(IkeSa& sa, const std::vector<codec::Payload>& reque
 absl::StatusOr<crypto::Bytes> SharedKeyAuth(uint16_t prf, crypto::ByteSpan secret,
                                             crypto::ByteSpan signed_octets);
 
-// RealMessage | Nonce | prf(SK_p, ID payload body) (RFC 7296 §2.15).
+// MACedIDForR/MACedIDForI = prf(SK_p, RestOfIDPayload) (RFC 7296 §2.15).
+absl::StatusOr<crypto::SecretBytes> MacedId(uint16_t prf, crypto::ByteSpan sk_p,
+                                            crypto::ByteSpan id_body);
+// RealMessage | Nonce | MacedId (RFC 7296 §2.15).
 absl::StatusOr<crypto::Bytes> SignedOctets(uint16_t prf, crypto::ByteSpan real_message,
                                            crypto::ByteSpan nonce, crypto::ByteSpan sk_p,
                                            crypto::ByteSpan id_body);

@@ -4,6 +4,7 @@
 #include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "common/rpc/credentials.h"
+#include "common/rpc/roles.h"
 #include "common/rpc/in_process.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -18,7 +19,7 @@ constexpr size_t kMaxTracked = 1 << 20;
 
 absl::StatusOr<std::unique_ptr<MobilityServiceClient>> MobilityServiceClient::OverGrpc(
     const std::string& target, const rpc::TlsFiles& tls, absl::Duration interval) {
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = rpc::MakeChannel(target, tls);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = rpc::MakeChannel(target, tls, rpc::kRoleMobilityService);
   if (!channel.ok()) return channel.status();
   std::shared_ptr<v1::Mobility::Stub> stub = v1::Mobility::NewStub(*channel);
   auto update = [stub](const v1::EndpointUpdate& request)

@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "common/log/log.h"
 #include "common/rpc/credentials.h"
+#include "common/rpc/roles.h"
 
 namespace vpn::ike {
 namespace {
@@ -91,7 +92,7 @@ size_t IkeTransportClient::SendToAll(const v1::IkeTransportUp& up) {
 void IkeTransportClient::Run(size_t index) {
   Connection& connection = *connections_[index];
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      rpc::MakeChannel(connection.target, tls_);
+      rpc::MakeChannel(connection.target, tls_, rpc::kRoleEspForwarder);
   if (!channel.ok()) {
     Log().Error("cannot reach forwarder", {{"forwarder", connection.target},
                                            {"error", channel.status().message()}});

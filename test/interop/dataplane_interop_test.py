@@ -459,7 +459,8 @@ def scenario_inject(ph, name, proposals, results):
 
     def sa_counters():
         """This CHILD SA's row of `vpnctl esp-counters` (vpn.v1.Forwarder)."""
-        p = t.exec("gw", [ph.args.vpnctl, "--target=127.0.0.1:50054", "esp-counters", child["spi_out"]],
+        p = t.exec("gw", [*it.vpnctl_argv(ph.args.vpnctl, ph.workdir, "forwarder"), "esp-counters",
+                          child["spi_out"]],
                    check=False)
         rows = [line.split() for line in p.stdout.splitlines()[1:]]
         if p.returncode != 0 or len(rows) != 1:
@@ -704,8 +705,8 @@ def replica_file(ph, replica, ext):
 
 def sa_owner(ph, ike, replica):
     """The OWNER column of `vpnctl sas` for this IKE SA, asking `replica`."""
-    port = IKE_REPLICAS[replica].grpc_port
-    p = ph.topo.exec("gw", [ph.opts.vpnctl, f"--target=127.0.0.1:{port}", "sas"], check=False, timeout=10)
+    p = ph.topo.exec("gw", [*it.vpnctl_argv(ph.opts.vpnctl, ph.workdir, replica), "sas"], check=False,
+                     timeout=10)
     for line in p.stdout.splitlines()[1:]:
         cols = line.split()
         if len(cols) >= 7 and cols[1] == ike["spi_r"]:
@@ -737,7 +738,7 @@ def scenario_terminate_elsewhere(ph, name, proposals, results):
     an INFORMATIONAL DELETE; the records go."""
     client, ike, child, vip, esp = ph.connect(name, proposals)
     owner, other = owner_and_other(ph, name, ike)
-    p = ph.topo.exec("gw", [ph.opts.vpnctl, f"--target=127.0.0.1:{IKE_REPLICAS[other].grpc_port}",
+    p = ph.topo.exec("gw", [*it.vpnctl_argv(ph.opts.vpnctl, ph.workdir, other),
                             "terminate", ike["spi_i"], ike["spi_r"]], check=False, timeout=10)
     if p.returncode != 0:
         raise Failure(f"{name}: vpnctl terminate on {other} failed: {p.stdout} {p.stderr}")

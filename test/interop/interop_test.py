@@ -112,6 +112,13 @@ def wait_udp500(topo, timeout=20):
     return False
 
 
+def vpnctl_argv(vpnctl, workdir, api):
+    """vpnctl pointed at one of our gateway's APIs: our_gateway.sh writes a
+    flag file per API (ike-0, ike-1, auth, forwarder) with the target and, in
+    split mode, the operator's mTLS certificate."""
+    return [vpnctl, f"--flagfile={os.path.join(workdir, f'vpnctl-{api}.flags')}"]
+
+
 class Run:
     def __init__(self, args):
         self.args = args
@@ -244,8 +251,8 @@ class Run:
 
     def gateway_sas(self):
         """Responder SPIs the gateway's management API lists (`vpnctl sas`)."""
-        out = subprocess.run(["ip", "netns", "exec", self.topo.gw_ns, self.args.vpnctl,
-                              "--target=127.0.0.1:50051", "sas"],
+        out = subprocess.run(["ip", "netns", "exec", self.topo.gw_ns,
+                              *vpnctl_argv(self.args.vpnctl, self.workdir, "ike-0"), "sas"],
                              capture_output=True, text=True, timeout=10)
         if out.returncode != 0:
             raise Failure(f"vpnctl sas failed: {out.stderr.strip()}")
@@ -354,7 +361,8 @@ class Run:
             remote = None
             while time.monotonic() < deadline:
                 shown = subprocess.run(
-                    ["ip", "netns", "exec", t.gw_ns, self.args.vpnctl, "--target=127.0.0.1:50051",
+                    ["ip", "netns", "exec", t.gw_ns,
+                     *vpnctl_argv(self.args.vpnctl, self.workdir, "ike-0"),
                      "sa", before["spi_i"], before["spi_r"]], capture_output=True, text=True, timeout=10)
                 if shown.returncode == 0:
                     ip = json.loads(shown.stdout)["ike_sa"]["remote"]["ip"]

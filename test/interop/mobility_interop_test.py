@@ -129,8 +129,8 @@ class Phase(it.Run):
 
     # ---- the gateway's view
     def vpnctl(self, *args):
-        return subprocess.run(["ip", "netns", "exec", self.topo.gw_ns, self.opts.vpnctl,
-                               "--target=127.0.0.1:50051", *args],
+        return subprocess.run(["ip", "netns", "exec", self.topo.gw_ns,
+                               *it.vpnctl_argv(self.opts.vpnctl, self.workdir, "ike-0"), *args],
                               capture_output=True, text=True, timeout=10)
 
     def record(self, ike):

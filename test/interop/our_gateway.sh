@@ -9,9 +9,12 @@
 # Default: `gateway` (all four services in one process, embedded store,
 # metrics on 127.0.0.1:9100).
 #
+# vpnctl reaches each API through a flag file this script writes:
+# IVPN_WORKDIR/vpnctl-{ike-0,ike-1,auth,forwarder}.flags (the target and, in
+# split mode, the operator's mTLS certificate): vpnctl --flagfile=... sas.
+#
 # Optional, `gateway` only (mobility_interop_test.py, tools/ike_loadgen/bench.py), each left out
 # when unset:
-#   OUR_GATEWAY_FORWARDER_MOBILITY=127.0.0.1:50053   esp_forwarder.mobility_service
 #   OUR_GATEWAY_LIVENESS_REPORT_INTERVAL=1s          esp_forwarder.liveness_report_interval
 #   OUR_GATEWAY_IKE_WORKERS=1                        ike_service.workers
 #   OUR_GATEWAY_MOBILITY_YAML='{outage_window: 12s, liveness_timeout: 3s, liveness_persist_interval: 1s}'
@@ -19,7 +22,9 @@
 #
 # OUR_GATEWAY_SPLIT=1: the four service binaries as separate processes
 # sharing a real etcd (/usr/bin/etcd on 127.0.0.1:2379, data under
-# IVPN_WORKDIR/our-gateway/etcd), as in Kubernetes. They are found beside the
+# IVPN_WORKDIR/our-gateway/etcd), as in Kubernetes, with mutual TLS between
+# them: one certificate per role from tools/service-pki.sh in
+# IVPN_WORKDIR/our-gateway/pki. They are found beside the
 # gateway binary (PATH-TO-gateway/../../<service>/<service>, the bazel-bin
 # and runfiles layout) or in OUR_GATEWAY_BIN_ROOT. gRPC 127.0.0.1:50051-50054,
 # metrics 127.0.0.1:9101-9104 (esp-forwarder: 9104). esp-forwarder runs under
@@ -44,14 +49,31 @@ rm -f "$IVPN_WORKDIR/gateway.ready"
 # The TUN side of the gateway is the pool's first host (10.10.0.0/24 -> .1/24).
 tun_address=$(python3 -c "import ipaddress,sys; n=ipaddress.ip_network(sys.argv[1]); print(f'{n.network_address+1}/{n.prefixlen}')" "$POOL4")
 
+pki=$work/pki
+# Each API's vpnctl flags; split mode adds the operator's certificate.
+write_vpnctl_flags() {  # api target [tls]
+  {
+    echo "--target=$2"
+    if [ "${3:-}" = tls ]; then
+      echo "--tls_cert_file=$pki/operator.crt"
+      echo "--tls_key_file=$pki/operator.key"
+      echo "--tls_ca_file=$pki/ca.crt"
+    fi
+  } > "$IVPN_WORKDIR/vpnctl-$1.flags"
+}
+
 add_user() {
-  "$vpnctl" --target=127.0.0.1:50052 --wait=20s health >/dev/null
-  printf '%s\n' "$password" | "$vpnctl" --target=127.0.0.1:50052 user-add "$user" >/dev/null
+  "$vpnctl" --flagfile="$IVPN_WORKDIR/vpnctl-auth.flags" --tls_server_name=auth-service \
+    --wait=20s health >/dev/null
+  printf '%s\n' "$password" |
+    "$vpnctl" --flagfile="$IVPN_WORKDIR/vpnctl-auth.flags" user-add "$user" >/dev/null
 }
 
 if [ "${OUR_GATEWAY_SPLIT:-0}" != 1 ]; then
+  for api in ike-0 auth forwarder; do write_vpnctl_flags $api "unix:$work/gateway.sock"; done
   cat > "$work/gateway.yaml" <<CONFIG
 metrics_listen: "127.0.0.1:9100"
+server: {grpc_listen: "unix:$work/gateway.sock"}
 store: "embedded:$work/store"
 store_key_file: "$work/store.key"
 ike_service:
@@ -71,7 +93,6 @@ esp_forwarder:
   natt_listen: "0.0.0.0:4500"
   tun_name: "vpn0"
   tun_address: "$tun_address"
-  ${OUR_GATEWAY_FORWARDER_MOBILITY:+mobility_service: $OUR_GATEWAY_FORWARDER_MOBILITY}
   ${OUR_GATEWAY_LIVENESS_REPORT_INTERVAL:+liveness_report_interval: $OUR_GATEWAY_LIVENESS_REPORT_INTERVAL}
 ${OUR_GATEWAY_MOBILITY_YAML:+mobility_service: $OUR_GATEWAY_MOBILITY_YAML}
 CONFIG
@@ -92,6 +113,17 @@ for b in ike-service auth-service mobility-service esp-forwarder; do
 done
 [ -x /usr/bin/etcd ] || { echo "our_gateway.sh: /usr/bin/etcd missing (Debian etcd-server)" >&2; exit 1; }
 store="etcd:127.0.0.1:2379"
+"$(dirname "$0")/../../tools/service-pki.sh" "$pki"
+tls() {  # role: this service's server and client certificate
+  printf '  tls: {cert_file: %s, key_file: %s, ca_file: %s}\n' \
+    "$pki/$1.crt" "$pki/$1.key" "$pki/ca.crt"
+  printf '  client_tls: {cert_file: %s, key_file: %s, ca_file: %s}\n' \
+    "$pki/$1.crt" "$pki/$1.key" "$pki/ca.crt"
+}
+write_vpnctl_flags ike-0 127.0.0.1:50051 tls
+write_vpnctl_flags ike-1 127.0.0.1:50055 tls
+write_vpnctl_flags auth 127.0.0.1:50052 tls
+write_vpnctl_flags forwarder 127.0.0.1:50054 tls
 pids=""
 stop_all() {
   trap - TERM INT
@@ -129,6 +161,7 @@ cat > "$work/auth-service.yaml" <<CONFIG
 server:
   grpc_listen: "127.0.0.1:50052"
   metrics_listen: "127.0.0.1:9102"
+$(tls auth-service)
 store: "$store"
 credentials_key_file: "$work/store.key"
 gateway_cert_file: "$IVPN_PKI_DIR/gw.crt"
@@ -140,6 +173,7 @@ cat > "$work/mobility-service.yaml" <<CONFIG
 server:
   grpc_listen: "127.0.0.1:50053"
   metrics_listen: "127.0.0.1:9103"
+$(tls mobility-service)
 store: "$store"
 store_key_file: "$work/store.key"
 CONFIG
@@ -147,6 +181,7 @@ cat > "$work/esp-forwarder.yaml" <<CONFIG
 server:
   grpc_listen: "127.0.0.1:50054"
   metrics_listen: "127.0.0.1:9104"
+$(tls esp-forwarder)
 store: "$store"
 store_key_file: "$work/store.key"
 ike_listen: "0.0.0.0:500"
@@ -157,16 +192,16 @@ mobility_service: "127.0.0.1:50053"
 CONFIG
 ike_replicas=${OUR_GATEWAY_IKE_REPLICAS:-1}
 case $ike_replicas in 1|2) ;; *) echo "our_gateway.sh: OUR_GATEWAY_IKE_REPLICAS must be 1 or 2" >&2; exit 1 ;; esac
-ike_ports=""
 for r in $(seq 0 $((ike_replicas - 1))); do
   suffix=$([ "$r" = 0 ] && echo "" || echo "-$r")
   grpc_port=$([ "$r" = 0 ] && echo 50051 || echo $((50054 + r)))
   metrics_port=$([ "$r" = 0 ] && echo 9101 || echo $((9104 + r)))
-  ike_ports="$ike_ports $grpc_port"
+  ike_apis="${ike_apis:-} ike-$r"
   cat > "$work/ike-service$suffix.yaml" <<CONFIG
 server:
   grpc_listen: "127.0.0.1:$grpc_port"
   metrics_listen: "127.0.0.1:$metrics_port"
+$(tls ike-service)
 replica: "ike-$r"
 store: "$store"
 store_key_file: "$work/store.key"
@@ -209,8 +244,15 @@ for r in $(seq 0 $((ike_replicas - 1))); do
   ike_pids="${ike_pids:-} $!"
 done
 pids="$pids $etcd_pid"
-for port in $ike_ports 50053 50054; do
-  "$vpnctl" --target=127.0.0.1:$port --wait=20s health >/dev/null
+for api in $ike_apis mobility forwarder; do
+  case $api in
+    mobility) flags="--target=127.0.0.1:50053 --tls_server_name=mobility-service" ;;
+    forwarder) flags="--flagfile=$IVPN_WORKDIR/vpnctl-forwarder.flags --tls_server_name=esp-forwarder" ;;
+    *) flags="--flagfile=$IVPN_WORKDIR/vpnctl-$api.flags --tls_server_name=ike-service" ;;
+  esac
+  # shellcheck disable=SC2086
+  "$vpnctl" $flags --tls_cert_file="$pki/operator.crt" --tls_key_file="$pki/operator.key" \
+    --tls_ca_file="$pki/ca.crt" --wait=20s health >/dev/null
 done
 # Ready once the forwarder relays to every replica (a replica that started
 # before the forwarder reconnects within its back-off).

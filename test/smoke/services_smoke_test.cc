@@ -2,6 +2,7 @@
 // checks, over real sockets, what every service must serve: grpc.health.v1,
 // server reflection, /metrics, JSON logs, and a clean exit on SIGTERM.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <regex>
@@ -14,11 +15,14 @@
 #include "common/rpc/credentials.h"
 #include "common/rpc/probes.h"
 #include "common/testing/child_process.h"
+#include "proto/vpn/v1/auth.grpc.pb.h"
+#include "proto/vpn/v1/management.grpc.pb.h"
 
 namespace vpn {
 namespace {
 
 using ::testing::Contains;
+using ::testing::Not;
 using ::testing::HasSubstr;
 using testing::ChildProcess;
 using testing::RunfilePath;
@@ -211,36 +215,57 @@ TEST(ServiceSmokeTest, MutualTlsRequiresAClientCertificate) {
   EXPECT_EQ(*exit_code, 0);
 }
 
-// `gateway` runs the four services in one process with one /metrics.
+// `gateway` runs the four services in one process with one /metrics, and
+// serves only the operator's API, on a Unix socket only its owner can open.
 TEST(GatewaySmokeTest, RunsAllFourServicesAndStopsOnSigterm) {
   const std::string dir = testing::MakeTempDir("gateway");
+  // sun_path holds 108 bytes; the test's temporary directory is longer.
+  char socket_dir[] = "/tmp/vpn-gw-XXXXXX";
+  ASSERT_NE(::mkdtemp(socket_dir), nullptr);
+  const std::string socket = std::string(socket_dir) + "/run/gateway.sock";
   const std::string config = WriteFile(
       dir, "gateway.yaml",
-      "metrics_listen: \"127.0.0.1:0\"\n"
-      "ike_service: {server: {grpc_listen: \"127.0.0.1:0\"}}\n"
-      "auth_service: {server: {grpc_listen: \"127.0.0.1:0\"}}\n"
-      "mobility_service: {server: {grpc_listen: \"127.0.0.1:0\"}}\n"
-      "esp_forwarder: {server: {grpc_listen: \"127.0.0.1:0\"},\n"
-      "  ike_listen: \"127.0.0.1:0\", natt_listen: \"127.0.0.1:0\"}\n");
+      absl::StrCat("metrics_listen: \"127.0.0.1:0\"\n"
+                   "server: {grpc_listen: \"unix:", socket, "\"}\n"
+                   "esp_forwarder: {ike_listen: \"127.0.0.1:0\", natt_listen: \"127.0.0.1:0\"}\n"));
   auto child = ChildProcess::Start({RunfilePath("gateway/gateway"), "--config=" + config});
   ASSERT_TRUE(child.ok());
   absl::StatusOr<std::string> up =
       (*child)->WaitForLine("\"msg\":\"gateway up\"", absl::Seconds(20));
   ASSERT_TRUE(up.ok()) << up.status();
   const std::string output = (*child)->output();
-  for (const char* name :
-       {"ike-service", "auth-service", "mobility-service", "esp-forwarder"}) {
-    absl::StatusOr<std::string> serving = (*child)->WaitForLine(
-        absl::StrCat("\"component\":\"", name, "\",\"msg\":\"serving\""),
-        absl::Seconds(1));
-    ASSERT_TRUE(serving.ok()) << serving.status();
-    auto channel = rpc::MakeChannel(
-        absl::StrCat("127.0.0.1:", IntField(*serving, "grpc_port")), {});
-    ASSERT_TRUE(channel.ok());
-    absl::StatusOr<std::string> health = rpc::CheckHealth(*channel);
-    ASSERT_TRUE(health.ok()) << name << ": " << health.status();
-    EXPECT_EQ(*health, "SERVING") << name;
+  // One gRPC server: no component serves its internal API.
+  EXPECT_EQ(output.find("\"msg\":\"serving\""), output.rfind("\"msg\":\"serving\"")) << output;
+  EXPECT_THAT(output, HasSubstr(absl::StrCat("\"grpc_listen\":\"unix:", socket, "\"")));
+  struct stat st;
+  ASSERT_EQ(::stat(socket.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+
+  auto channel = rpc::MakeChannel("unix:" + socket, {});
+  ASSERT_TRUE(channel.ok());
+  absl::StatusOr<std::string> health = rpc::CheckHealth(*channel);
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, "SERVING");
+  {
+    grpc::ClientContext context;
+    v1::ListSasReply reply;
+    EXPECT_TRUE(v1::Management::NewStub(*channel)->ListSas(&context, {}, &reply).ok());
   }
+  {
+    // The operator role may manage users but not sign.
+    grpc::ClientContext context;
+    v1::SignReply reply;
+    EXPECT_EQ(v1::Auth::NewStub(*channel)->Sign(&context, {}, &reply).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+    grpc::ClientContext list_context;
+    v1::ListUsersReply users;
+    EXPECT_TRUE(v1::Auth::NewStub(*channel)->ListUsers(&list_context, {}, &users).ok());
+  }
+  absl::StatusOr<std::vector<std::string>> services = rpc::ListServices(*channel);
+  ASSERT_TRUE(services.ok()) << services.status();
+  EXPECT_THAT(*services, Not(Contains("vpn.v1.IkeTransport")));
+  EXPECT_THAT(*services, Not(Contains("vpn.v1.Mobility")));
+
   absl::StatusOr<std::string> metrics =
       rpc::FetchMetrics("127.0.0.1", IntField(*up, "metrics_port"));
   ASSERT_TRUE(metrics.ok()) << metrics.status();
@@ -254,6 +279,14 @@ TEST(GatewaySmokeTest, RunsAllFourServicesAndStopsOnSigterm) {
   ASSERT_TRUE(exit_code.ok());
   EXPECT_EQ(*exit_code, 0) << (*child)->output();
   ExpectJsonLines((*child)->output());
+}
+
+// Plaintext off this host needs an explicit insecure_plaintext.
+TEST(GatewaySmokeTest, RefusesPlaintextOffLoopback) {
+  ExpectConfigRejected(RunfilePath("gateway/gateway"),
+                       "server: {grpc_listen: \"0.0.0.0:50051\"}\n", "server.tls");
+  ExpectConfigRejected(RunfilePath("ike-service/ike-service"),
+                       "server: {grpc_listen: \"0.0.0.0:50051\"}\n", "server.tls");
 }
 
 TEST(GatewaySmokeTest, RejectsBadSectionFieldNamingIt) {

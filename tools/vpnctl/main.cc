@@ -1,6 +1,12 @@
 // vpnctl: the operator's command line for the gateway's gRPC APIs.
 //
-//   vpnctl [--target=host:port] [--tls_*_file=...] health [--wait=10s]
+// Without --target it talks to `gateway`'s operator socket
+// (unix:/run/vpn-gateway/gateway.sock). With mTLS (the operator's
+// certificate, tools/service-pki.sh) it checks that the server holds the
+// role that serves the command (ike-service for SAs, auth-service for
+// users, esp-forwarder for esp-counters), or --tls_server_name.
+//
+//   vpnctl [--target=host:port|unix:/path] [--tls_*_file=...] health [--wait=10s]
 //   vpnctl [--target=host:port] services
 //   vpnctl [--target=ike-service:50051] sas | sa SPI_I SPI_R | terminate SPI_I SPI_R
 //   vpnctl [--target=ike-service:50051] counters | events
@@ -26,8 +32,14 @@
 #include "common/config/config_reader.h"
 #include "common/rpc/probes.h"
 #include "common/rpc/credentials.h"
+#include "common/rpc/roles.h"
+#include "common/rpc/server_options.h"
 
-ABSL_FLAG(std::string, target, "127.0.0.1:50051", "Service address, host:port.");
+ABSL_FLAG(std::string, target, "unix:/run/vpn-gateway/gateway.sock",
+          "Service address: host:port, or unix:/path (gateway's operator socket).");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "The role the server's certificate must name (default: the role serving the "
+          "command; health and services: the --target host).");
 ABSL_FLAG(std::string, tls_cert_file, "", "Client certificate (PEM) for mTLS.");
 ABSL_FLAG(std::string, tls_key_file, "", "Client key (PEM) for mTLS.");
 ABSL_FLAG(std::string, tls_ca_file, "", "CA (PEM) that signed the server.");
@@ -223,6 +235,16 @@ int RunEspCounters(const std::vector<char*>& args,
   return 0;
 }
 
+// The role whose API a command calls, for the server certificate check.
+std::string ServingRole(const std::string& command) {
+  if (command == "users" || command == "user-add" || command == "user-del") {
+    return vpn::rpc::kRoleAuthService;
+  }
+  if (command == "esp-counters") return vpn::rpc::kRoleEspForwarder;
+  if (command == "health" || command == "services") return "";
+  return vpn::rpc::kRoleIkeService;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -231,14 +253,16 @@ int main(int argc, char** argv) {
   if (args.size() < 2) return Fail(std::string("usage: ") + kUsage);
   const std::string command = args[1];
   const std::string target = absl::GetFlag(FLAGS_target);
-  if (absl::Status valid = vpn::config::ValidateHostPort(target); !valid.ok()) {
+  if (absl::Status valid = vpn::rpc::ValidateListen(target); !valid.ok()) {
     return Fail("flag --target: " + std::string(valid.message()));
   }
   vpn::rpc::TlsFiles tls{absl::GetFlag(FLAGS_tls_cert_file),
                          absl::GetFlag(FLAGS_tls_key_file),
                          absl::GetFlag(FLAGS_tls_ca_file)};
+  std::string server_role = absl::GetFlag(FLAGS_tls_server_name);
+  if (server_role.empty()) server_role = ServingRole(command);
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      vpn::rpc::MakeChannel(target, tls);
+      vpn::rpc::MakeChannel(target, tls, server_role);
   if (!channel.ok()) return Fail(std::string(channel.status().message()));
 
   if (command == "health") {
