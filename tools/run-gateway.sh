@@ -18,10 +18,12 @@ say "starting gateway; logs are JSON lines on stderr"
 gateway_pid=$!
 trap 'kill -TERM $gateway_pid 2>/dev/null; wait $gateway_pid' INT TERM
 
-if "$BIN/tools/vpnctl/vpnctl" --target=127.0.0.1:50051 --wait=20s health; then
-  say "gateway is up: ike-service 127.0.0.1:50051, auth-service :50052,"
-  say "mobility-service :50053, esp-forwarder :50054, metrics http://127.0.0.1:9100/metrics"
-  say "try: $BIN/tools/vpnctl/vpnctl services    (Ctrl-C stops the gateway)"
+# vpnctl's default target is the gateway's operator socket
+# (unix:/run/vpn-gateway/gateway.sock, mode 0600).
+if "$BIN/tools/vpnctl/vpnctl" --wait=20s health; then
+  say "gateway is up: operator API unix:/run/vpn-gateway/gateway.sock,"
+  say "metrics http://127.0.0.1:9100/metrics"
+  say "try: $BIN/tools/vpnctl/vpnctl sas    (Ctrl-C stops the gateway)"
 else
   say "gateway did not report SERVING; see its log above" >&2
 fi

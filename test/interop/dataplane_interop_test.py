@@ -19,6 +19,7 @@ with its own topology and gateway:
 | rekey-windows, rekey-modern | combined | `swanctl --rekey --child rw` during an iperf3 TCP run (both directions at once): iperf3 exits 0, every interval carries data, the new CHILD SA carries traffic |
 | rekey-lost-response | combined | the same, with the CREATE_CHILD_SA response dropped once in the client namespace: iperf3 exits 0; empty intervals are reported (WARNING) and fail with --strict-rekey |
 | inject-windows, inject-modern | combined | ESP captured in the client namespace (and kept from the gateway) is sent again at UDP 4500: with a flipped byte -> drops{reason="auth_failed"}, the original -> accepted, again -> drops{reason="replay"} |
+| trust | split | each internal API called as the wrong role (PERMISSION_DENIED), with no certificate and with another CA's (handshake refused), and as the granted role (past the table); the relay takeover of a live replica refused (ALREADY_EXISTS, or PERMISSION_DENIED for another role); meanwhile the client's ping never stalls, the forwarder keeps both replicas, and a CHILD rekey completes |
 | forwarder-restart | split | kill -9 esp-forwarder under a running ping, its supervisor restarts it: traffic resumes from the store, same IKE and CHILD SPIs, no new EAP, then a CHILD rekey crosses the restarted forwarder |
 | terminate-elsewhere | split | two ike-service replicas; `vpnctl terminate` sent to the replica that does not own the client's IKE SA: it takes the SA over and deletes it; the client's SA is gone (it got the DELETE) and so are the records |
 | ike-takeover | split | two ike-service replicas; the owner of the client's IKE SA answers a CHILD rekey whose response an nft rule drops, then is killed (-9): ESP keeps flowing, the client's retransmit reaches the other replica, which takes the SA over from its record and resends the stored response (the client gets the CHILD SA the dead replica created, which carries ping); a second CHILD rekey is then answered by the new owner; same IKE SPIs, no new EAP, `vpnctl sas` names the new owner; the client's DELETE removes the records |
@@ -62,6 +63,7 @@ SCENARIOS = {
     "rekey-lost-response": ("combined", "modern"),
     "inject-windows": ("combined", "windows"),
     "inject-modern": ("combined", "modern"),
+    "trust": ("split", "modern"),
     "forwarder-restart": ("split", "modern"),
     "terminate-elsewhere": ("split", "modern"),
     "ike-takeover": ("split", "windows"),
@@ -872,9 +874,102 @@ def scenario_takeover(ph, name, proposals, results):
     client.stop()
 
 
+# The split's APIs and the service answering each: (port, role).
+APIS = {"ike": (50051, "ike-service"), "auth": (50052, "auth-service"),
+        "mobility": (50053, "mobility-service"), "forwarder": (50054, "esp-forwarder")}
+
+
+def probe(ph, api, caller, call, *args):
+    """rpc_probe's status code for `call` on `api` as `caller`: a role's
+    certificate, "none" (plaintext) or "other-ca" (ike-service's name under
+    an unrelated CA)."""
+    port, role = APIS[api]
+    pki = os.path.join(ph.workdir, "our-gateway", "pki")
+    argv = [ph.opts.rpc_probe, f"--target=127.0.0.1:{port}", f"--server_name={role}"]
+    if caller != "none":
+        stem = "other-ca-ike-service" if caller == "other-ca" else caller
+        argv += [f"--cert={pki}/{stem}.crt", f"--key={pki}/{stem}.key", f"--ca={pki}/ca.crt"]
+    p = ph.topo.exec("gw", argv + [call, *args], check=False, timeout=15)
+    if p.returncode != 0 or not p.stdout.split():
+        raise Failure(f"rpc_probe {call} as {caller}: exit {p.returncode}: {p.stdout} {p.stderr}")
+    return p.stdout.split()[0]
+
+
+def scenario_trust(ph, name, proposals, results):
+    """Every internal API refuses callers of the wrong role, without a
+    certificate, or with another CA's, against the real split (mTLS between
+    four processes, etcd); the relay takeover of a live replica is refused
+    while a strongSwan client's ping runs and its IKE SA keeps working."""
+    client, ike, child, vip, esp = ph.connect(name, proposals)
+    pinger = Pinger(ph, os.path.join(ph.workdir, f"ping-{name}.txt"), 0.05)
+    started = time.time()
+    try:
+        # (api, call, args, the one role the table grants, roles it refuses)
+        matrix = [
+            ("auth", "sign", [], "ike-service", ["esp-forwarder", "mobility-service", "operator"]),
+            ("auth", "eap-start", [], "ike-service", ["esp-forwarder", "operator"]),
+            ("auth", "put-user", ["mallory"], "operator", ["esp-forwarder", "ike-service"]),
+            ("mobility", "update-endpoint", [], "ike-service", ["operator", "auth-service"]),
+            ("forwarder", "install-sa", [], "ike-service", ["esp-forwarder", "operator"]),
+            ("forwarder", "relay-hello", ["ike-0"], "ike-service", ["esp-forwarder", "operator"]),
+            ("ike", "list-sas", [], "operator", ["esp-forwarder", "ike-service"]),
+        ]
+        denials = 0
+        for api, call, args, granted, refused in matrix:
+            for caller in refused:
+                code = probe(ph, api, caller, call, *args)
+                if code != "PERMISSION_DENIED":
+                    raise Failure(f"{name}: {call} as {caller}: {code}, want PERMISSION_DENIED")
+                denials += 1
+            for caller in ("none", "other-ca"):
+                code = probe(ph, api, caller, call, *args)
+                if code != "UNAVAILABLE":
+                    raise Failure(f"{name}: {call} as {caller}: {code}, want the TLS handshake refused")
+            # The granted role gets past the table: Sign refuses chosen octets
+            # on its own, a second hello for a live replica is refused, the
+            # made-up SA and SPIs are not found or invalid.
+            code = probe(ph, api, granted, call, *args)
+            want = {"sign": {"INVALID_ARGUMENT"}, "relay-hello": {"ALREADY_EXISTS"},
+                    "eap-start": {"INVALID_ARGUMENT", "OK"}, "put-user": {"OK"},
+                    "update-endpoint": {"NOT_FOUND", "FAILED_PRECONDITION", "INVALID_ARGUMENT"},
+                    "install-sa": {"INVALID_ARGUMENT"}, "list-sas": {"OK"}}[call]
+            if code not in want:
+                raise Failure(f"{name}: {call} as {granted}: {code}, want one of {sorted(want)}")
+        p = ph.topo.exec("gw", [*it.vpnctl_argv(ph.opts.vpnctl, ph.workdir, "auth"), "user-del",
+                                "mallory"], check=False, timeout=10)
+        denied = it.metric(ph.scrape_url("http://127.0.0.1:9102/metrics"), "grpc_server_denied_total",
+                           method="/vpn.v1.Auth/Sign", caller="esp-forwarder")
+        if denied < 1:
+            raise Failure(f"{name}: auth-service's grpc_server_denied_total does not count the refused Sign")
+        replicas = it.metric(ph.scrape(), "forwarder_ike_replicas")
+        if replicas != 2:
+            raise Failure(f"{name}: the forwarder sees {replicas} ike-service replicas after the "
+                          "takeover attempts, want 2")
+        # IKE still works for the client: a CHILD rekey through the relay.
+        client.swanctl("--rekey", "--child", "rw", check=True)
+        if not rekeyed_child(ph, client, child["spi_in"], timeout=10):
+            raise Failure(f"{name}: a CHILD rekey after the takeover attempts did not complete")
+        received, _, out = it.ping(ph.topo, "cli", ph.topo.lan_host, count=3, interval=0.1)
+        if received < 3:
+            raise Failure(f"{name}: ping after the rekey: {received}/3\n{out}")
+    finally:
+        pinger.stop()
+    replies = [ts for ts, _ in pinger.replies() if ts >= started]
+    gaps = [b - a for a, b in zip(replies, replies[1:])]
+    worst = max(gaps) if gaps else None
+    if not replies or worst > 1.0:
+        raise Failure(f"{name}: the ping stalled during the attacks (longest gap {worst} s)")
+    results[name] = {"denials": denials, "ping_replies": len(replies),
+                     "longest_ping_gap_s": round(worst, 3)}
+    say(f"{name}: {denials} wrong-role calls refused (PERMISSION_DENIED), no-certificate and "
+        f"foreign-CA calls refused at the handshake; relay takeover refused; ping kept going "
+        f"(longest gap {worst:.2f} s) and a CHILD rekey completed")
+    client.stop()
+
+
 RUNNERS = {"iperf": scenario_iperf, "rekey": scenario_rekey, "inject": scenario_inject,
            "forwarder": scenario_restart, "ike": scenario_takeover,
-           "terminate": scenario_terminate_elsewhere}
+           "terminate": scenario_terminate_elsewhere, "trust": scenario_trust}
 
 
 def main():
@@ -883,6 +978,7 @@ def main():
     ap.add_argument("--gateway-cmd", required=True, help="our gateway, one process (combined phase)")
     ap.add_argument("--split-gateway-cmd", help="our gateway as four processes and etcd (split phase)")
     ap.add_argument("--vpnctl", required=True)
+    ap.add_argument("--rpc-probe", help="test/trust/rpc_probe, for the trust scenario")
     ap.add_argument("--seconds", type=int, default=5, help="iperf3 run length")
     ap.add_argument("--udp-rate", default="100M", help="iperf3 UDP target rate (-b)")
     ap.add_argument("--udp-len", type=int, default=1200, help="iperf3 UDP datagram size (-l)")

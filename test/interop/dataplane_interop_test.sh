@@ -17,4 +17,4 @@ gw="$here/our_gateway.sh $root/gateway/gateway $root/tools/vpnctl/vpnctl"
 exec python3 "$here/dataplane_interop_test.py" \
   --gateway-cmd "exec $gw" \
   --split-gateway-cmd "exec env OUR_GATEWAY_SPLIT=1 OUR_GATEWAY_IKE_REPLICAS=2 OUR_GATEWAY_BIN_ROOT=$root $gw" \
-  --vpnctl "$root/tools/vpnctl/vpnctl" "$@"
+  --vpnctl "$root/tools/vpnctl/vpnctl" --rpc-probe "$root/test/trust/rpc_probe" "$@"
