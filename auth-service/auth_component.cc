@@ -21,6 +21,7 @@
 #include "common/log/log.h"
 #include "common/store/sealer.h"
 #include "common/store/store_factory.h"
+#include "common/store/store_handle.h"
 
 namespace vpn::auth {
 namespace {
@@ -76,6 +77,7 @@ int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
 
 void ReadAuthServiceConfig(config::ConfigReader& reader, AuthServiceConfig* out) {
   reader.String("store", &out->store);
+  store::ReadStoreTls(reader, out->store, &out->store_tls);
   reader.String("data_dir", &out->data_dir);
   reader.String("credentials_key_file", &out->credentials_key_file);
   reader.String("gateway_cert_file", &out->gateway_cert_file);
@@ -204,7 +206,7 @@ absl::StatusOr<std::unique_ptr<AuthComponent>> AuthComponent::Create(
         {{"dir", dir}});
   }
   absl::StatusOr<std::unique_ptr<store::Store>> store =
-      store::OpenStore(store_config);
+      store::OpenStore(store_config, config.store_tls);
   if (!store.ok()) {
     return absl::Status(store.status().code(),
                         absl::StrCat("store: ", store.status().message()));

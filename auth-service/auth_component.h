@@ -40,6 +40,7 @@ struct AuthServiceConfig {
   // empty, an embedded store in `data_dir`; when both are empty, a
   // temporary store that is deleted at exit (a warning says so).
   std::string store;
+  rpc::TlsFiles store_tls;  // etcd only: TLS, this service's client certificate
   std::string data_dir;
   // 32-byte key (mode 0600) sealing the NT hashes; required with a
   // persistent store, else a random per-process key.

@@ -10,7 +10,8 @@
 # DIR/ca.crt, ca.key                   the services' CA (ca.key stays offline)
 # DIR/<role>.crt, <role>.key           ike-service, auth-service,
 #                                      mobility-service, esp-forwarder,
-#                                      operator (vpnctl), etcd (server and
+#                                      operator (vpnctl), gateway (all four
+#                                      in one process), etcd (server and
 #                                      peer; DNS SANs from ETCD_DNS_NAMES,
 #                                      comma-separated, plus localhost and
 #                                      127.0.0.1), root (etcd's admin user)
@@ -56,6 +57,11 @@ for role in ike-service auth-service mobility-service esp-forwarder; do
     "serverAuth,clientAuth"
 done
 new_cert ca operator operator "URI:spiffe://vpn-gateway/operator" clientAuth
+# All four in one process: etcd's `gateway` user, and the operator API's
+# server certificate naming the roles vpnctl checks.
+new_cert ca gateway gateway \
+  "URI:spiffe://vpn-gateway/gateway,DNS:gateway,DNS:ike-service,DNS:auth-service,DNS:esp-forwarder" \
+  "serverAuth,clientAuth"
 new_cert ca root root "URI:spiffe://vpn-gateway/etcd-root" clientAuth
 etcd_san="DNS:localhost,IP:127.0.0.1,IP:::1"
 old_ifs=$IFS

@@ -31,11 +31,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   return grpc::SslServerCredentials(options);
 }
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
-    const std::string& target, const TlsFiles& tls, const std::string& server_role) {
-  if (!tls.enabled()) {
-    return grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
-  }
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
+    const TlsFiles& tls) {
+  if (!tls.enabled()) return grpc::InsecureChannelCredentials();
   absl::StatusOr<std::string> cert = ReadFile(tls.cert_file);
   if (!cert.ok()) return cert.status();
   absl::StatusOr<std::string> key = ReadFile(tls.key_file);
@@ -46,9 +44,17 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
   options.pem_root_certs = *ca;
   options.pem_private_key = *key;
   options.pem_cert_chain = *cert;
+  return grpc::SslCredentials(options);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
+    const std::string& target, const TlsFiles& tls, const std::string& server_role) {
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
+      MakeChannelCredentials(tls);
+  if (!creds.ok()) return creds.status();
   grpc::ChannelArguments arguments;
-  if (!server_role.empty()) arguments.SetSslTargetNameOverride(server_role);
-  return grpc::CreateCustomChannel(target, grpc::SslCredentials(options), arguments);
+  if (tls.enabled() && !server_role.empty()) arguments.SetSslTargetNameOverride(server_role);
+  return grpc::CreateCustomChannel(target, *creds, arguments);
 }
 
 }  // namespace vpn::rpc

@@ -24,6 +24,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const std::string& target, const TlsFiles& tls, const std::string& server_role = "");
 
+// The credentials MakeChannel uses, for a caller that needs its own channel
+// arguments (the etcd store's backoff and keepalive).
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
+    const TlsFiles& tls);
+
 // Reads a whole file (PEM, keys); the error names the path.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 

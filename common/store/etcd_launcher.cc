@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/rpc/credentials.h"
 #include "proto/etcd/etcdserverpb/rpc.grpc.pb.h"
 
 namespace vpn::store {
@@ -55,11 +56,30 @@ absl::StatusOr<std::unique_ptr<EtcdLauncher>> EtcdLauncher::Start(Options option
         "/usr/bin/etcd not found: install Debian's etcd-server package");
   }
   mkdir(options.data_dir.c_str(), 0700);
+  const bool production = !options.pki_dir.empty();
+  if (production) {
+    if (options.rbac_script.empty()) {
+      return absl::InvalidArgumentError("etcd launcher: pki_dir needs rbac_script");
+    }
+    options.cert_file = options.pki_dir + "/etcd.crt";
+    options.key_file = options.pki_dir + "/etcd.key";
+    options.ca_file = options.pki_dir + "/ca.crt";
+  }
   std::unique_ptr<EtcdLauncher> etcd(new EtcdLauncher(std::move(options)));
   etcd->client_port_ = FreePort();
   etcd->peer_port_ = FreePort();
   absl::Status st = etcd->Spawn();
   if (!st.ok()) return st;
+  if (production) {
+    // Roles and auth are kept in etcd's data: a Restart() keeps them.
+    const std::string log = etcd->options_.data_dir + "/rbac.log";
+    std::string cmd = absl::StrCat("'", etcd->options_.rbac_script, "' ", etcd->endpoint(),
+                                   " '", etcd->options_.pki_dir, "' >'", log, "' 2>&1");
+    if (system(cmd.c_str()) != 0) {
+      return absl::InternalError(absl::StrCat(
+          etcd->options_.rbac_script, " failed; its output:\n", ReadTail(log, 2000)));
+    }
+  }
   return etcd;
 }
 
@@ -70,7 +90,7 @@ std::string EtcdLauncher::endpoint() const {
 }
 
 absl::Status EtcdLauncher::Spawn() {
-  bool tls = !options_.cert_file.empty();
+  const bool tls = !options_.cert_file.empty();
   std::string client_url =
       absl::StrCat(tls ? "https" : "http", "://127.0.0.1:", client_port_);
   std::string peer_url = absl::StrCat("http://127.0.0.1:", peer_port_);
@@ -89,6 +109,10 @@ absl::Status EtcdLauncher::Spawn() {
   if (tls) {
     args.push_back("--cert-file=" + options_.cert_file);
     args.push_back("--key-file=" + options_.key_file);
+  }
+  if (!options_.pki_dir.empty()) {
+    args.push_back("--client-cert-auth");
+    args.push_back("--trusted-ca-file=" + options_.ca_file);
   }
   for (const std::string& a : options_.extra_args) args.push_back(a);
   std::vector<char*> argv;
@@ -112,7 +136,13 @@ absl::Status EtcdLauncher::Spawn() {
 
 absl::Status EtcdLauncher::WaitHealthy() {
   std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (options_.cert_file.empty()) {
+  if (!options_.pki_dir.empty()) {
+    // Client certificates are required: present the admin's.
+    auto root = rpc::MakeChannelCredentials(rpc::TlsFiles{
+        options_.pki_dir + "/root.crt", options_.pki_dir + "/root.key", options_.ca_file});
+    if (!root.ok()) return root.status();
+    creds = *root;
+  } else if (options_.cert_file.empty()) {
     creds = grpc::InsecureChannelCredentials();
   } else {
     std::ifstream in(options_.ca_file);
@@ -173,6 +203,45 @@ EtcdLauncher& SharedTestEtcd() {
     std::error_code ignored;
     std::filesystem::remove_all(options.data_dir, ignored);  // a run before this one's
     auto launched = EtcdLauncher::Start(options);
+    if (!launched.ok()) {
+      fprintf(stderr, "cannot start etcd: %s\n", launched.status().ToString().c_str());
+      abort();
+    }
+    return launched->release();
+  }();
+  return *etcd;
+}
+
+std::string TestRunfile(const std::string& relative) {
+  const char* srcdir = getenv("TEST_SRCDIR");
+  const char* workspace = getenv("TEST_WORKSPACE");
+  if (srcdir == nullptr || workspace == nullptr) return relative;
+  return absl::StrCat(srcdir, "/", workspace, "/", relative);
+}
+
+absl::StatusOr<std::unique_ptr<EtcdLauncher>> StartProductionTestEtcd(
+    const std::string& dir) {
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);  // a run before this one's
+  std::filesystem::create_directories(dir, ignored);
+  const std::string pki = dir + "/pki";
+  std::string cmd = absl::StrCat("'", TestRunfile("tools/service-pki.sh"), "' '", pki,
+                                 "' >/dev/null 2>&1");
+  if (system(cmd.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("tools/service-pki.sh ", pki, " failed"));
+  }
+  EtcdLauncher::Options options;
+  options.data_dir = dir + "/etcd";
+  options.pki_dir = pki;
+  options.rbac_script = TestRunfile("tools/etcd-rbac.sh");
+  return EtcdLauncher::Start(options);
+}
+
+EtcdLauncher& SharedProductionTestEtcd() {
+  static EtcdLauncher* etcd = [] {
+    const char* tmp = getenv("TEST_TMPDIR");
+    auto launched =
+        StartProductionTestEtcd(std::string(tmp != nullptr ? tmp : "/tmp") + "/etcd-rbac");
     if (!launched.ok()) {
       fprintf(stderr, "cannot start etcd: %s\n", launched.status().ToString().c_str());
       abort();

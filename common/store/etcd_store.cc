@@ -5,8 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/container/flat_hash_set.h"
@@ -16,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/log/log.h"
+#include "common/rpc/credentials.h"
 #include "proto/etcd/etcdserverpb/rpc.grpc.pb.h"
 
 namespace vpn::store {
@@ -28,17 +27,6 @@ namespace {
 const log::Logger& Log() {
   static const log::Logger* logger = new log::Logger("store");
   return *logger;
-}
-
-absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("etcd: cannot read ", what, " file ", path));
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // The end of the key range holding every key that starts with `prefix`.
@@ -89,6 +77,35 @@ pb::Compare ConditionCompare(const std::string& key, const Condition& c) {
   return cmp;
 }
 
+// "key 'k'", "prefix 'p'" or "range 'a'..'b'", for error messages.
+std::string DescribeRange(absl::string_view key, absl::string_view range_end) {
+  if (range_end.empty()) return absl::StrCat("key '", key, "'");
+  if (key == absl::string_view("\0", 1)) return "all keys";
+  if (range_end == PrefixEnd(key)) return absl::StrCat("prefix '", key, "'");
+  return absl::StrCat("range '", key, "'..'", range_end, "'");
+}
+
+// The keys a Txn touches, the first few named: a denial may come from any.
+std::string DescribeTxn(const pb::TxnRequest& req) {
+  constexpr size_t kNamed = 4;
+  std::vector<std::string> keys;
+  auto add = [&keys](const std::string& key) {
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+  };
+  for (const pb::Compare& c : req.compare()) add(c.key());
+  for (const pb::RequestOp& op : req.success()) {
+    if (op.has_request_put()) add(op.request_put().key());
+    if (op.has_request_delete_range()) add(op.request_delete_range().key());
+    if (op.has_request_range()) add(op.request_range().key());
+  }
+  std::string out = keys.size() == 1 ? "key " : "keys ";
+  for (size_t i = 0; i < keys.size() && i < kNamed; ++i) {
+    absl::StrAppend(&out, i == 0 ? "'" : ", '", keys[i], "'");
+  }
+  if (keys.size() > kNamed) absl::StrAppend(&out, " and ", keys.size() - kNamed, " more");
+  return out;
+}
+
 }  // namespace
 
 // The connection to etcd, shared by the store and its watchers.
@@ -100,31 +117,21 @@ class Client {
     if (options_.endpoints.empty()) {
       return absl::InvalidArgumentError("etcd: no endpoints configured");
     }
-    std::shared_ptr<grpc::ChannelCredentials> creds;
-    if (!options_.ca_file.empty()) {
-      grpc::SslCredentialsOptions ssl;
-      auto ca = ReadPem(options_.ca_file, "CA");
-      if (!ca.ok()) return ca.status();
-      ssl.pem_root_certs = *ca;
-      if (!options_.cert_file.empty() || !options_.key_file.empty()) {
-        auto cert = ReadPem(options_.cert_file, "client certificate");
-        if (!cert.ok()) return cert.status();
-        auto key = ReadPem(options_.key_file, "client key");
-        if (!key.ok()) return key.status();
-        ssl.pem_cert_chain = *cert;
-        ssl.pem_private_key = *key;
-      }
-      creds = grpc::SslCredentials(ssl);
-    } else {
-      if (!options_.cert_file.empty() || !options_.key_file.empty()) {
-        return absl::InvalidArgumentError(
-            "etcd: a client certificate needs ca_file (TLS) as well");
-      }
-      creds = grpc::InsecureChannelCredentials();
-      if (!options_.username.empty()) {
-        Log().Warning("etcd user authentication without TLS sends the password "
-                      "in clear text");
-      }
+    const rpc::TlsFiles& tls = options_.tls;
+    if ((!tls.cert_file.empty() || !tls.key_file.empty() || !tls.ca_file.empty()) &&
+        (tls.cert_file.empty() || tls.key_file.empty() || tls.ca_file.empty())) {
+      return absl::InvalidArgumentError(
+          "etcd: TLS needs cert_file, key_file and ca_file together");
+    }
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
+        rpc::MakeChannelCredentials(tls);
+    if (!creds.ok()) {
+      return absl::Status(creds.status().code(),
+                          absl::StrCat("etcd: ", creds.status().message()));
+    }
+    if (!tls.enabled() && !options_.username.empty()) {
+      Log().Warning("etcd user authentication without TLS sends the password "
+                    "in clear text");
     }
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
@@ -136,7 +143,7 @@ class Client {
     for (const std::string& endpoint : options_.endpoints) {
       Endpoint e;
       e.address = endpoint;
-      e.channel = grpc::CreateCustomChannel(endpoint, creds, args);
+      e.channel = grpc::CreateCustomChannel(endpoint, *creds, args);
       e.kv = pb::KV::NewStub(e.channel);
       e.watch = pb::Watch::NewStub(e.channel);
       e.lease = pb::Lease::NewStub(e.channel);
@@ -198,8 +205,9 @@ class Client {
   }
 
   // Maps a gRPC status to a clear absl::Status.
+  // `subject` names the keys of the request ("key 'ike/x'"), for a denial.
   absl::Status ToStatus(absl::string_view what, absl::string_view address,
-                        const grpc::Status& gs) {
+                        const grpc::Status& gs, absl::string_view subject = {}) {
     if (gs.ok()) return absl::OkStatus();
     const std::string& msg = gs.error_message();
     switch (gs.error_code()) {
@@ -221,7 +229,9 @@ class Client {
       case grpc::StatusCode::UNAUTHENTICATED:
         return absl::UnauthenticatedError(absl::StrCat("etcd ", what, ": ", msg));
       case grpc::StatusCode::PERMISSION_DENIED:
-        return absl::PermissionDeniedError(absl::StrCat("etcd ", what, ": ", msg));
+        return absl::PermissionDeniedError(absl::StrCat(
+            "etcd ", what, subject.empty() ? "" : " on ", subject, ": ", msg,
+            " (not allowed for this client's etcd user; see tools/etcd-rbac.sh)"));
       case grpc::StatusCode::FAILED_PRECONDITION:
         return absl::FailedPreconditionError(absl::StrCat("etcd ", what, ": ", msg));
       case grpc::StatusCode::RESOURCE_EXHAUSTED:
@@ -237,8 +247,10 @@ class Client {
 
   // Runs a unary call with the limits, deadline, token refresh and endpoint
   // failover applied. `rpc(stub_endpoint, ctx, resp)` performs the call.
+  // `subject` names the keys, for a permission denial.
   template <typename Req, typename Resp, typename Rpc>
-  absl::Status Call(absl::string_view what, const Req& req, Resp* resp, Rpc rpc) {
+  absl::Status Call(absl::string_view what, const Req& req, Resp* resp, Rpc rpc,
+                    absl::string_view subject = {}) {
     size_t bytes = req.ByteSizeLong();
     if (bytes > kMaxRequestBytes) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -253,7 +265,7 @@ class Client {
       Prepare(&ctx, /*with_deadline=*/true);
       const Endpoint& e = endpoint();
       grpc::Status gs = rpc(e, &ctx, req, resp);
-      st = ToStatus(what, e.address, gs);
+      st = ToStatus(what, e.address, gs, subject);
       if (st.ok()) return st;
       if (absl::IsUnauthenticated(st) && !options_.username.empty() &&
           !reauthenticated) {
@@ -273,11 +285,11 @@ class Client {
 
   absl::StatusOr<pb::RangeResponse> Range(const pb::RangeRequest& req) {
     pb::RangeResponse resp;
-    absl::Status st = Call("Range", req, &resp,
-                           [](const Endpoint& e, grpc::ClientContext* ctx,
-                              const pb::RangeRequest& r, pb::RangeResponse* out) {
-                             return e.kv->Range(ctx, r, out);
-                           });
+    absl::Status st = Call(
+        "Range", req, &resp,
+        [](const Endpoint& e, grpc::ClientContext* ctx, const pb::RangeRequest& r,
+           pb::RangeResponse* out) { return e.kv->Range(ctx, r, out); },
+        DescribeRange(req.key(), req.range_end()));
     if (!st.ok()) return st;
     return resp;
   }
@@ -291,11 +303,11 @@ class Client {
           " operations in one txn (etcd's --max-txn-ops)"));
     }
     pb::TxnResponse resp;
-    absl::Status st = Call("Txn", req, &resp,
-                           [](const Endpoint& e, grpc::ClientContext* ctx,
-                              const pb::TxnRequest& r, pb::TxnResponse* out) {
-                             return e.kv->Txn(ctx, r, out);
-                           });
+    absl::Status st = Call(
+        "Txn", req, &resp,
+        [](const Endpoint& e, grpc::ClientContext* ctx, const pb::TxnRequest& r,
+           pb::TxnResponse* out) { return e.kv->Txn(ctx, r, out); },
+        DescribeTxn(req));
     if (!st.ok()) return st;
     return resp;
   }
@@ -560,7 +572,8 @@ absl::StatusOr<WriteResult> EtcdStore::Delete(absl::string_view key,
         [](const Client::Endpoint& e, grpc::ClientContext* ctx,
            const pb::DeleteRangeRequest& r, pb::DeleteRangeResponse* out) {
           return e.kv->DeleteRange(ctx, r, out);
-        });
+        },
+        etcd_internal::DescribeRange(req.key(), req.range_end()));
     if (!st.ok()) return st;
     if (resp.deleted() == 0) {
       return absl::NotFoundError(absl::StrCat("store: key '", key, "' not found"));
@@ -656,10 +669,11 @@ absl::StatusOr<TxnResult> EtcdStore::Txn(const std::vector<Op>& ops) {
 
 absl::StatusOr<std::unique_ptr<Watcher>> EtcdStore::Watch(absl::string_view prefix,
                                                           int64_t from_revision) {
-  // One cheap call: fails fast when etcd is unreachable, and gives the
-  // current revision for a watch "from now".
+  // One cheap call: fails fast when etcd is unreachable or the prefix is not
+  // readable to this user, and gives the current revision for a watch "from
+  // now".
   pb::RangeRequest req;
-  req.set_key(std::string(prefix.empty() ? absl::string_view("\0", 1) : prefix));
+  etcd_internal::SetRange(prefix, req.mutable_key(), req.mutable_range_end());
   req.set_keys_only(true);
   req.set_limit(1);
   auto resp = client_->Range(req);

@@ -7,8 +7,11 @@
 //   when etcd returns, without recreating the store.
 // - Limits: requests over etcd's 1.5 MiB and Txns over 128 ops are refused
 //   up front with kInvalidArgument (see kMaxRequestBytes / kMaxTxnOps).
-// - Auth: with a username, Authenticate() gets a token that is sent as the
-//   `token` metadata and refreshed when etcd rejects it.
+// - Auth: a client certificate (`tls`), whose CN etcd takes as the user name
+//   under --client-cert-auth; or a username, for which Authenticate() gets a
+//   token that is sent as the `token` metadata and refreshed when etcd
+//   rejects it. A request the user's roles do not allow gives
+//   kPermissionDenied naming the key or prefix.
 // - Watch: one stream per Watcher; it reconnects from the last seen
 //   revision + 1, and when etcd reports the revision compacted it re-lists
 //   the prefix and emits a kResync before continuing.
@@ -20,16 +23,15 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/rpc/server_options.h"
 #include "common/store/store.h"
 
 namespace vpn::store {
 
 struct EtcdOptions {
   std::vector<std::string> endpoints;  // "host:port"; tried in turn
-  // TLS when ca_file is set; cert_file/key_file add a client certificate.
-  std::string ca_file;
-  std::string cert_file;
-  std::string key_file;
+  // TLS with a client certificate when enabled (all three files).
+  rpc::TlsFiles tls;
   // User authentication (etcd `auth enable`); empty username: none.
   std::string username;
   std::string password;

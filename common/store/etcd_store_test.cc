@@ -84,29 +84,20 @@ TEST(EtcdStore, UserAuthenticationWithTokenRefresh) {
 
 TEST(EtcdStore, Tls) {
   std::string dir = TmpDir("tls");
-  std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-  ASSERT_EQ(Shell(absl::StrCat("cd ", dir, " && openssl req -x509 ", ec,
-                             " -keyout ca.key -out ca.crt -days 1 -subj /CN=test-ca")),
-            0);
-  ASSERT_EQ(Shell(absl::StrCat("cd ", dir, " && openssl req ", ec,
-                             " -keyout server.key -out server.csr -subj /CN=etcd")),
-            0);
-  ASSERT_EQ(Shell(absl::StrCat("cd ", dir,
-                             " && printf 'subjectAltName=IP:127.0.0.1' > ext && "
-                             "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "
-                             "-CAcreateserial -out server.crt -days 1 -extfile ext")),
-            0);
+  ASSERT_EQ(Shell(absl::StrCat(TestRunfile("tools/service-pki.sh"), " ", dir)), 0);
+  // TLS with a server certificate; client certificates are accepted, not
+  // required (production mode is etcd_rbac_test's).
   EtcdLauncher::Options options;
   options.data_dir = dir + "/etcd";
-  options.cert_file = dir + "/server.crt";
-  options.key_file = dir + "/server.key";
+  options.cert_file = dir + "/etcd.crt";
+  options.key_file = dir + "/etcd.key";
   options.ca_file = dir + "/ca.crt";
   auto etcd = StartEtcd(options);
   ASSERT_NE(etcd, nullptr);
 
   EtcdOptions eo;
   eo.endpoints = {etcd->endpoint()};
-  eo.ca_file = dir + "/ca.crt";
+  eo.tls = {dir + "/ike-service.crt", dir + "/ike-service.key", dir + "/ca.crt"};
   auto store = EtcdStore::Connect(eo);
   ASSERT_TRUE(store.ok()) << store.status();
   auto put = (*store)->Put("/tls/k", "v");
@@ -120,11 +111,17 @@ TEST(EtcdStore, Tls) {
   ASSERT_TRUE(insecure.ok());
   auto get = (*insecure)->Get("/tls/k");
   EXPECT_EQ(get.status().code(), absl::StatusCode::kUnavailable) << get.status();
-  // Missing CA file is reported with its path.
-  eo.ca_file = dir + "/missing.crt";
-  auto missing = EtcdStore::Connect(eo);
+  // A missing file is reported with its path.
+  EtcdOptions missing_ca = eo;
+  missing_ca.tls.ca_file = dir + "/missing.crt";
+  auto missing = EtcdStore::Connect(missing_ca);
   ASSERT_FALSE(missing.ok());
   EXPECT_TRUE(absl::StrContains(missing.status().message(), "missing.crt"));
+  // Part of a certificate is refused: all three files or none.
+  EtcdOptions partial = eo;
+  partial.tls.key_file.clear();
+  auto half = EtcdStore::Connect(partial);
+  EXPECT_EQ(half.status().code(), absl::StatusCode::kInvalidArgument) << half.status();
 }
 
 TEST(EtcdStore, FailsOverToTheNextEndpoint) {
@@ -182,6 +179,10 @@ TEST(StoreFactory, ChoosesBackendByConfig) {
     auto s = OpenStore(bad);
     EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
+  // TLS is for etcd only.
+  auto tls_embedded = OpenStore(absl::StrCat("embedded:", TmpDir("factory-tls")),
+                                rpc::TlsFiles{"c.crt", "c.key", "ca.crt"});
+  EXPECT_EQ(tls_embedded.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

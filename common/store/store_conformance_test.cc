@@ -1,7 +1,11 @@
 // One conformance suite, both backends: every TEST_P runs against the
-// embedded store (fresh data dir) and against a real etcd started by the
+// embedded store (fresh data dir), against a real etcd started by the
 // fixture (/usr/bin/etcd on loopback, data dir in TEST_TMPDIR; one etcd per
-// test binary, each test under its own key prefix).
+// test binary, each test under its own key prefix), and against etcd in
+// production mode: TLS, client certificates and the roles of
+// tools/etcd-rbac.sh. There the suite runs as ike-service under ike/, so the
+// role a service really gets is shown to cover every Store operation, rather
+// than a test-only role that could drift from the script.
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -18,6 +22,7 @@
 #include "absl/synchronization/barrier.h"
 #include "absl/time/clock.h"
 #include "common/crypto/crypto.h"
+#include "common/rpc/credentials.h"
 #include "common/store/embedded_store.h"
 #include "common/store/etcd_launcher.h"
 #include "common/store/etcd_store.h"
@@ -76,6 +81,9 @@ class Backend {
   // client is kept), checks that calls fail fast, and restarts the server.
   virtual void Restart() = 0;
   virtual bool is_etcd() const = 0;
+  // Where the test's keys go: "" (any key), or the prefix the client's etcd
+  // role may write.
+  virtual std::string key_root() const { return ""; }
 };
 
 class EmbeddedBackend : public Backend {
@@ -112,18 +120,30 @@ class EmbeddedBackend : public Backend {
 
 class EtcdBackend : public Backend {
  public:
-  EtcdBackend() : etcd_(SharedTestEtcd()) {
+  // Plain text, no auth.
+  EtcdBackend() : EtcdBackend(SharedTestEtcd(), {}, "") {}
+  // `tls`: the client's certificate; `key_root`: the prefix its role writes.
+  EtcdBackend(EtcdLauncher& etcd, const rpc::TlsFiles& tls, std::string key_root)
+      : etcd_(etcd), key_root_(std::move(key_root)) {
     EtcdOptions options;
     options.endpoints = {etcd_.endpoint()};
+    options.tls = tls;
     options.op_timeout = absl::Seconds(1);
     auto s = EtcdStore::Connect(options);
     EXPECT_TRUE(s.ok()) << s.status();
     store_ = *std::move(s);
+    if (!etcd_.pki_dir().empty()) {
+      const std::string& pki = etcd_.pki_dir();
+      admin_tls_ = {pki + "/root.crt", pki + "/root.key", pki + "/ca.crt"};
+    }
   }
+  std::string key_root() const override { return key_root_; }
   Store& store() override { return *store_; }
   bool RawContains(absl::string_view prefix, absl::string_view needle) override {
     // Raw values straight from etcd's KV API, bypassing EtcdStore.
-    auto channel = grpc::CreateChannel(etcd_.endpoint(), grpc::InsecureChannelCredentials());
+    auto creds = rpc::MakeChannelCredentials(admin_tls_);
+    EXPECT_TRUE(creds.ok()) << creds.status();
+    auto channel = grpc::CreateChannel(etcd_.endpoint(), *creds);
     auto kv = etcdserverpb::KV::NewStub(channel);
     grpc::ClientContext ctx;
     etcdserverpb::RangeRequest req;
@@ -145,22 +165,23 @@ class EtcdBackend : public Backend {
     etcd_.Kill();
     // Calls fail fast with a clear status while etcd is gone.
     absl::Time start = absl::Now();
-    auto get = store_->Get("/any");
+    const std::string any = key_root_ + "/any";
+    auto get = store_->Get(any);
     absl::Duration took = absl::Now() - start;
     EXPECT_EQ(get.status().code(), absl::StatusCode::kUnavailable) << get.status();
     EXPECT_TRUE(absl::StrContains(get.status().message(), etcd_.endpoint()))
         << get.status();
     EXPECT_LT(took, absl::Seconds(3));
-    auto put = store_->Put("/any", "x");
+    auto put = store_->Put(any, "x");
     EXPECT_EQ(put.status().code(), absl::StatusCode::kUnavailable) << put.status();
-    auto watch = store_->Watch("/any", 0);
+    auto watch = store_->Watch(any, 0);
     EXPECT_EQ(watch.status().code(), absl::StatusCode::kUnavailable);
     ASSERT_TRUE(etcd_.Restart().ok());
     // The same client recovers by itself.
     absl::Time deadline = absl::Now() + absl::Seconds(15);
     absl::Status st;
     while (absl::Now() < deadline) {
-      st = store_->Get("/any").status();
+      st = store_->Get(any).status();
       if (st.ok() || absl::IsNotFound(st)) break;
       absl::SleepFor(absl::Milliseconds(100));
     }
@@ -170,7 +191,9 @@ class EtcdBackend : public Backend {
 
  private:
   EtcdLauncher& etcd_;
+  const std::string key_root_;
   std::unique_ptr<EtcdStore> store_;
+  rpc::TlsFiles admin_tls_;  // production mode: etcd's root, for raw reads
 };
 
 class StoreConformance : public ::testing::TestWithParam<std::string> {
@@ -179,12 +202,20 @@ class StoreConformance : public ::testing::TestWithParam<std::string> {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     std::string test = info->name();
     test = test.substr(0, test.find('/'));
-    prefix_ = absl::StrCat("/t/", test, "/");
     if (GetParam() == "etcd") {
       backend_ = std::make_unique<EtcdBackend>();
+    } else if (GetParam() == "etcd_rbac") {
+      // As ike-service, whose role has readwrite on ike/.
+      EtcdLauncher& etcd = SharedProductionTestEtcd();
+      const std::string& pki = etcd.pki_dir();
+      backend_ = std::make_unique<EtcdBackend>(
+          etcd,
+          rpc::TlsFiles{pki + "/ike-service.crt", pki + "/ike-service.key", pki + "/ca.crt"},
+          "ike");
     } else {
       backend_ = std::make_unique<EmbeddedBackend>(test);
     }
+    prefix_ = absl::StrCat(backend_->key_root(), "/t/", test, "/");
   }
   Store& store() { return backend_->store(); }
   std::string K(absl::string_view name) { return absl::StrCat(prefix_, name); }
@@ -207,7 +238,7 @@ class StoreConformance : public ::testing::TestWithParam<std::string> {
 };
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance,
-                         ::testing::Values("embedded", "etcd"),
+                         ::testing::Values("embedded", "etcd", "etcd_rbac"),
                          [](const auto& info) { return info.param; });
 
 TEST_P(StoreConformance, BasicOperationsAndVersions) {
@@ -372,7 +403,7 @@ TEST_P(StoreConformance, WatchDeliversOrderedEventsAndResumesFromRevision) {
   std::vector<int64_t> revs;
   revs.push_back(store().Put(K("a"), "1")->revision);
   revs.push_back(store().Put(K("b"), "1")->revision);
-  ASSERT_TRUE(store().Put("/elsewhere/x", "ignored").ok());
+  ASSERT_TRUE(store().Put(backend_->key_root() + "/elsewhere/x", "ignored").ok());
   revs.push_back(store().Put(K("a"), "2")->revision);
   revs.push_back(store().Delete(K("b"))->revision);
   auto txn = store().Txn({Op::Put(K("c"), "1"), Op::Put(K("a"), "3")});

@@ -9,9 +9,13 @@
 
 namespace vpn::store {
 
-absl::StatusOr<std::unique_ptr<Store>> OpenStore(absl::string_view config) {
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(absl::string_view config,
+                                                 const rpc::TlsFiles& tls) {
   absl::string_view rest = config;
   if (absl::ConsumePrefix(&rest, "embedded:")) {
+    if (tls.enabled()) {
+      return absl::InvalidArgumentError("store TLS applies to an etcd store only");
+    }
     if (rest.empty()) {
       return absl::InvalidArgumentError("store config 'embedded:' needs a data dir");
     }
@@ -23,6 +27,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(absl::string_view config) {
   }
   if (absl::ConsumePrefix(&rest, "etcd:")) {
     EtcdOptions options;
+    options.tls = tls;
     for (absl::string_view e : absl::StrSplit(rest, ',', absl::SkipWhitespace())) {
       options.endpoints.emplace_back(absl::StripAsciiWhitespace(e));
     }

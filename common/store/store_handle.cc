@@ -15,7 +15,16 @@ void ReadStoreConfig(config::ConfigReader& reader, StoreConfig* out) {
       !absl::StartsWith(out->store, "etcd:")) {
     reader.Fail("store", "must be embedded:<dir> or etcd:<host:port>[,...]");
   }
+  ReadStoreTls(reader, out->store, &out->tls);
   reader.String("store_key_file", &out->key_file);
+}
+
+void ReadStoreTls(config::ConfigReader& reader, absl::string_view store,
+                  rpc::TlsFiles* out) {
+  rpc::ReadTlsFiles(reader, "store_tls", out);
+  if (out->enabled() && !absl::StartsWith(store, "etcd:")) {
+    reader.Fail("store_tls", "applies to an etcd store only (store: etcd:<host:port>)");
+  }
 }
 
 absl::StatusOr<std::shared_ptr<Store>> OpenConfiguredStore(const StoreConfig& config,
@@ -30,7 +39,7 @@ absl::StatusOr<std::shared_ptr<Store>> OpenConfiguredStore(const StoreConfig& co
     log::Logger(component).Warning(
         "no store configured; SA state will not survive a restart", {{"store", where}});
   }
-  absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(where);
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(where, config.tls);
   if (!store.ok()) return store.status();
   return std::shared_ptr<Store>(std::move(*store));
 }

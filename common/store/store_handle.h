@@ -1,5 +1,5 @@
 // A service's store and the sealer for its keying material, opened from the
-// `store` and `store_key_file` config fields. In `gateway` one handle is
+// `store`, `store_tls` and `store_key_file` config fields. In `gateway` one handle is
 // shared by all four components.
 #pragma once
 
@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/config/config_reader.h"
+#include "common/rpc/server_options.h"
 #include "common/store/sealer.h"
 #include "common/store/store.h"
 
@@ -16,6 +17,7 @@ namespace vpn::store {
 struct StoreConfig {
   std::string store;     // "embedded:<dir>" or "etcd:<host:port>[,...]"
   std::string key_file;  // 32-byte sealing key, mode 0600 or stricter
+  rpc::TlsFiles tls;     // etcd only: TLS, this service's client certificate
 };
 
 struct StoreHandle {
@@ -23,8 +25,15 @@ struct StoreHandle {
   std::shared_ptr<Sealer> sealer;
 };
 
-// Reads `store` and `store_key_file`.
+// Reads `store`, `store_tls` and `store_key_file`.
 void ReadStoreConfig(config::ConfigReader& reader, StoreConfig* out);
+
+// Reads `store_tls` (cert_file, key_file, ca_file: the certificate whose CN
+// is this service's etcd user) for the `store` value already read; set with
+// any store but etcd it is an error. For auth-service, which reads `store`
+// itself.
+void ReadStoreTls(config::ConfigReader& reader, absl::string_view store,
+                  rpc::TlsFiles* out);
 
 // Opens both. Without `store`, an embedded store in a fresh temporary
 // directory; without `key_file`, a random key held only in memory. Both are

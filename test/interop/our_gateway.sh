@@ -22,10 +22,12 @@
 #
 # OUR_GATEWAY_SPLIT=1: the four service binaries as separate processes
 # sharing a real etcd (/usr/bin/etcd on 127.0.0.1:2379, data under
-# IVPN_WORKDIR/our-gateway/etcd), as in Kubernetes, with mutual TLS between
-# them: one certificate per role from tools/service-pki.sh in
-# IVPN_WORKDIR/our-gateway/pki. They are found beside the
-# gateway binary (PATH-TO-gateway/../../<service>/<service>, the bazel-bin
+# IVPN_WORKDIR/our-gateway/etcd), as in Kubernetes: mutual TLS between the
+# services, and etcd with TLS, client certificates required and the roles
+# of tools/etcd-rbac.sh; each service has its own certificate (server.tls,
+# client_tls, store_tls) from tools/service-pki.sh in
+# IVPN_WORKDIR/our-gateway/pki. The services are found beside the gateway
+# binary (PATH-TO-gateway/../../<service>/<service>, the bazel-bin
 # and runfiles layout) or in OUR_GATEWAY_BIN_ROOT. gRPC 127.0.0.1:50051-50054,
 # metrics 127.0.0.1:9101-9104 (esp-forwarder: 9104). esp-forwarder runs under
 # a supervisor loop that restarts it when it dies (like a Pod's
@@ -113,7 +115,13 @@ for b in ike-service auth-service mobility-service esp-forwarder; do
 done
 [ -x /usr/bin/etcd ] || { echo "our_gateway.sh: /usr/bin/etcd missing (Debian etcd-server)" >&2; exit 1; }
 store="etcd:127.0.0.1:2379"
-"$(dirname "$0")/../../tools/service-pki.sh" "$pki"
+tools=$(cd "$(dirname "$0")/../../tools" && pwd)
+"$tools/service-pki.sh" "$pki"
+# The store_tls section of a service's config: its own etcd identity.
+store_tls() {  # role
+  printf 'store_tls:\n  cert_file: "%s"\n  key_file: "%s"\n  ca_file: "%s"\n' \
+    "$pki/$1.crt" "$pki/$1.key" "$pki/ca.crt"
+}
 tls() {  # role: this service's server and client certificate
   printf '  tls: {cert_file: %s, key_file: %s, ca_file: %s}\n' \
     "$pki/$1.crt" "$pki/$1.key" "$pki/ca.crt"
@@ -137,17 +145,22 @@ stop_all() {
 }
 trap stop_all TERM INT
 
-# A throw-away single-member etcd, as common/store/etcd_launcher.cc starts it;
-# this namespace's loopback is ours alone, so the ports are fixed.
+# A throw-away single-member etcd in production mode, as
+# common/store/etcd_launcher.cc starts it; this namespace's loopback is ours
+# alone, so the ports are fixed.
 mkdir -p "$work/etcd"
 /usr/bin/etcd --name=default --data-dir="$work/etcd/member-data" \
-  --listen-client-urls=http://127.0.0.1:2379 --advertise-client-urls=http://127.0.0.1:2379 \
+  --listen-client-urls=https://127.0.0.1:2379 --advertise-client-urls=https://127.0.0.1:2379 \
   --listen-peer-urls=http://127.0.0.1:2380 --initial-advertise-peer-urls=http://127.0.0.1:2380 \
   --initial-cluster=default=http://127.0.0.1:2380 --logger=zap \
+  --cert-file="$pki/etcd.crt" --key-file="$pki/etcd.key" \
+  --client-cert-auth --trusted-ca-file="$pki/ca.crt" \
   --log-outputs="$work/etcd/etcd.log" 2>>"$work/etcd/etcd.stderr" &
 etcd_pid=$!
 i=0
-until ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:2379 --dial-timeout=1s endpoint health >/dev/null 2>&1; do
+until ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:2379 --dial-timeout=1s \
+    --cacert="$pki/ca.crt" --cert="$pki/root.crt" --key="$pki/root.key" \
+    endpoint health >/dev/null 2>&1; do
   i=$((i + 1))
   if [ $i -ge 100 ] || ! kill -0 $etcd_pid 2>/dev/null; then
     echo "our_gateway.sh: etcd did not become healthy" >&2
@@ -156,6 +169,11 @@ until ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:2379 --dial-timeout=1s endpoin
   fi
   sleep 0.2
 done
+"$tools/etcd-rbac.sh" 127.0.0.1:2379 "$pki" || {
+  echo "our_gateway.sh: tools/etcd-rbac.sh failed" >&2
+  kill -TERM $etcd_pid 2>/dev/null
+  exit 1
+}
 
 cat > "$work/auth-service.yaml" <<CONFIG
 server:
@@ -163,6 +181,7 @@ server:
   metrics_listen: "127.0.0.1:9102"
 $(tls auth-service)
 store: "$store"
+$(store_tls auth-service)
 credentials_key_file: "$work/store.key"
 gateway_cert_file: "$IVPN_PKI_DIR/gw.crt"
 gateway_key_file: "$IVPN_PKI_DIR/gw.key"
@@ -175,6 +194,7 @@ server:
   metrics_listen: "127.0.0.1:9103"
 $(tls mobility-service)
 store: "$store"
+$(store_tls mobility-service)
 store_key_file: "$work/store.key"
 CONFIG
 cat > "$work/esp-forwarder.yaml" <<CONFIG
@@ -183,6 +203,7 @@ server:
   metrics_listen: "127.0.0.1:9104"
 $(tls esp-forwarder)
 store: "$store"
+$(store_tls esp-forwarder)
 store_key_file: "$work/store.key"
 ike_listen: "0.0.0.0:500"
 natt_listen: "0.0.0.0:4500"
@@ -204,6 +225,7 @@ server:
 $(tls ike-service)
 replica: "ike-$r"
 store: "$store"
+$(store_tls ike-service)
 store_key_file: "$work/store.key"
 auth_service: "127.0.0.1:50052"
 mobility_service: "127.0.0.1:50053"
