@@ -2,13 +2,11 @@
 // mutations of them (truncations, bit flips, byte overwrites, splices).
 #include <gtest/gtest.h>
 
-#include <random>
-
 #include "common/store/wal_format.h"
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+#include "common/testing/fuzz_corpus.h"
 
 namespace vpn::store::wal {
+namespace testing = ::vpn::testing;
 namespace {
 
 std::vector<std::string> Seeds() {
@@ -43,46 +41,8 @@ std::vector<std::string> Seeds() {
   return seeds;
 }
 
-void RunTarget(const std::string& s) {
-  LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-}
-
 TEST(WalFuzz, SeedsAndMutationsDoNotCrash) {
-  std::mt19937 rng(1234);
-  int runs = 0;
-  for (const std::string& seed : Seeds()) {
-    RunTarget(seed);
-    ++runs;
-    for (size_t n = 0; n <= seed.size() && n < 200; ++n) {
-      RunTarget(seed.substr(0, n));
-      ++runs;
-    }
-    if (seed.empty()) continue;
-    for (int i = 0; i < 3000; ++i) {
-      std::string m = seed;
-      int edits = 1 + rng() % 4;
-      for (int e = 0; e < edits; ++e) {
-        size_t pos = rng() % m.size();
-        switch (rng() % 4) {
-          case 0:
-            m[pos] ^= static_cast<char>(1 << (rng() % 8));
-            break;
-          case 1:
-            m[pos] = static_cast<char>(rng() % 2 ? 0xff : 0x00);
-            break;
-          case 2:
-            m.resize(pos + 1);
-            break;
-          case 3:
-            m.insert(pos, m.substr(rng() % m.size(), 1 + rng() % 8));
-            break;
-        }
-      }
-      RunTarget(m);
-      ++runs;
-    }
-  }
-  EXPECT_GT(runs, 10000);
+  EXPECT_GT(testing::RunSeedsAndMutations(Seeds(), 3000, 1234), 10000u);
 }
 
 }  // namespace

@@ -937,6 +937,20 @@ def scenario_trust(ph, name, proposals, results):
                 raise Failure(f"{name}: {call} as {granted}: {code}, want one of {sorted(want)}")
         p = ph.topo.exec("gw", [*it.vpnctl_argv(ph.opts.vpnctl, ph.workdir, "auth"), "user-del",
                                 "mallory"], check=False, timeout=10)
+        # The store: etcd refuses a service outside its prefixes, and anyone
+        # without a certificate from the services' CA.
+        pki = os.path.join(ph.workdir, "our-gateway", "pki")
+        for who, key in (("mobility-service", "users/mallory"), ("esp-forwarder", "ike/forged"),
+                         ("esp-forwarder", "child/forged"), ("none", "seq/forged"),
+                         ("other-ca-ike-service", "ike/forged")):
+            argv = ["env", "ETCDCTL_API=3", "etcdctl", "--endpoints=https://127.0.0.1:2379",
+                    "--dial-timeout=2s",
+                    f"--cacert={pki}/ca.crt"]
+            if who != "none":
+                argv += [f"--cert={pki}/{who}.crt", f"--key={pki}/{who}.key"]
+            p = ph.topo.exec("gw", argv + ["put", key, "x"], check=False, timeout=15)
+            if p.returncode == 0:
+                raise Failure(f"{name}: etcd let {who} write {key}")
         denied = it.metric(ph.scrape_url("http://127.0.0.1:9102/metrics"), "grpc_server_denied_total",
                            method="/vpn.v1.Auth/Sign", caller="esp-forwarder")
         if denied < 1:

@@ -113,6 +113,7 @@ class StrongSwan:
 
 class OurGateway:
     name = "our gateway"
+    root = ROOT  # the tree whose test/interop/our_gateway.sh starts it
 
     def __init__(self, workdir, topo, pki, args):
         self.workdir = os.path.join(workdir, "ours")
@@ -120,9 +121,10 @@ class OurGateway:
         self.topo, self.pki, self.args = topo, pki, args
         self.proc = None
         self.log = os.path.join(self.workdir, "gateway.log")
+        self.bins = args.bin_dir
 
     def start(self):
-        bins = self.args.bin_dir
+        bins = self.bins
         ready = os.path.join(self.workdir, "gateway.ready")
         if os.path.exists(ready):
             os.unlink(ready)
@@ -131,7 +133,10 @@ class OurGateway:
         env.update(IVPN_WORKDIR=self.workdir, IVPN_PKI_DIR=self.pki.dir, POOL4=self.args.pool)
         if self.args.ike_workers:
             env["OUR_GATEWAY_IKE_WORKERS"] = str(self.args.ike_workers)
-        cmd = f"exec {ROOT}/test/interop/our_gateway.sh {bins}/gateway/gateway {bins}/tools/vpnctl/vpnctl"
+        if self.args.split:
+            env.update(OUR_GATEWAY_SPLIT="1", OUR_GATEWAY_BIN_ROOT=bins)
+        cmd = (f"exec {self.root}/test/interop/our_gateway.sh {bins}/gateway/gateway "
+               f"{bins}/tools/vpnctl/vpnctl")
         self.proc = subprocess.Popen(["ip", "netns", "exec", self.topo.gw_ns, "sh", "-c", cmd],
                                      stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
@@ -156,6 +161,20 @@ class OurGateway:
                 return "".join(f.readlines()[-30:])
         except OSError:
             return ""
+
+
+class Baseline(OurGateway):
+    """Our gateway from another tree (--baseline-root: a checkout with its
+    own `bazel build -c opt`), to measure a change side by side."""
+    name = "baseline"
+
+    def __init__(self, workdir, topo, pki, args):
+        super().__init__(workdir, topo, pki, args)
+        self.workdir = os.path.join(workdir, "baseline")
+        os.makedirs(self.workdir, exist_ok=True)
+        self.log = os.path.join(self.workdir, "gateway.log")
+        self.root = os.path.abspath(args.baseline_root)
+        self.bins = os.path.join(self.root, "bazel-bin")
 
 
 # --------------------------------------------------------------------------
@@ -239,7 +258,7 @@ def ratio(a, b):
 
 
 def markdown(results, floors, args):
-    names = [n for n in ("strongswan", "ours") if n in args.responders]
+    names = [n for n in ("strongswan", "ours", "baseline") if n in args.responders]
     lines = []
     for proposals in args.proposals:
         s = results.get(("strongswan", proposals))
@@ -251,7 +270,8 @@ def markdown(results, floors, args):
         lines.append(f"**{proposals}** (IKE {ike}, ESP {esp}; RSA-2048 gateway certificate, "
                      f"EAP-MSCHAPv2, CP, one CHILD SA, then delete)\n")
         header = "| metric | " + " | ".join(
-            {"strongswan": "strongSwan 5.9.8", "ours": "our gateway"}[n] for n in names) + " |"
+            {"strongswan": "strongSwan 5.9.8", "ours": "our gateway",
+             "baseline": "baseline"}[n] for n in names) + " |"
         lines.append(header)
         lines.append("|---|" + "---:|" * len(names))
 
@@ -273,6 +293,9 @@ def markdown(results, floors, args):
                          f"{f['key_exchange_us']:.0f} us + RSA-2048 signature {f['signature_us']:.0f} us "
                          f"+ IKE/CHILD key derivation {f['derivation_us']:.0f} us).")
         parts = []
+        b = results.get(("baseline", proposals))
+        if b and o:
+            parts.append(f"ours / baseline CPU = {fmt(ratio(o['cpu_ms'], b['cpu_ms']))}x")
         if s and o:
             parts.append(f"ours / strongSwan CPU = {fmt(ratio(o['cpu_ms'], s['cpu_ms']))}x "
                          f"(goal <= 0.33x)")
@@ -309,6 +332,11 @@ def main():
                     help="our gateway's ike_service.workers (default: the config default)")
     ap.add_argument("--floor-reps", type=int, default=7)
     ap.add_argument("--loadgen-arg", action="append", default=[], help="extra ike_loadgen flag")
+    ap.add_argument("--split", action="store_true",
+                    help="our gateway as four processes on etcd (our_gateway.sh OUR_GATEWAY_SPLIT=1); "
+                         "CPU counts every process in the gateway namespace, etcd included")
+    ap.add_argument("--baseline-root",
+                    help="responder 'baseline': our gateway from this checkout (built -c opt there)")
     ap.add_argument("--no-build", dest="build", action="store_false")
     ap.add_argument("--bin-dir", help="bazel-bin to use (default: `bazel info -c opt bazel-bin`)")
     ap.add_argument("--json", help="write every repetition here")
@@ -344,7 +372,7 @@ def main():
         # a burst of other load on this shared machine hits both alike.
         for rep in range(args.reps):
             for name in args.responders:
-                cls = {"strongswan": StrongSwan, "ours": OurGateway}[name]
+                cls = {"strongswan": StrongSwan, "ours": OurGateway, "baseline": Baseline}[name]
                 responder = cls(workdir, topo, pki, args)
                 say(f"rep {rep + 1}/{args.reps}: starting {responder.name}")
                 responder.start()
