@@ -63,6 +63,12 @@ absl::StatusOr<std::unique_ptr<ServiceHost>> ServiceHost::Start(
   int port = 0;
   builder.AddListeningPort(options.grpc_listen, *credentials, &port);
   for (grpc::Service* service : services) builder.RegisterService(service);
+  // A peer that vanished without closing its connection (a partitioned
+  // node) is found within 30 s, so its streams end: the relay frees a
+  // replica's name only when its stream ends.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
   interceptors.push_back(metrics.NewServerInterceptorFactory(component));
