@@ -112,6 +112,13 @@ absl::StatusOr<std::unique_ptr<ForwarderComponent>> ForwarderComponent::Create(
   options.udp_gro = config.udp_gro;
   options.udp_gso = config.udp_gso;
   options.path_mtu = static_cast<uint32_t>(config.path_mtu);
+  absl::optional<store::StoreHandle> store = config.shared_store;
+  if (!store.has_value() && !config.store.store.empty()) {
+    absl::StatusOr<store::StoreHandle> opened =
+        store::OpenStoreHandle(config.store, "esp-forwarder");
+    if (!opened.ok()) return opened.status();
+    store = std::move(*opened);
+  }
   if (config.local_mobility != nullptr || !config.mobility_service.empty()) {
     absl::StatusOr<std::unique_ptr<MobilityApi>> api =
         config.local_mobility != nullptr
@@ -120,8 +127,10 @@ absl::StatusOr<std::unique_ptr<ForwarderComponent>> ForwarderComponent::Create(
     if (!api.ok()) return api.status();
     MobilityReporterOptions reporter;
     reporter.liveness_interval = config.liveness_report_interval;
+    // The sealer tags the NAT rebindings this forwarder authorizes.
     component->mobility_ = std::make_unique<MobilityReporter>(
-        std::move(*api), &component->sa_table_, registry, reporter);
+        std::move(*api), &component->sa_table_, registry, reporter,
+        store.has_value() ? store->sealer : nullptr);
     options.observer = component->mobility_.get();
   } else {
     log.Warning("no mobility_service configured: NAT rebinding on ESP is not followed and "
@@ -148,13 +157,6 @@ absl::StatusOr<std::unique_ptr<ForwarderComponent>> ForwarderComponent::Create(
     log.Warning("no tun_name configured: ESP is decrypted but not forwarded");
   }
 
-  absl::optional<store::StoreHandle> store = config.shared_store;
-  if (!store.has_value() && !config.store.store.empty()) {
-    absl::StatusOr<store::StoreHandle> opened =
-        store::OpenStoreHandle(config.store, "esp-forwarder");
-    if (!opened.ok()) return opened.status();
-    store = std::move(*opened);
-  }
   if (store.has_value()) {
     StoreSyncOptions sync_options;
     sync_options.default_replay_window = static_cast<uint32_t>(config.replay_window);

@@ -146,6 +146,7 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
       component->store_.store.get(), component->store_.sealer.get(), config.replica,
       &component->policy_);
   component->recorder_->StartWriteBehind(registry);
+  component->recorder_->CountRejectedIn(registry);
 
   AuthServices services;
   services.authenticator = component->authenticator_.get();

@@ -13,10 +13,20 @@
 namespace vpn::store {
 namespace {
 
-constexpr absl::string_view kAadLabel = "vpn-store-sealed-v1";
+constexpr absl::string_view kAadLabel = "vpn-store-sealed-v2";
+// The path key's derivation label: a different PRF input than anything
+// sealed, so the two uses of the sealing key stay apart.
+constexpr absl::string_view kPathKeyLabel = "vpn-store path tag key v1";
 
-std::string Aad(absl::string_view header, absl::string_view record_key) {
-  return absl::StrCat(kAadLabel, header, record_key);
+// label || header || u32 length of the record key || record key || bound.
+// The length keeps a key/bound split from being moved.
+std::string Aad(absl::string_view header, absl::string_view record_key,
+                absl::string_view bound) {
+  const uint32_t n = static_cast<uint32_t>(record_key.size());
+  const char len[4] = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
+                       static_cast<char>(n >> 8), static_cast<char>(n)};
+  return absl::StrCat(kAadLabel, header, absl::string_view(len, 4), record_key,
+                      bound);
 }
 
 crypto::ByteSpan AsSpan(absl::string_view s) {
@@ -84,14 +94,40 @@ absl::StatusOr<std::unique_ptr<Sealer>> Sealer::FromKey(crypto::ByteSpan key,
     return absl::InvalidArgumentError(absl::StrCat(
         "sealing key must be ", kKeySize, " bytes, got ", key.size()));
   }
+  const crypto::Provider& provider = crypto::GetProvider();
   absl::StatusOr<std::unique_ptr<crypto::Aead>> aead =
-      crypto::GetProvider().NewAead(crypto::AeadAlgorithm::kAes256Gcm16, key);
+      provider.NewAead(crypto::AeadAlgorithm::kAes256Gcm16, key);
   if (!aead.ok()) return aead.status();
-  return std::unique_ptr<Sealer>(new Sealer(*std::move(aead), key_id));
+  absl::StatusOr<std::unique_ptr<crypto::Prf>> prf =
+      provider.NewPrf(crypto::PrfAlgorithm::kHmacSha256, key);
+  if (!prf.ok()) return prf.status();
+  absl::StatusOr<crypto::SecretBytes> path_key =
+      (*prf)->PrfPlus(AsSpan(kPathKeyLabel), kKeySize);  // zeroed when it goes
+  if (!path_key.ok()) return path_key.status();
+  absl::StatusOr<std::unique_ptr<crypto::Mac>> path_mac = provider.NewMac(
+      crypto::IntegrityAlgorithm::kHmacSha256_128, path_key->span());
+  if (!path_mac.ok()) return path_mac.status();
+  return std::unique_ptr<Sealer>(
+      new Sealer(*std::move(aead), *std::move(path_mac), key_id));
+}
+
+absl::Status Sealer::PathTag(absl::Span<const crypto::ByteSpan> parts,
+                             crypto::MutableByteSpan tag) const {
+  if (tag.size() != kPathTagSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("path tag must be ", kPathTagSize, " bytes"));
+  }
+  return path_mac_->Compute(parts, tag);
+}
+
+bool Sealer::VerifyPathTag(absl::Span<const crypto::ByteSpan> parts,
+                           crypto::ByteSpan tag) const {
+  return tag.size() == kPathTagSize && path_mac_->Verify(parts, tag);
 }
 
 absl::StatusOr<std::string> Sealer::Seal(absl::string_view record_key,
-                                         absl::string_view plaintext) const {
+                                         absl::string_view plaintext,
+                                         absl::string_view bound) const {
   std::string header(kHeaderSize, '\0');
   header[0] = static_cast<char>(kFormatVersion);
   for (int i = 0; i < 4; ++i) {
@@ -99,7 +135,7 @@ absl::StatusOr<std::string> Sealer::Seal(absl::string_view record_key,
   }
   crypto::GetProvider().RandomBytes(absl::Span<uint8_t>(
       reinterpret_cast<uint8_t*>(&header[5]), kNonceSize));
-  std::string aad = Aad(header, record_key);
+  std::string aad = Aad(header, record_key, bound);
   absl::StatusOr<crypto::Bytes> sealed = aead_->Seal(
       AsSpan(absl::string_view(header).substr(5, kNonceSize)),
       AsSpan(plaintext), AsSpan(aad));
@@ -110,7 +146,8 @@ absl::StatusOr<std::string> Sealer::Seal(absl::string_view record_key,
 }
 
 absl::StatusOr<std::string> Sealer::Open(absl::string_view record_key,
-                                         absl::string_view blob) const {
+                                         absl::string_view blob,
+                                         absl::string_view bound) const {
   if (blob.size() < kHeaderSize + kTagSize) {
     return absl::DataLossError(
         absl::StrCat("sealed blob of '", record_key, "' is truncated (",
@@ -131,14 +168,15 @@ absl::StatusOr<std::string> Sealer::Open(absl::string_view record_key,
         absl::StrCat("sealed blob of '", record_key, "' was sealed with key id ",
                      key_id, ", this sealer has key id ", key_id_));
   }
-  std::string aad = Aad(blob.substr(0, kHeaderSize), record_key);
+  std::string aad = Aad(blob.substr(0, kHeaderSize), record_key, bound);
   absl::StatusOr<crypto::Bytes> plain =
       aead_->Open(AsSpan(blob.substr(5, kNonceSize)),
                   AsSpan(blob.substr(kHeaderSize)), AsSpan(aad));
   if (!plain.ok()) {
     return absl::DataLossError(absl::StrCat(
         "sealed blob of '", record_key,
-        "' failed authentication (tampered, or moved from another record)"));
+        "' failed authentication (the record was changed around it, or the "
+        "blob moved from another record)"));
   }
   std::string out(reinterpret_cast<const char*>(plain->data()), plain->size());
   crypto::SecureZero(plain->data(), plain->size());

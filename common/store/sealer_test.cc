@@ -31,7 +31,7 @@ TEST(Sealer, SealOpenRoundTripAndFormat) {
   auto blob = (*sealer)->Seal("/sa/1", "secret keying material");
   ASSERT_TRUE(blob.ok()) << blob.status();
   EXPECT_EQ(blob->size(), Sealer::kHeaderSize + 22 + Sealer::kTagSize);
-  EXPECT_EQ((*blob)[0], 1);
+  EXPECT_EQ((*blob)[0], 2);
   EXPECT_EQ(blob->substr(1, 4), std::string("\x01\x02\x03\x04", 4));
   EXPECT_FALSE(absl::StrContains(*blob, "secret"));
   auto plain = (*sealer)->Open("/sa/1", *blob);
@@ -55,7 +55,7 @@ TEST(Sealer, BlobIsBoundToItsRecordAndTamperEvident) {
   EXPECT_EQ((*sealer)->Open("/sa/1", blob.substr(0, 20)).status().code(),
             absl::StatusCode::kDataLoss);
   std::string other_version = blob;
-  other_version[0] = 2;
+  other_version[0] = 1;  // key-only AAD: no longer opens
   EXPECT_EQ((*sealer)->Open("/sa/1", other_version).status().code(),
             absl::StatusCode::kFailedPrecondition);
   std::string other_key_id = blob;
@@ -104,6 +104,43 @@ TEST(Sealer, RecordHelpers) {
   EXPECT_EQ(back->sk_er(), "er-key");
   EXPECT_EQ(OpenFrom<testing::TestSaKeys>(**sealer, "/sa/8", sa).status().code(),
             absl::StatusCode::kDataLoss);
+  // The whole record is bound: a field edited around the blob breaks it.
+  testing::TestSa renamed = sa;
+  renamed.set_name("other");
+  EXPECT_EQ(OpenFrom<testing::TestSaKeys>(**sealer, "/sa/9", renamed).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(Sealer, BoundDataIsAuthenticatedAndKeptApartFromTheKey) {
+  auto sealer = Sealer::FromKey(crypto::ByteSpan(
+      reinterpret_cast<const uint8_t*>(Key().data()), 32));
+  std::string blob = *(*sealer)->Seal("/sa/1", "k", "fields");
+  EXPECT_TRUE((*sealer)->Open("/sa/1", blob, "fields").ok());
+  EXPECT_EQ((*sealer)->Open("/sa/1", blob, "fieldz").status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ((*sealer)->Open("/sa/1", blob).status().code(), absl::StatusCode::kDataLoss);
+  // The key's length is in the AAD: "/sa/1" + "fields" is not "/sa/1f" + "ields".
+  EXPECT_EQ((*sealer)->Open("/sa/1f", blob, "ields").status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(Sealer, PathTagsVerifyInConstantTimeAndDependOnTheKey) {
+  auto sealer = Sealer::FromKey(crypto::ByteSpan(
+      reinterpret_cast<const uint8_t*>(Key().data()), 32));
+  auto other = Sealer::FromKey(crypto::ByteSpan(
+      reinterpret_cast<const uint8_t*>(std::string(32, 'z').data()), 32));
+  const std::string message = "path";
+  const crypto::ByteSpan parts[] = {
+      crypto::ByteSpan(reinterpret_cast<const uint8_t*>(message.data()), message.size())};
+  uint8_t tag[Sealer::kPathTagSize];
+  ASSERT_TRUE((*sealer)->PathTag(parts, absl::MakeSpan(tag)).ok());
+  EXPECT_TRUE((*sealer)->VerifyPathTag(parts, crypto::ByteSpan(tag, sizeof(tag))));
+  EXPECT_FALSE((*other)->VerifyPathTag(parts, crypto::ByteSpan(tag, sizeof(tag))));
+  EXPECT_FALSE((*sealer)->VerifyPathTag(parts, crypto::ByteSpan(tag, sizeof(tag) - 1)));
+  tag[0] ^= 1;
+  EXPECT_FALSE((*sealer)->VerifyPathTag(parts, crypto::ByteSpan(tag, sizeof(tag))));
+  uint8_t wrong_size[8];
+  EXPECT_FALSE((*sealer)->PathTag(parts, absl::MakeSpan(wrong_size)).ok());
 }
 
 }  // namespace

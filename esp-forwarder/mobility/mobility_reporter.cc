@@ -130,9 +130,11 @@ bool MobilityReporter::Ring::Pop(Event* event) {
 
 MobilityReporter::MobilityReporter(std::unique_ptr<MobilityApi> api, SaTable* table,
                                    prometheus::Registry& registry,
-                                   MobilityReporterOptions options)
+                                   MobilityReporterOptions options,
+                                   std::shared_ptr<const store::Sealer> sealer)
     : api_(std::move(api)),
       table_(table),
+      sealer_(std::move(sealer)),
       options_(std::move(options)),
       moves_(std::max<size_t>(1, options_.move_queue)),
       liveness_(std::max<size_t>(1, options_.liveness_queue)),
@@ -332,6 +334,17 @@ void MobilityReporter::HandleMove(Event& event) {
   *update.mutable_remote() = event.to.ToProto();
   update.set_cause(v1::EndpointUpdate::NAT_REBINDING);
   update.set_remote_behind_nat(true);
+  // This forwarder authorized the move (authenticated ESP, highest sequence
+  // number): it tags it, past the generation of the path it had, and names
+  // its own local address so the tag covers what the records will hold.
+  if (std::shared_ptr<const SaEntry> entry = table_->Staged(event.inbound_spi);
+      sealer_ != nullptr && entry != nullptr) {
+    *update.mutable_local() = entry->local.ToProto();
+    absl::StatusOr<v1::PathAuth> auth = store::TagPath(
+        *sealer_, event.spi_i, event.spi_r, update.local(), update.remote(), true,
+        store::NextPathGeneration(entry->path_generation));
+    if (auth.ok()) *update.mutable_path_auth() = *std::move(auth);
+  }
   absl::Status last = absl::OkStatus();
   absl::Duration backoff = options_.retry_backoff;
   for (int attempt = 1; attempt <= std::max(1, options_.update_attempts); ++attempt) {

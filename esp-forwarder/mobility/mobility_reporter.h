@@ -41,6 +41,7 @@
 #include "absl/time/time.h"
 #include "common/rpc/server_options.h"
 #include "esp-forwarder/dataplane/dataplane.h"
+#include "common/store/sa_seal.h"
 #include "esp-forwarder/sa_table/sa_table.h"
 #include "prometheus/counter.h"
 #include "prometheus/histogram.h"
@@ -78,9 +79,12 @@ struct MobilityReporterOptions {
 
 class MobilityReporter : public InboundObserver {
  public:
-  // `table` must outlive the reporter.
+  // `table` must outlive the reporter. `sealer` tags each NAT rebinding
+  // (EndpointUpdate.path_auth, store/sa_seal.h); without one a move goes
+  // untagged and no reader applies it.
   MobilityReporter(std::unique_ptr<MobilityApi> api, SaTable* table,
-                   prometheus::Registry& registry, MobilityReporterOptions options = {});
+                   prometheus::Registry& registry, MobilityReporterOptions options = {},
+                   std::shared_ptr<const store::Sealer> sealer = nullptr);
   ~MobilityReporter() override;
 
   // ike-service moved these CHILD SAs (MOBIKE; `left` as they were before
@@ -128,6 +132,7 @@ class MobilityReporter : public InboundObserver {
 
   const std::unique_ptr<MobilityApi> api_;
   SaTable* const table_;
+  const std::shared_ptr<const store::Sealer> sealer_;
   const MobilityReporterOptions options_;
 
   absl::Mutex mu_;

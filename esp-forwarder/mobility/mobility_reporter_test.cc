@@ -3,6 +3,7 @@
 // then dropped as no_tun, after the observer saw it), with a fake
 // vpn.v1.Mobility behind the reporter.
 #include "esp-forwarder/mobility/mobility_reporter.h"
+#include "common/store/sa_seal.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -113,7 +114,10 @@ class ReporterTest : public ::testing::Test {
   void Start(MobilityReporterOptions options = {}) {
     auto fake = std::make_unique<FakeMobility>();
     fake_ = fake.get();
-    reporter_ = std::make_unique<MobilityReporter>(std::move(fake), &table_, registry_, options);
+    const uint8_t key[32] = {9};
+    sealer_ = *store::Sealer::FromKey(crypto::ByteSpan(key, sizeof(key)));
+    reporter_ = std::make_unique<MobilityReporter>(std::move(fake), &table_, registry_, options,
+                                                   sealer_);
     reporter_->Start();
     DataplaneOptions dp;
     dp.natt_listen = "127.0.0.1:0";
@@ -164,6 +168,7 @@ class ReporterTest : public ::testing::Test {
   SaTable table_;
   prometheus::Registry registry_;
   FakeMobility* fake_ = nullptr;
+  std::shared_ptr<const store::Sealer> sealer_;
   std::unique_ptr<MobilityReporter> reporter_;
   std::unique_ptr<Dataplane> plane_;
   net::IpEndpoint gateway_;
@@ -183,8 +188,18 @@ TEST_F(ReporterTest, NatRebindingMovesTheSaAtOnceAndReportsIt) {
   EXPECT_EQ(update.responder_spi(), kSpiR);
   EXPECT_EQ(update.cause(), v1::EndpointUpdate::NAT_REBINDING);
   EXPECT_TRUE(update.remote_behind_nat());
-  EXPECT_FALSE(update.has_local());
   EXPECT_EQ(*net::IpEndpoint::FromProto(update.remote()), client_a_->bound());
+  // Tagged by this forwarder (it holds the key and saw authenticated ESP),
+  // for its own local address, so every reader accepts mobility-service's
+  // copy of the move.
+  EXPECT_EQ(net::IpEndpoint::FromProto(update.local())->ToString(), "127.0.0.1:4500");
+  EXPECT_GT(update.path_auth().generation(), 0u);
+  EXPECT_EQ(store::CheckPath(*sealer_, kSpiI, kSpiR, update.local(), update.remote(), true,
+                             update.path_auth(), 0),
+            store::PathVerdict::kValid);
+  EXPECT_EQ(store::CheckPath(*sealer_, kSpiI, kSpiR + 1, update.local(), update.remote(), true,
+                             update.path_auth(), 0),
+            store::PathVerdict::kForged);
 
   // More from the same place: nothing to move.
   for (int i = 0; i < 3; ++i) Send(*client_a_, NextEsp());

@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "common/ipsec/transform_records.h"
 #include "common/store/sa_keys.h"
+#include "common/store/sa_seal.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace vpn::forwarder {
@@ -44,6 +45,8 @@ absl::StatusOr<v1::ChildSa> MakeChildSaRecord(const store::Sealer& sealer,
   v1::ChildSa record;
   record.set_inbound_spi(spec.inbound_spi);
   record.set_outbound_spi(spec.outbound_spi);
+  record.set_ike_initiator_spi(spec.ike_spi_i);
+  record.set_ike_responder_spi(spec.ike_spi_r);
   record.set_state(v1::CHILD_SA_STATE_INSTALLED);
   record.set_mode(v1::IPSEC_MODE_TUNNEL);
   record.set_encapsulation(spec.udp ? v1::ENCAPSULATION_UDP : v1::ENCAPSULATION_RAW);
@@ -61,6 +64,7 @@ absl::StatusOr<v1::ChildSa> MakeChildSaRecord(const store::Sealer& sealer,
   record.mutable_lifetime()->set_hard_seconds(spec.hard_seconds);
   *record.mutable_local() = spec.local.ToProto();
   *record.mutable_remote() = spec.remote.ToProto();
+  record.set_remote_behind_nat(spec.remote_behind_nat);
   record.set_replay_window(spec.replay_window);
   *record.mutable_created() = google::protobuf::util::TimeUtil::GetCurrentTime();
   v1::ChildSaKeys keys;
@@ -68,11 +72,12 @@ absl::StatusOr<v1::ChildSa> MakeChildSaRecord(const store::Sealer& sealer,
   keys.set_inbound_integrity(Str(spec.keys.in_int));
   keys.set_outbound_encryption(Str(spec.keys.out_enc));
   keys.set_outbound_integrity(Str(spec.keys.out_int));
-  const std::string key = store::ChildSaKey(spec.inbound_spi);
-  if (absl::Status s = store::SealInto(sealer, key, keys, &record);
-      !s.ok()) {
+  if (absl::Status s = store::TagChildPath(sealer, spec.path_generation, &record); !s.ok()) {
     return s;
   }
+  absl::Status sealed = store::SealChildSa(sealer, keys, &record);
+  keys.Clear();
+  if (!sealed.ok()) return sealed;
   return record;
 }
 

@@ -1,6 +1,6 @@
-// Writes ChildSa records with sealed keys exactly as ike-service's
-// SaRecorder does (under store::ChildSaKey of the inbound SPI; inbound =
-// client -> gateway keys), for tests, the netns data-plane test and the load
+// Writes ChildSa records with sealed keys and a path tag exactly as
+// ike-service's SaRecorder does (under store::ChildSaKey of the inbound SPI;
+// inbound = client -> gateway keys), for tests, the netns data-plane test and the load
 // generator, which play ike-service with keys they choose.
 #pragma once
 
@@ -25,6 +25,9 @@ struct ChildSaSpec {
   net::IpEndpoint local;        // gateway address (port 4500 or 0)
   net::IpEndpoint remote;       // client address and NAT-T port
   bool udp = true;
+  bool remote_behind_nat = false;
+  uint64_t ike_spi_i = 0, ike_spi_r = 0;  // the IKE SA the path tag names
+  uint64_t path_generation = 1;           // of the path tag (PathAuth)
   std::vector<std::string> remote_cidrs = {"10.10.0.2/32"};  // client VIP(s)
   std::vector<std::string> local_cidrs = {"0.0.0.0/0", "::/0"};
   uint32_t replay_window = 0;

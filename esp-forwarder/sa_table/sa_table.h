@@ -34,6 +34,9 @@ struct SaEntry {
   // reports to mobility-service.
   uint64_t ike_spi_i = 0;
   uint64_t ike_spi_r = 0;
+  // The path generation (PathAuth) of the record that set local/remote/
+  // encap: a record with a lower one does not move the SA back.
+  uint64_t path_generation = 0;
 };
 
 // Copy-on-write in shards: a change rebuilds only the shards it touches

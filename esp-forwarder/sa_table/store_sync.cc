@@ -40,8 +40,9 @@ void Wipe(std::string* s) { crypto::SecureZero(s->data(), s->size()); }
 
 absl::StatusOr<std::shared_ptr<const SaEntry>> EntryFromRecord(
     const store::Sealer& sealer, const std::string& key, const v1::ChildSa& record,
-    int64_t create_revision, uint32_t default_replay_window,
-    std::shared_ptr<esp::EspSa> reuse) {
+    int64_t create_revision, uint32_t default_replay_window, const SaEntry* previous,
+    store::PathVerdict* path) {
+  *path = store::PathVerdict::kValid;
   if (key != store::ChildSaKey(record.inbound_spi())) {
     return absl::InvalidArgumentError(
         absl::StrCat("record under ", key, " has inbound SPI ", Hex(record.inbound_spi())));
@@ -49,18 +50,51 @@ absl::StatusOr<std::shared_ptr<const SaEntry>> EntryFromRecord(
   if (record.mode() == v1::IPSEC_MODE_TRANSPORT) {
     return absl::InvalidArgumentError("transport mode is not supported");
   }
+  // Every record, also a rewrite that keeps its EspSa: the seal is what
+  // says its selectors, proposal and lifetimes come from ike-service.
+  absl::StatusOr<v1::ChildSaKeys> keys = store::OpenChildSa(sealer, key, record);
+  if (!keys.ok()) return keys.status();
+  struct WipeOnExit {
+    v1::ChildSaKeys* keys;
+    ~WipeOnExit() {
+      Wipe(keys->mutable_inbound_encryption());
+      Wipe(keys->mutable_inbound_integrity());
+      Wipe(keys->mutable_outbound_encryption());
+      Wipe(keys->mutable_outbound_integrity());
+    }
+  } wipe{&*keys};
+
   auto entry = std::make_shared<SaEntry>();
   entry->create_revision = create_revision;
   entry->ike_spi_i = record.ike_initiator_spi();
   entry->ike_spi_r = record.ike_responder_spi();
-  entry->encap = record.encapsulation() == v1::ENCAPSULATION_RAW ? Encap::kRaw : Encap::kUdp;
-  absl::StatusOr<net::IpEndpoint> remote = net::IpEndpoint::FromProto(record.remote());
-  if (!remote.ok()) return absl::InvalidArgumentError("no remote endpoint");
-  entry->remote = *remote;
-  if (entry->encap == Encap::kUdp && entry->remote.port() == 0) entry->remote.set_port(4500);
-  if (absl::StatusOr<net::IpEndpoint> local = net::IpEndpoint::FromProto(record.local());
-      local.ok()) {
-    entry->local = *local;
+  // The path: only as a key holder authorized it (mobility-service copies
+  // the tag), never back to an older one.
+  *path = store::CheckChildPath(sealer, record,
+                                previous != nullptr ? previous->path_generation : 0);
+  if (*path == store::PathVerdict::kValid && record.remote_behind_nat() &&
+      record.encapsulation() != v1::ENCAPSULATION_UDP) {
+    *path = store::PathVerdict::kForged;  // behind a NAT ESP must go in UDP
+  }
+  if (*path == store::PathVerdict::kValid) {
+    entry->encap = record.encapsulation() == v1::ENCAPSULATION_RAW ? Encap::kRaw : Encap::kUdp;
+    absl::StatusOr<net::IpEndpoint> remote = net::IpEndpoint::FromProto(record.remote());
+    if (!remote.ok()) return absl::InvalidArgumentError("no remote endpoint");
+    entry->remote = *remote;
+    if (entry->encap == Encap::kUdp && entry->remote.port() == 0) entry->remote.set_port(4500);
+    if (absl::StatusOr<net::IpEndpoint> local = net::IpEndpoint::FromProto(record.local());
+        local.ok()) {
+      entry->local = *local;
+    }
+    entry->path_generation = record.path_auth().generation();
+  } else if (previous != nullptr) {
+    entry->encap = previous->encap;
+    entry->remote = previous->remote;
+    entry->local = previous->local;
+    entry->path_generation = previous->path_generation;
+  } else {
+    return absl::PermissionDeniedError(
+        absl::StrCat("path not authorized: ", store::PathVerdictName(*path)));
   }
 
   esp::SaParams params;
@@ -94,18 +128,16 @@ absl::StatusOr<std::shared_ptr<const SaEntry>> EntryFromRecord(
   }
 
   // Same SA rewritten (endpoint change): keep its state.
+  const std::shared_ptr<esp::EspSa>& reuse = previous != nullptr ? previous->sa : nullptr;
   if (reuse != nullptr && reuse->outbound_spi() == params.outbound_spi &&
       reuse->params().algorithms.encryption == params.algorithms.encryption &&
       reuse->params().algorithms.encryption_key_bits == params.algorithms.encryption_key_bits &&
       reuse->params().algorithms.integrity == params.algorithms.integrity &&
       reuse->params().algorithms.esn == params.algorithms.esn) {
-    entry->sa = std::move(reuse);
+    entry->sa = reuse;
     return std::shared_ptr<const SaEntry>(std::move(entry));
   }
 
-  absl::StatusOr<v1::ChildSaKeys> keys =
-      store::OpenFrom<v1::ChildSaKeys>(sealer, key, record);
-  if (!keys.ok()) return keys.status();
   const esp::SaKeys view = {
       crypto::ByteSpan(reinterpret_cast<const uint8_t*>(keys->inbound_encryption().data()),
                        keys->inbound_encryption().size()),
@@ -116,10 +148,6 @@ absl::StatusOr<std::shared_ptr<const SaEntry>> EntryFromRecord(
       crypto::ByteSpan(reinterpret_cast<const uint8_t*>(keys->outbound_integrity().data()),
                        keys->outbound_integrity().size())};
   absl::StatusOr<std::shared_ptr<esp::EspSa>> sa = esp::EspSa::Create(params, view);
-  Wipe(keys->mutable_inbound_encryption());
-  Wipe(keys->mutable_inbound_integrity());
-  Wipe(keys->mutable_outbound_encryption());
-  Wipe(keys->mutable_outbound_integrity());
   if (!sa.ok()) return sa.status();
   entry->sa = std::move(*sa);
   return std::shared_ptr<const SaEntry>(std::move(entry));
@@ -141,6 +169,12 @@ StoreSync::StoreSync(std::shared_ptr<store::Store> store, std::shared_ptr<store:
       removes_(events_.Add({{"event", "remove"}})),
       resyncs_(events_.Add({{"event", "resync"}})),
       rejected_(events_.Add({{"event", "rejected"}})),
+      rejected_records_(prometheus::BuildCounter()
+                            .Name("forwarder_sa_records_rejected_total")
+                            .Help("CHILD SA records, or their paths, not applied, by reason "
+                                  "(seal, invalid, path_tag_missing, path_tag_invalid, "
+                                  "path_generation_stale).")
+                            .Register(registry)),
       soft_expired_(events_.Add({{"event", "soft_expired"}})),
       hard_expired_(events_.Add({{"event", "hard_expired"}})),
       installed_(prometheus::BuildGauge()
@@ -151,6 +185,14 @@ StoreSync::StoreSync(std::shared_ptr<store::Store> store, std::shared_ptr<store:
   if (options_.checkpoint_sequences) {
     checkpointer_ = std::make_unique<SeqCheckpointer>(store_, registry, options_.checkpoint);
   }
+  for (const char* reason : {"seal", "invalid", "path_tag_missing", "path_tag_invalid",
+                             "path_generation_stale"}) {
+    rejected_records_.Add({{"reason", reason}});  // present at 0 from the start
+  }
+}
+
+void StoreSync::CountRejected(absl::string_view reason) {
+  rejected_records_.Add({{"reason", std::string(reason)}}).Increment();
 }
 
 StoreSync::~StoreSync() { Stop(); }
@@ -208,17 +250,33 @@ void StoreSync::ApplyPut(const store::KeyValue& kv) {
   }
   const uint32_t spi = record.inbound_spi();
   std::shared_ptr<const SaEntry> old = Current(spi);
+  store::PathVerdict path = store::PathVerdict::kValid;
   auto entry = EntryFromRecord(*sealer_, kv.key, record, kv.create_revision,
-                               options_.default_replay_window, old ? old->sa : nullptr);
+                               options_.default_replay_window, old.get(), &path);
   if (!entry.ok()) {
     rejected_.Increment();
+    const absl::StatusCode code = entry.status().code();
+    const bool seal = code == absl::StatusCode::kDataLoss ||
+                      code == absl::StatusCode::kFailedPrecondition;
+    const bool unauthorized_path = code == absl::StatusCode::kPermissionDenied;
+    CountRejected(seal ? "seal" : unauthorized_path ? store::PathVerdictName(path) : "invalid");
     Log().Warning("CHILD SA not installed",
                   {{"key", kv.key}, {"error", entry.status().ToString()}});
+    // A record not sealed by ike-service (a store writer without the key)
+    // changes nothing: the SA it claims to rewrite keeps its state.
+    if (seal || unauthorized_path) return;
     // A record that no longer works must not keep its old SA alive (its
     // checkpoint stays: the record may be fixed under the same SPI).
     Drop(spi);
     if (checkpointer_) checkpointer_->Untrack(spi);
     return;
+  }
+  if (path != store::PathVerdict::kValid) {
+    CountRejected(store::PathVerdictName(path));
+    Log().Warning("CHILD SA path not authorized; keeping its previous path",
+                  {{"key", kv.key},
+                   {"reason", store::PathVerdictName(path)},
+                   {"remote", (*entry)->remote.ToString()}});
   }
   const bool kept = old != nullptr && old->sa == (*entry)->sa;
   // The first version of the record of an SA ike-service announced: the

@@ -1,7 +1,10 @@
 // Keeps an SaTable equal to the store's "child/" records: List, then Watch
 // from the next revision; kResync (or a broken watch) re-lists. Each record's
-// sealed keys are opened here and handed to the EspSa; the plaintext is
-// zeroed at once. A record rewritten under the same SPI (an endpoint change:
+// seal is checked (it covers the whole record but the path); its keys are
+// handed to a new EspSa and the plaintext is zeroed at once. A record whose
+// seal fails is ignored (the SA keeps its state); a record whose path tag
+// fails is applied but keeps the SA's previous path (Record integrity in
+// docs/architecture.md). A record rewritten under the same SPI (an endpoint change:
 // MOBIKE, NAT rebinding) keeps its EspSa: SPIs, sequence numbers, replay
 // window and counters survive. Also runs the lifetime sweep.
 //
@@ -20,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/store/sa_seal.h"
 #include "common/store/sealer.h"
 #include "common/store/store.h"
 #include "esp-forwarder/sa_table/sa_table.h"
@@ -44,12 +48,18 @@ struct StoreSyncOptions {
   SeqCheckpointOptions checkpoint;
 };
 
-// Builds the data-plane entry for a record; kInvalidArgument/kDataLoss with
-// the reason for a record the forwarder cannot use.
+// Builds the data-plane entry for a record. The seal (store/sa_seal.h) is
+// checked on every record, also one that keeps `previous`'s EspSa: kDataLoss
+// or kFailedPrecondition when it does not open. The path (local, remote,
+// encapsulation) is taken only when its tag verifies for the record's IKE
+// SPIs at a generation not below previous->path_generation; otherwise
+// `previous`'s path is kept and *path says why, or without `previous` the
+// record is refused (kPermissionDenied). kInvalidArgument for a record the
+// forwarder cannot use.
 absl::StatusOr<std::shared_ptr<const SaEntry>> EntryFromRecord(
     const store::Sealer& sealer, const std::string& key, const v1::ChildSa& record,
-    int64_t create_revision, uint32_t default_replay_window,
-    std::shared_ptr<esp::EspSa> reuse);
+    int64_t create_revision, uint32_t default_replay_window, const SaEntry* previous,
+    store::PathVerdict* path);
 
 class StoreSync {
  public:
@@ -83,6 +93,8 @@ class StoreSync {
   // Entry for `spi` staged or waiting in pending_.
   std::shared_ptr<const SaEntry> Current(uint32_t spi) const;
   void Drop(uint32_t spi);
+  // forwarder_sa_records_rejected_total{reason}.
+  void CountRejected(absl::string_view reason);
   // Restores/reserves the sequence numbers of new SAs, then stages them;
   // `announced`: all of them were announced by ike-service (Offer).
   void InstallPending(bool announced = false);
@@ -115,6 +127,9 @@ class StoreSync {
   prometheus::Counter& removes_;
   prometheus::Counter& resyncs_;
   prometheus::Counter& rejected_;
+  // Records (or their paths) not applied, by reason: seal, invalid, and the
+  // path verdicts of store::PathVerdictName.
+  prometheus::Family<prometheus::Counter>& rejected_records_;
   prometheus::Counter& soft_expired_;
   prometheus::Counter& hard_expired_;
   prometheus::Gauge& installed_;

@@ -8,6 +8,7 @@
 #include "common/store/embedded_store.h"
 #include "common/store/forwarding_store.h"
 #include "common/store/sa_keys.h"
+#include "common/store/sa_seal.h"
 #include "esp-forwarder/esp/esp_codec.h"
 #include "esp-forwarder/esp/esp_testing.h"
 #include "esp-forwarder/sa_table/child_sa_records.h"
@@ -219,6 +220,108 @@ TEST_F(StoreSyncTest, BadRecordsAreRejectedNotInstalled) {
   ASSERT_TRUE(PutChildSa(*store_, *sealer_, Spec(0xc0000013, 0xd0000013)).ok());
   WaitFor(table, [](const SaSnapshot& s) { return s.Inbound(0xc0000013) != nullptr; });
   EXPECT_EQ(table.Current()->size(), 1u);
+}
+
+// forwarder_sa_records_rejected_total{reason}.
+double Rejected(prometheus::Registry& registry, const std::string& reason) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name != "forwarder_sa_records_rejected_total") continue;
+    for (const auto& metric : family.metric) {
+      for (const auto& label : metric.label) {
+        if (label.name == "reason" && label.value == reason) return metric.counter.value;
+      }
+    }
+  }
+  return 0;
+}
+
+// Record integrity (docs/architecture.md): a store writer without the key
+// cannot change what a CHILD SA protects, nor move it without a tag.
+TEST_F(StoreSyncTest, ForgedRecordsKeepTheSaAndTaggedMovesApply) {
+  SaTable table;
+  StoreSync sync(store_, sealer_, &table, registry_);
+  sync.Start();
+  ChildSaSpec spec = Spec(0xc0000090, 0xd0000090);
+  spec.ike_spi_i = 0x1111;
+  spec.ike_spi_r = 0x2222;
+  spec.remote_behind_nat = true;
+  spec.path_generation = 10;
+  ASSERT_TRUE(PutChildSa(*store_, *sealer_, spec).ok());
+  WaitFor(table, [](const SaSnapshot& s) { return s.Inbound(0xc0000090) != nullptr; });
+  const std::shared_ptr<esp::EspSa> installed = table.Current()->Inbound(0xc0000090)->sa;
+  const std::string key = store::ChildSaKey(0xc0000090);
+  auto rewrite = [&](const std::function<void(v1::ChildSa*)>& edit) {
+    absl::StatusOr<store::Versioned<v1::ChildSa>> stored =
+        store::GetProto<v1::ChildSa>(*store_, key);
+    ASSERT_TRUE(stored.ok());
+    v1::ChildSa record = stored->record;
+    edit(&record);
+    absl::StatusOr<store::WriteResult> written = store::PutProto(*store_, key, record);
+    ASSERT_TRUE(written.ok());
+    WaitFor(table, [&](const SaSnapshot&) { return sync.revision() >= written->revision; });
+  };
+
+  // 1. Wider traffic selectors, written without the key: ignored.
+  rewrite([](v1::ChildSa* r) {
+    r->mutable_remote_ts(0)->set_start_address(std::string(4, '\0'));
+    r->mutable_remote_ts(0)->set_end_address(std::string(4, '\xff'));
+  });
+  EXPECT_EQ(table.Current()->Inbound(0xc0000090)->sa, installed);
+  EXPECT_EQ(table.Current()->Inbound(0xc0000090)->remote.ToString(), "192.0.2.2:4500");
+  const uint8_t elsewhere[4] = {10, 10, 0, 99};
+  EXPECT_EQ(table.Current()->Outbound(elsewhere, false), nullptr);
+  EXPECT_EQ(Rejected(registry_, "seal"), 1);
+
+  // 2. A move as mobility-service writes it, with the mover's valid tag
+  //    (a later generation): applied, same EspSa.
+  ASSERT_TRUE(PutChildSa(*store_, *sealer_, spec).ok());  // the good record back
+  const v1::Endpoint moved = net::IpEndpoint::Parse("203.0.113.5:40000")->ToProto();
+  absl::StatusOr<v1::PathAuth> tag =
+      store::TagPath(*sealer_, 0x1111, 0x2222, spec.local.ToProto(), moved, true, 11);
+  ASSERT_TRUE(tag.ok());
+  rewrite([&](v1::ChildSa* r) {
+    *r->mutable_remote() = moved;
+    *r->mutable_path_auth() = *tag;
+  });
+  WaitFor(table, [](const SaSnapshot& s) {
+    return s.Inbound(0xc0000090)->remote.ToString() == "203.0.113.5:40000";
+  });
+  std::shared_ptr<const SaSnapshot> snapshot = table.Current();
+  const SaEntry* now = snapshot->Inbound(0xc0000090);
+  EXPECT_EQ(now->sa, installed);
+  EXPECT_EQ(now->remote.ToString(), "203.0.113.5:40000");
+  EXPECT_EQ(now->path_generation, 11u);
+
+  // 3. A move with a forged tag (or another SA's tag, or none): the SA
+  //    stays where it is.
+  const v1::Endpoint attacker = net::IpEndpoint::Parse("192.0.2.66:4500")->ToProto();
+  rewrite([&](v1::ChildSa* r) {
+    *r->mutable_remote() = attacker;
+    r->mutable_path_auth()->set_generation(12);
+    r->mutable_path_auth()->set_tag(std::string(store::Sealer::kPathTagSize, 'x'));
+  });
+  EXPECT_EQ(table.Current()->Inbound(0xc0000090)->remote.ToString(), "203.0.113.5:40000");
+  EXPECT_EQ(Rejected(registry_, "path_tag_invalid"), 1);
+  absl::StatusOr<v1::PathAuth> other_sa =
+      store::TagPath(*sealer_, 0x1111, 0x3333, spec.local.ToProto(), attacker, true, 13);
+  rewrite([&](v1::ChildSa* r) {
+    *r->mutable_remote() = attacker;
+    *r->mutable_path_auth() = *other_sa;
+  });
+  EXPECT_EQ(table.Current()->Inbound(0xc0000090)->remote.ToString(), "203.0.113.5:40000");
+  EXPECT_EQ(Rejected(registry_, "path_tag_invalid"), 2);
+  rewrite([&](v1::ChildSa* r) {
+    *r->mutable_remote() = attacker;
+    r->clear_path_auth();
+  });
+  EXPECT_EQ(Rejected(registry_, "path_tag_missing"), 1);
+
+  // 4. A replay of the older, validly tagged path: not back to it.
+  ASSERT_TRUE(PutChildSa(*store_, *sealer_, spec).ok());  // generation 10
+  WaitFor(table, [&](const SaSnapshot&) { return Rejected(registry_, "path_generation_stale") >= 1; });
+  EXPECT_EQ(table.Current()->Inbound(0xc0000090)->remote.ToString(), "203.0.113.5:40000");
+  EXPECT_EQ(table.Current()->Inbound(0xc0000090)->sa, installed);
+  sync.Stop();
 }
 
 TEST_F(StoreSyncTest, SoftLifetimeCallsTheRekeyHook) {

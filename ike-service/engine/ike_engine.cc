@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/store/sa_keys.h"
+#include "common/store/sa_seal.h"
 #include "google/protobuf/util/time_util.h"
 #include "ike-service/exchange/create_child_sa.h"
 #include "ike-service/exchange/ike_sa_init.h"
@@ -740,6 +741,10 @@ void IkeEngine::CommitMove(IkeSa& sa, v1::EndpointUpdate::Cause cause) {
   // The durable commit goes after this SA's queued record writes, so none
   // of them (built before the move) lands after it.
   recorder_->Flush();
+  // This replica authorized the move (an authenticated request, after the
+  // return routability check for MOBIKE): a new path generation, tagged, so
+  // mobility-service's copy of it is checked by every reader.
+  sa.path_generation = store::NextPathGeneration(sa.path_generation);
   if (mobility_ != nullptr) {
     v1::EndpointUpdate update;
     update.set_initiator_spi(sa.spi_i);
@@ -748,6 +753,12 @@ void IkeEngine::CommitMove(IkeSa& sa, v1::EndpointUpdate::Cause cause) {
     *update.mutable_remote() = sa.remote.ToProto();
     update.set_cause(cause);
     update.set_remote_behind_nat(sa.initiator_behind_nat);
+    absl::StatusOr<v1::PathAuth> auth = recorder_->TagPath(sa, sa.path_generation);
+    if (!auth.ok()) {
+      log_.Error("cannot tag the move", {{"spi_r", Hex(sa.spi_r)}, {"error", auth.status().message()}});
+      return;
+    }
+    *update.mutable_path_auth() = *std::move(auth);
     absl::StatusOr<int64_t> version = mobility_->UpdateEndpoint(update);
     if (version.ok()) return;
     log_.Warning("mobility-service did not take the move; writing the records directly",
@@ -828,9 +839,12 @@ void IkeEngine::ApplyRecord(uint64_t spi_i, uint64_t spi_r, const v1::IkeSa* rec
   auto local = net::IpEndpoint::FromProto(record->local());
   auto remote = net::IpEndpoint::FromProto(record->remote());
   if (local.ok() && remote.ok() && (*remote != sa->remote || *local != sa->local)) {
+    // Only a path a key holder tagged, and not back to an older one.
+    if (recorder_->CheckPath(*record, sa->path_generation) != store::PathVerdict::kValid) return;
     sa->local = *local;
     sa->remote = *remote;
     sa->initiator_behind_nat = record->remote_behind_nat();
+    sa->path_generation = record->path_auth().generation();
     log_.Info("IKE SA follows its record to a new address",
               {{"spi_r", Hex(spi_r)}, {"remote", sa->remote.ToString()}});
   }

@@ -109,6 +109,7 @@ ExchangeResult RekeyIkeSa(IkeSa& sa, const codec::SaPayload& offered,
   rekeyed->udp_encapsulated = sa.udp_encapsulated;
   rekeyed->forwarder = sa.forwarder;
   rekeyed->initiator_behind_nat = sa.initiator_behind_nat;
+  rekeyed->path_generation = sa.path_generation;  // the same path, still authorized
   rekeyed->responder_behind_nat = sa.responder_behind_nat;
   rekeyed->peer_supports_fragmentation = sa.peer_supports_fragmentation;
   rekeyed->peer_hash_algorithms = sa.peer_hash_algorithms;

@@ -70,6 +70,10 @@ struct IkeSa {
   size_t forwarder = 0;  // the IkeTransport stream the client is reached by
   bool initiator_behind_nat = false;
   bool responder_behind_nat = false;
+  // Generation of the path (local, remote, initiator_behind_nat) in the
+  // path tags of this SA's records (store/sa_seal.h); raised by each move
+  // this replica authorizes, followed from the records otherwise.
+  uint64_t path_generation = 0;
   bool peer_supports_fragmentation = false;
   std::vector<uint16_t> peer_hash_algorithms;  // RFC 7427
   bool mobike = false;

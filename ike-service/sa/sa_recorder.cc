@@ -111,7 +111,11 @@ absl::StatusOr<v1::IkeSa> SaRecorder::IkeRecord(const IkeSa& sa) const {
   keys.set_sk_er(Str(sa.keys.sk_er));
   keys.set_sk_pi(Str(sa.keys.sk_pi));
   keys.set_sk_pr(Str(sa.keys.sk_pr));
-  absl::Status sealed = store::SealInto(*sealer_, sa.record_key(), keys, &record);
+  // Last: the tag covers the path fields, the seal everything else.
+  if (absl::Status s = store::TagIkePath(*sealer_, sa.path_generation, &record); !s.ok()) {
+    return s;
+  }
+  absl::Status sealed = store::SealIkeSa(*sealer_, keys, &record);
   keys.Clear();
   if (!sealed.ok()) return sealed;
   return record;
@@ -128,8 +132,11 @@ absl::StatusOr<v1::ChildSa> SaRecorder::ChildRecord(const IkeSa& sa,
   record.set_ike_responder_spi(sa.spi_r);
   record.set_state(v1::CHILD_SA_STATE_INSTALLED);
   record.set_mode(v1::IPSEC_MODE_TUNNEL);
-  record.set_encapsulation(sa.udp_encapsulated ? v1::ENCAPSULATION_UDP
-                                               : v1::ENCAPSULATION_RAW);
+  // RFC 3948: in UDP when the IKE SA is, and always behind a NAT (as
+  // mobility-service moves it; the forwarder requires it).
+  record.set_encapsulation(sa.udp_encapsulated || sa.initiator_behind_nat
+                               ? v1::ENCAPSULATION_UDP
+                               : v1::ENCAPSULATION_RAW);
   ipsec::AddToProposal(child.transforms, /*ike=*/false, record.mutable_proposal());
   AddSelectors(child.local_ts, record.mutable_local_ts());
   AddSelectors(child.remote_ts, record.mutable_remote_ts());
@@ -139,6 +146,7 @@ absl::StatusOr<v1::ChildSa> SaRecorder::ChildRecord(const IkeSa& sa,
       static_cast<uint32_t>(absl::ToInt64Seconds(policy_->child_hard_lifetime)));
   *record.mutable_local() = sa.local.ToProto();
   *record.mutable_remote() = sa.remote.ToProto();
+  record.set_remote_behind_nat(sa.initiator_behind_nat);
   record.set_replay_window(policy_->replay_window);
   *record.mutable_created() = ToTimestamp(child.created);
   // The gateway receives what the initiator sends.
@@ -147,8 +155,10 @@ absl::StatusOr<v1::ChildSa> SaRecorder::ChildRecord(const IkeSa& sa,
   keys.set_inbound_integrity(Str(child.keys.integrity_i));
   keys.set_outbound_encryption(Str(child.keys.encryption_r));
   keys.set_outbound_integrity(Str(child.keys.integrity_r));
-  absl::Status sealed =
-      store::SealInto(*sealer_, ChildKey(child.inbound_spi), keys, &record);
+  if (absl::Status s = store::TagChildPath(*sealer_, sa.path_generation, &record); !s.ok()) {
+    return s;
+  }
+  absl::Status sealed = store::SealChildSa(*sealer_, keys, &record);
   keys.Clear();
   if (!sealed.ok()) return sealed;
   return record;
@@ -276,14 +286,20 @@ bool IsIkeRecordWrite(const store::Op& op) {
          absl::StartsWith(op.key, store::kIkeSaPrefix);
 }
 
-// What mobility-service owns in an IKE record (where the client is, whether
-// it is DORMANT, when it was last heard from): a write of ike-service's
-// keeps the stored values.
-void KeepMobilityFields(const v1::IkeSa& stored, v1::IkeSa* ours) {
-  *ours->mutable_local() = stored.local();
-  *ours->mutable_remote() = stored.remote();
-  ours->set_local_behind_nat(stored.local_behind_nat());
-  ours->set_remote_behind_nat(stored.remote_behind_nat());
+// What mobility-service owns in an IKE record (where the client is, with the
+// tag that authorizes it, whether it is DORMANT, when it was last heard
+// from): a write of ike-service's keeps the stored values. None of them is
+// under the seal, so ours stays valid. The stored path is kept only with a
+// tag that verifies (a store writer's made-up path is not made ours).
+void KeepMobilityFields(const store::Sealer& sealer, const v1::IkeSa& stored,
+                        v1::IkeSa* ours) {
+  if (store::CheckIkePath(sealer, stored, ours->path_auth().generation()) ==
+      store::PathVerdict::kValid) {
+    *ours->mutable_local() = stored.local();
+    *ours->mutable_remote() = stored.remote();
+    ours->set_remote_behind_nat(stored.remote_behind_nat());
+    *ours->mutable_path_auth() = stored.path_auth();
+  }
   if (stored.state() == v1::IKE_SA_STATE_DORMANT) ours->set_state(v1::IKE_SA_STATE_DORMANT);
   if (google::protobuf::util::TimeUtil::TimestampToNanoseconds(stored.last_seen()) >
       google::protobuf::util::TimeUtil::TimestampToNanoseconds(ours->last_seen())) {
@@ -301,9 +317,20 @@ absl::StatusOr<bool> SaRecorder::RebaseChildPut(store::Op& op) const {
   if (!current.ParseFromString(stored->value) || !ours.ParseFromString(op.value)) {
     return absl::DataLossError(absl::StrCat("unreadable CHILD record under ", op.key));
   }
-  *ours.mutable_local() = current.local();
-  *ours.mutable_remote() = current.remote();
-  ours.set_encapsulation(current.encapsulation());
+  // The stored path, if a key holder tagged it (for the IKE SA the record
+  // named then), re-tagged for the IKE SA that owns the CHILD SA now.
+  if (store::CheckChildPath(*sealer_, current, ours.path_auth().generation()) ==
+      store::PathVerdict::kValid) {
+    *ours.mutable_local() = current.local();
+    *ours.mutable_remote() = current.remote();
+    ours.set_remote_behind_nat(current.remote_behind_nat());
+    ours.set_encapsulation(current.encapsulation());
+    if (absl::Status s =
+            store::TagChildPath(*sealer_, current.path_auth().generation(), &ours);
+        !s.ok()) {
+      return s;
+    }
+  }
   op.value = ours.SerializeAsString();
   op.condition = store::Condition::VersionIs(stored->version);
   return true;
@@ -452,7 +479,7 @@ absl::Status SaRecorder::CommitNow(std::vector<store::Op> ops, const std::string
         if (!ours.ParseFromString(op.value)) {
           return absl::DataLossError(absl::StrCat("unreadable IKE record under ", op.key));
         }
-        KeepMobilityFields(current, &ours);
+        KeepMobilityFields(*sealer_, current, &ours);
         op.value = ours.SerializeAsString();
       }
       op.condition = store::Condition::VersionIs(stored->version);
@@ -644,8 +671,18 @@ absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::TakeOver(
 absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::Rebuild(
     const std::string& key, const v1::IkeSa& record, bool* children_ok,
     const std::function<bool(const IkeSa&)>* accept) const {
-  absl::StatusOr<v1::IkeSaKeys> keys = store::OpenFrom<v1::IkeSaKeys>(*sealer_, key, record);
-  if (!keys.ok()) return keys.status();
+  absl::StatusOr<v1::IkeSaKeys> keys = store::OpenIkeSa(*sealer_, key, record);
+  if (!keys.ok()) {
+    CountRejected("seal");
+    return keys.status();
+  }
+  // The path is a key holder's only if its tag says so; a record whose path
+  // a store writer made up is not restored.
+  if (store::PathVerdict path = CheckPath(record, 0); path != store::PathVerdict::kValid) {
+    return absl::DataLossError(absl::StrCat("the path in the record under ", key,
+                                            " is not authorized: ",
+                                            store::PathVerdictName(path)));
+  }
   auto sa = std::make_unique<IkeSa>();
   sa->spi_i = record.initiator_spi();
   sa->spi_r = record.responder_spi();
@@ -679,6 +716,7 @@ absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::Rebuild(
   sa->udp_encapsulated = record.udp_encapsulated();
   sa->initiator_behind_nat = record.remote_behind_nat();
   sa->responder_behind_nat = record.local_behind_nat();
+  sa->path_generation = record.path_auth().generation();
   sa->peer_supports_fragmentation = record.peer_fragmentation();
   sa->mobike = record.mobike();
   sa->next_request_id = record.next_message_id_in();
@@ -725,8 +763,9 @@ absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::Rebuild(
       continue;
     }
     absl::StatusOr<v1::ChildSaKeys> child_keys =
-        store::OpenFrom<v1::ChildSaKeys>(*sealer_, ChildKey(spi), child->record);
+        store::OpenChildSa(*sealer_, ChildKey(spi), child->record);
     if (!child_keys.ok()) {
+      CountRejected("seal");
       *children_ok = false;
       continue;
     }
@@ -744,6 +783,31 @@ absl::StatusOr<std::unique_ptr<IkeSa>> SaRecorder::Rebuild(
     sa->children.push_back(std::move(state));
   }
   return sa;
+}
+
+void SaRecorder::CountRejectedIn(prometheus::Registry& registry) {
+  rejected_ = &prometheus::BuildCounter()
+                   .Name("ike_store_records_rejected_total")
+                   .Help("SA records read from the store that did not verify, by reason "
+                         "(seal, path_tag_missing, path_tag_invalid, path_generation_stale).")
+                   .Register(registry);
+}
+
+void SaRecorder::CountRejected(const char* reason) const {
+  if (rejected_ != nullptr) rejected_->Add({{"reason", reason}}).Increment();
+  log_.Warning("SA record does not verify; ignored", {{"reason", reason}});
+}
+
+absl::StatusOr<v1::PathAuth> SaRecorder::TagPath(const IkeSa& sa, uint64_t generation) const {
+  return store::TagPath(*sealer_, sa.spi_i, sa.spi_r, sa.local.ToProto(), sa.remote.ToProto(),
+                        sa.initiator_behind_nat, generation);
+}
+
+store::PathVerdict SaRecorder::CheckPath(const v1::IkeSa& record,
+                                         uint64_t min_generation) const {
+  const store::PathVerdict verdict = store::CheckIkePath(*sealer_, record, min_generation);
+  if (verdict != store::PathVerdict::kValid) CountRejected(store::PathVerdictName(verdict));
+  return verdict;
 }
 
 absl::Status SaRecorder::RemoveSa(const IkeSa& sa) {

@@ -28,6 +28,7 @@
 #include "common/store/store.h"
 #include "ike-service/exchange/responder_policy.h"
 #include "ike-service/sa/ike_sa.h"
+#include "common/store/sa_seal.h"
 #include "proto/vpn/v1/sa.pb.h"
 
 namespace vpn::ike {
@@ -98,6 +99,16 @@ class SaRecorder {
       std::string* previous_owner);
 
   const std::string& replica() const { return replica_; }
+
+  // Counts records that do not verify (ike_store_records_rejected_total
+  // {reason}: seal, or a path verdict) in `registry`.
+  void CountRejectedIn(prometheus::Registry& registry);
+  // The path tag of `sa`'s current path at `generation`, for a move this
+  // replica authorizes (EndpointUpdate.path_auth).
+  absl::StatusOr<v1::PathAuth> TagPath(const IkeSa& sa, uint64_t generation) const;
+  // Whether `record`'s path may be followed by an SA that has applied
+  // `min_generation`; counts a rejection.
+  store::PathVerdict CheckPath(const v1::IkeSa& record, uint64_t min_generation) const;
   // The store version of an IKE record as this replica last wrote, loaded or
   // took it over; 0 if none.
   int64_t KnownVersion(const std::string& key) const;
@@ -187,6 +198,8 @@ class SaRecorder {
   // replica's about them (puts and deletes, CHILD ops with them) is dropped.
   mutable absl::flat_hash_set<std::string> lost_ ABSL_GUARDED_BY(versions_mu_);
   prometheus::Counter* failures_ = nullptr;
+  prometheus::Family<prometheus::Counter>* rejected_ = nullptr;
+  void CountRejected(const char* reason) const;
   const log::Logger log_{"ike-service"};
 };
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/store/sa_seal.h"
 #include "common/store/embedded_store.h"
 
 namespace vpn::ike {
@@ -186,6 +187,7 @@ TEST_F(SaRecorderTest, ARekeyKeepsTheStoredChildPathAndDeletions) {
   v1::ChildSa moved;
   ASSERT_TRUE(moved.ParseFromString(store_->Get(moved_key)->value));
   *moved.mutable_remote() = net::IpEndpoint::Parse("198.51.100.7:4500")->ToProto();
+  ASSERT_TRUE(store::TagChildPath(*sealer_, 5, &moved).ok());  // the mover's tag
   ASSERT_TRUE(store_->Put(moved_key, moved.SerializeAsString()).ok());
   ASSERT_TRUE(store_->Delete(SaRecorder::ChildKey(0xc0000012)).ok());
 
@@ -203,6 +205,9 @@ TEST_F(SaRecorderTest, ARekeyKeepsTheStoredChildPathAndDeletions) {
   ASSERT_TRUE(child.ParseFromString(store_->Get(moved_key)->value));
   EXPECT_EQ(child.ike_responder_spi(), 0x4444u);
   EXPECT_EQ(net::IpEndpoint::FromProto(child.remote())->ToString(), "198.51.100.7:4500");
+  // Re-tagged for the IKE SA that owns it now, at the mover's generation.
+  EXPECT_EQ(store::CheckChildPath(*sealer_, child, 5), store::PathVerdict::kValid);
+  EXPECT_TRUE(store::OpenChildSa(*sealer_, moved_key, child).ok());
   EXPECT_TRUE(absl::IsNotFound(store_->Get(SaRecorder::ChildKey(0xc0000012)).status()));
 
   // Moved again after the rekey's write was queued (read): the writer
@@ -213,11 +218,23 @@ TEST_F(SaRecorderTest, ARekeyKeepsTheStoredChildPathAndDeletions) {
   ASSERT_TRUE(recorder_->RecordEstablished(rekeyed, SaRecorder::Children::kRekeyed).ok());
   ASSERT_TRUE(child.ParseFromString(store_->Get(moved_key)->value));
   *child.mutable_remote() = net::IpEndpoint::Parse("203.0.113.8:4500")->ToProto();
+  ASSERT_TRUE(store::TagChildPath(*sealer_, 6, &child).ok());
   ASSERT_TRUE(store_->Put(moved_key, child.SerializeAsString()).ok());
   recorder_->Flush();
   ASSERT_TRUE(child.ParseFromString(store_->Get(moved_key)->value));
   EXPECT_EQ(child.ike_responder_spi(), 0x5555u);
   EXPECT_EQ(net::IpEndpoint::FromProto(child.remote())->ToString(), "203.0.113.8:4500");
+
+  // A path a store writer made up (no valid tag) is not carried over.
+  recorder_->Stop();
+  rekeyed.spi_r = 0x6666;
+  ASSERT_TRUE(child.ParseFromString(store_->Get(moved_key)->value));
+  *child.mutable_remote() = net::IpEndpoint::Parse("192.0.2.66:4500")->ToProto();
+  ASSERT_TRUE(store_->Put(moved_key, child.SerializeAsString()).ok());
+  ASSERT_TRUE(recorder_->RecordEstablished(rekeyed, SaRecorder::Children::kRekeyed).ok());
+  ASSERT_TRUE(child.ParseFromString(store_->Get(moved_key)->value));
+  EXPECT_EQ(net::IpEndpoint::FromProto(child.remote())->ToString(), "192.0.2.2:4500");
+  EXPECT_EQ(store::CheckChildPath(*sealer_, child, 0), store::PathVerdict::kValid);
 }
 
 TEST_F(SaRecorderTest, DeferredTasksRunAfterTheWritesQueuedBeforeThem) {
@@ -248,6 +265,8 @@ TEST_F(SaRecorderTest, AWriteAfterMobilityServiceKeepsItsFields) {
     *moved.mutable_remote() = net::IpEndpoint::Parse(to)->ToProto();
     moved.set_remote_behind_nat(true);
     moved.set_state(v1::IKE_SA_STATE_DORMANT);
+    // As mobility-service copies it from the mover's EndpointUpdate.
+    ASSERT_TRUE(store::TagIkePath(*sealer_, 10 + round, &moved).ok());
     const int64_t version = store_->Get(sa_.record_key())->version;
     ASSERT_TRUE(store_->Put(sa_.record_key(), moved.SerializeAsString(),
                             {store::Condition::VersionIs(version)})
@@ -262,6 +281,9 @@ TEST_F(SaRecorderTest, AWriteAfterMobilityServiceKeepsItsFields) {
     EXPECT_TRUE(stored.remote_behind_nat());
     EXPECT_EQ(stored.state(), v1::IKE_SA_STATE_DORMANT);
     EXPECT_EQ(store_->Get(sa_.record_key())->version, version + 2);
+    // Still sealed and tagged: every reader accepts the merged record.
+    EXPECT_TRUE(store::OpenIkeSa(*sealer_, sa_.record_key(), stored).ok());
+    EXPECT_EQ(store::CheckIkePath(*sealer_, stored, 10 + round), store::PathVerdict::kValid);
   }
 }
 

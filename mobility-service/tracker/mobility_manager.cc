@@ -439,6 +439,9 @@ absl::StatusOr<int64_t> MobilityManager::UpdateEndpoint(const v1::EndpointUpdate
     *next.mutable_remote() = update.remote();
     if (has_local) *next.mutable_local() = update.local();
     next.set_remote_behind_nat(update.remote_behind_nat());
+    // The mover's tag, verbatim: this service holds no key, and the readers
+    // accept the path only if the tag fits it (store/sa_seal.h).
+    *next.mutable_path_auth() = update.path_auth();
     if (next.state() == v1::IKE_SA_STATE_DORMANT) next.set_state(v1::IKE_SA_STATE_ESTABLISHED);
     bool changed = Serialize(next) != Serialize(current);
     // RFC 3948: ESP goes in UDP when either side is behind a NAT. Without a
@@ -466,6 +469,8 @@ absl::StatusOr<int64_t> MobilityManager::UpdateEndpoint(const v1::EndpointUpdate
       v1::ChildSa moved_child = child->record;
       *moved_child.mutable_local() = next.local();
       *moved_child.mutable_remote() = next.remote();
+      moved_child.set_remote_behind_nat(next.remote_behind_nat());
+      *moved_child.mutable_path_auth() = update.path_auth();
       if (nat) moved_child.set_encapsulation(v1::ENCAPSULATION_UDP);
       if (Serialize(moved_child) == Serialize(child->record)) {
         ops.push_back(store::Op::Check(child_key, store::Condition::VersionIs(child->version)));

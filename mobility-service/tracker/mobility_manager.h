@@ -74,7 +74,9 @@ class MobilityManager {
   void Start();
   void Stop();
 
-  // Moves the SA to update.local (kept when unset) / update.remote; returns
+  // Moves the SA to update.local (kept when unset) / update.remote, with
+  // update.path_auth copied verbatim into the IKE and CHILD records (the
+  // mover's tag; this service cannot make or check one); returns
   // the IKE record's version after the commit (its current version when
   // nothing changed). kNotFound: no such SA; kInvalidArgument: bad fields;
   // kFailedPrecondition: the cause does not apply to this SA; kAborted:

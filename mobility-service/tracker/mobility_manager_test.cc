@@ -278,6 +278,33 @@ TEST_F(MobilityManagerTest, UpdateCommitsIkeAndChildRecordsTogether) {
   EXPECT_EQ(Revision(), revision_after);
 }
 
+TEST_F(MobilityManagerTest, CopiesTheMoversPathTagIntoEveryRecord) {
+  // mobility-service holds no key: the tag ike-service or esp-forwarder
+  // computed goes into the IKE and CHILD records unchanged, beside the path.
+  WriteSa(kSpiI, kSpiR, {0xc0000001, 0xc0000002});
+  MobilityManager& manager = NewManager();
+  v1::EndpointUpdate update = Move(kClientCafe);
+  update.mutable_path_auth()->set_generation(42);
+  update.mutable_path_auth()->set_tag(std::string("\x01\x02tag-bytes\xff", 12));
+  ASSERT_TRUE(manager.UpdateEndpoint(update).ok());
+  const v1::IkeSa ike = ReadIke(kSpiI, kSpiR);
+  EXPECT_EQ(ike.path_auth().SerializeAsString(), update.path_auth().SerializeAsString());
+  EXPECT_TRUE(ike.remote_behind_nat());
+  for (uint32_t spi : {0xc0000001u, 0xc0000002u}) {
+    const v1::ChildSa child = ReadChild(spi);
+    EXPECT_EQ(child.path_auth().SerializeAsString(), update.path_auth().SerializeAsString());
+    EXPECT_TRUE(child.remote_behind_nat());
+    EXPECT_EQ(child.remote().SerializeAsString(), kClientCafe.SerializeAsString());
+  }
+  // A later move replaces the tag with its own.
+  v1::EndpointUpdate next = Move(kClientHome);
+  next.mutable_path_auth()->set_generation(43);
+  next.mutable_path_auth()->set_tag("other-tag");
+  ASSERT_TRUE(manager.UpdateEndpoint(next).ok());
+  EXPECT_EQ(ReadIke(kSpiI, kSpiR).path_auth().generation(), 43u);
+  EXPECT_EQ(ReadChild(0xc0000002).path_auth().tag(), "other-tag");
+}
+
 TEST_F(MobilityManagerTest, NatRebindingOnlyForClientsBehindANat) {
   WriteSa(kSpiI, kSpiR, {0xc0000001}, {}, /*behind_nat=*/false, /*mobike=*/false);
   WriteSa(2, 3, {0xc0000002}, {}, /*behind_nat=*/true, /*mobike=*/false);
