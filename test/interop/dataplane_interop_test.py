@@ -901,7 +901,7 @@ def scenario_trust(ph, name, proposals, results):
     four processes, etcd); the relay takeover of a live replica is refused
     while a strongSwan client's ping runs and its IKE SA keeps working."""
     client, ike, child, vip, esp = ph.connect(name, proposals)
-    pinger = Pinger(ph, os.path.join(ph.workdir, f"ping-{name}.txt"), 0.05)
+    pinger = it.Pinger(ph, os.path.join(ph.workdir, f"ping-{name}.txt"), 0.05)
     started = time.time()
     try:
         # (api, call, args, the one role the table grants, roles it refuses)

@@ -112,6 +112,42 @@ def wait_udp500(topo, timeout=20):
     return False
 
 
+class Pinger:
+    """`ping -D -i INTERVAL` from the client to the lan host, in the background."""
+
+    def __init__(self, phase, path, interval):
+        t = phase.topo
+        self.path = path
+        self.out = open(path, "w")
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", t.cli_ns, "ping", "-D", "-n", "-i", str(interval), "-W", "1",
+             t.lan_host], stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def replies(self):
+        with open(self.path, errors="replace") as f:
+            text = f.read()
+        return [(float(m.group(1)), int(m.group(2))) for m in
+                re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)", text, re.M)]
+
+    def wait_reply_after(self, epoch, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(ts > epoch for ts, _ in self.replies()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.out.close()
+
+
 def vpnctl_argv(vpnctl, workdir, api):
     """vpnctl pointed at one of our gateway's APIs: our_gateway.sh writes a
     flag file per API (ike-0, ike-1, auth, forwarder) with the target and, in

@@ -206,42 +206,6 @@ class TcpFlow:
                 p.wait()
 
 
-class Pinger:
-    """`ping -D -i INTERVAL` from the client to the lan host, in the background."""
-
-    def __init__(self, phase, path, interval):
-        t = phase.topo
-        self.path = path
-        self.out = open(path, "w")
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", t.cli_ns, "ping", "-D", "-n", "-i", str(interval), "-W", "1",
-             t.lan_host], stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def replies(self):
-        with open(self.path, errors="replace") as f:
-            text = f.read()
-        return [(float(m.group(1)), int(m.group(2))) for m in
-                re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)", text, re.M)]
-
-    def wait_reply_after(self, epoch, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(ts > epoch for ts, _ in self.replies()):
-                return True
-            time.sleep(0.05)
-        return False
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(3)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.out.close()
-
-
 def child_fate(client, sa, child):
     """After a MOBIKE move: whether the CHILD SA kept its SPIs, or the client
     rekeyed it itself (strongSwan's userspace ESP cannot move an SA in place)."""
@@ -308,7 +272,7 @@ def scenario_nat_rebind(ph, results):
     ip0, port0 = endpoint(rec["ike_sa"]["remote"])
     say(f"{name}: the store has the client at {ip0}:{port0} (the NAT's mapping)")
     base = ph.scrape()
-    pinger = Pinger(ph, os.path.join(ph.workdir, f"ping-{name}.txt"), 0.02)
+    pinger = it.Pinger(ph, os.path.join(ph.workdir, f"ping-{name}.txt"), 0.02)
     try:
         time.sleep(1.0)
         t0 = time.time()
@@ -601,7 +565,7 @@ def switch_runs(ph, runs, results_key, results):
         # IKE only (non-ESP marker): the ESP of the TCP flow would crowd it out.
         capture = swan.Capture(t.gw_ns, "b1", pcap, bpf="udp port 4500 and udp[8:4] = 0") if ours else None
         tcp = TcpFlow(ph, seconds=4)
-        pinger = Pinger(ph, os.path.join(ph.workdir, f"ping-{name}.txt"), 0.01)
+        pinger = it.Pinger(ph, os.path.join(ph.workdir, f"ping-{name}.txt"), 0.01)
         try:
             time.sleep(1.0)
             t0 = time.time()
