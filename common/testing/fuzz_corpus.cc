@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
-#include <random>
 
 namespace vpn::testing {
 namespace {
@@ -35,7 +34,7 @@ std::vector<std::string> ReadSeeds(const std::string& relative) {
 }
 
 size_t RunSeedsAndMutations(const std::vector<std::string>& seeds, int mutations_per_seed,
-                            uint32_t rng_seed) {
+                            uint32_t rng_seed, const FormatMutation& format) {
   std::mt19937 rng(rng_seed);
   size_t runs = 0;
   for (const std::string& seed : seeds) {
@@ -46,7 +45,7 @@ size_t RunSeedsAndMutations(const std::vector<std::string>& seeds, int mutations
       const int edits = 1 + rng() % 4;
       for (int e = 0; e < edits && !m.empty(); ++e) {
         const size_t pos = rng() % m.size();
-        switch (rng() % 4) {
+        switch (rng() % (format ? 5 : 4)) {
           case 0:
             m[pos] ^= static_cast<char>(1 << (rng() % 8));
             break;
@@ -58,6 +57,9 @@ size_t RunSeedsAndMutations(const std::vector<std::string>& seeds, int mutations
             break;
           case 3:
             m.insert(pos, m.substr(rng() % m.size(), 1 + rng() % 8));
+            break;
+          case 4:
+            format(m, rng);
             break;
         }
       }

@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -15,8 +17,13 @@ namespace vpn::testing {
 // The files of `dir` (relative to the workspace, found in the runfiles).
 std::vector<std::string> ReadSeeds(const std::string& dir);
 
-// Returns how many inputs ran.
+// A mutation that knows the format (e.g. keeps its length fields
+// consistent, so the input gets past the first check).
+using FormatMutation = std::function<void(std::string& input, std::mt19937& rng)>;
+
+// Returns how many inputs ran. With `format`, one edit in five is it.
 size_t RunSeedsAndMutations(const std::vector<std::string>& seeds,
-                            int mutations_per_seed, uint32_t rng_seed);
+                            int mutations_per_seed, uint32_t rng_seed,
+                            const FormatMutation& format = nullptr);
 
 }  // namespace vpn::testing
