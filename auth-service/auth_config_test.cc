@@ -154,7 +154,7 @@ TEST_F(AuthConfigTest, RefusesKeyFilesLooserThan0600) {
                  "gateway_key_file", "mode 0644 is looser than 0600");
   const std::string creds = dir + "/credentials.key";
   testing::WriteFile(creds, std::string(32, 'k'));
-  chmod(creds.c_str(), 0640);
+  chmod(creds.c_str(), 0660);  // the group may write it
   ExpectRejected(absl::StrCat("credentials_key_file: ", creds, "\n"),
                  "credentials_key_file", "looser than 0600");
   chmod(creds.c_str(), 0600);

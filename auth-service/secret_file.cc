@@ -8,7 +8,7 @@
 #include <iterator>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include "common/config/secret_mode.h"
 
 namespace vpn::auth {
 
@@ -21,11 +21,8 @@ absl::Status CheckSecretFileMode(const std::string& path) {
   if (!S_ISREG(st.st_mode)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
   }
-  if ((st.st_mode & 077) != 0) {
-    return absl::PermissionDeniedError(absl::StrFormat(
-        "%s: mode %04o is looser than 0600 (group or others have access); "
-        "chmod 600 it",
-        path, st.st_mode & 07777));
+  if (absl::Status mode = config::CheckSecretMode(st); !mode.ok()) {
+    return absl::PermissionDeniedError(absl::StrCat(path, ": ", mode.message()));
   }
   return absl::OkStatus();
 }

@@ -1,5 +1,6 @@
-// Reading files that hold secrets (private keys): they must be regular files
-// that neither group nor others can read or write (mode 0600 or tighter).
+// Reading files that hold secrets (private keys): regular files that others
+// cannot access, and a group only read when it is one of ours
+// (common/config/secret_mode.h).
 #pragma once
 
 #include <string>
@@ -10,7 +11,7 @@
 namespace vpn::auth {
 
 // OK, or an error naming the path and the problem (missing, not a regular
-// file, mode looser than 0600).
+// file, mode too loose).
 absl::Status CheckSecretFileMode(const std::string& path);
 
 // CheckSecretFileMode, then the contents.

@@ -131,7 +131,9 @@ TEST(FileUsersTest, LoadWantsMode0600OrTighter) {
   EXPECT_TRUE(FileUsers::Load(path).ok());
   chmod(path.c_str(), 0400);
   EXPECT_TRUE(FileUsers::Load(path).ok());
-  chmod(path.c_str(), 0640);
+  chmod(path.c_str(), 0440);  // group read by one of our groups: a pod's fsGroup
+  EXPECT_TRUE(FileUsers::Load(path).ok());
+  chmod(path.c_str(), 0660);  // a group that may write
   auto loose = FileUsers::Load(path);
   EXPECT_THAT(std::string(loose.status().message()),
               HasSubstr("looser than 0600"));

@@ -103,6 +103,7 @@ void ReadServerOptions(config::ConfigReader& reader, ServerOptions* out) {
   ReadTlsFiles(reader, "server.tls", &out->tls);
   ReadTlsFiles(reader, "server.client_tls", &out->client_tls);
   reader.Bool("server.insecure_plaintext", &out->insecure_plaintext);
+  reader.HostPort("server.health_listen", &out->health_listen);
 }
 
 }  // namespace vpn::rpc

@@ -22,6 +22,9 @@ struct ServerOptions {
   // its owner may open (mode 0600).
   std::string grpc_listen;
   std::string metrics_listen;  // host:port for /metrics; empty disables it
+  // host:port of a plaintext listener serving grpc.health.v1 and nothing
+  // else, for probes that carry no certificate (the kubelet's); empty: none.
+  std::string health_listen;
   TlsFiles tls;                // server side
   TlsFiles client_tls;         // for calls to other services
   // Serve plaintext off loopback, trusting every caller with every role.
@@ -49,8 +52,8 @@ absl::Status CheckTransportSecurity(const ServerOptions& options, absl::string_v
 void ReadTlsFiles(config::ConfigReader& reader, absl::string_view prefix,
                   TlsFiles* out);
 
-// Reads the `server` section: grpc_listen, metrics_listen, tls, client_tls,
-// insecure_plaintext.
+// Reads the `server` section: grpc_listen, metrics_listen, health_listen,
+// tls, client_tls, insecure_plaintext.
 void ReadServerOptions(config::ConfigReader& reader, ServerOptions* out);
 
 }  // namespace vpn::rpc

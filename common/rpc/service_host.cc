@@ -83,12 +83,31 @@ absl::StatusOr<std::unique_ptr<ServiceHost>> ServiceHost::Start(
         absl::StrCat(component, ": cannot listen on ", options.grpc_listen));
   }
   if (unix_socket) port = 0;  // gRPC reports 1; "serving" names the path
+  // Probes without a certificate get a server of their own that has no
+  // other service to reach.
+  std::unique_ptr<grpc::Server> health_server;
+  int health_port = 0;
+  if (!options.health_listen.empty()) {
+    grpc::ServerBuilder health_builder;
+    health_builder.AddListeningPort(options.health_listen, grpc::InsecureServerCredentials(),
+                                    &health_port);
+    health_server = health_builder.BuildAndStart();
+    if (health_server == nullptr || health_port == 0) {
+      server->Shutdown();
+      return absl::UnavailableError(
+          absl::StrCat(component, ": cannot listen on ", options.health_listen));
+    }
+    health_server->GetHealthCheckService()->SetServingStatus(true);
+  }
   server->GetHealthCheckService()->SetServingStatus(true);
   metrics.AddBuildInfo(component);
   std::unique_ptr<ServiceHost> host(
       new ServiceHost(std::move(server), port, component));
+  host->health_server_ = std::move(health_server);
+  host->health_port_ = health_port;
   host->log_.Info("serving", {{"grpc_port", port},
                               {"grpc_listen", options.grpc_listen},
+                              {"health_port", health_port},
                               {"metrics_port", metrics.port()},
                               {"mtls", options.tls.enabled()},
                               {"version", BuildVersion()}});
@@ -116,6 +135,11 @@ void ServiceHost::Shutdown(absl::Duration grace) {
   stopping_.Notify();
   if (insecure_warning_.joinable()) insecure_warning_.join();
   server_->GetHealthCheckService()->SetServingStatus(false);
+  if (health_server_ != nullptr) {
+    health_server_->GetHealthCheckService()->SetServingStatus(false);
+    health_server_->Shutdown(std::chrono::system_clock::now());
+    health_server_->Wait();
+  }
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(grace));
   server_->Wait();

@@ -33,6 +33,8 @@ class ServiceHost {
   ~ServiceHost();
 
   int port() const { return port_; }
+  // The health-only listener's port (server.health_listen), or 0.
+  int health_port() const { return health_port_; }
 
   // Reports NOT_SERVING, then lets in-flight RPCs finish for up to `grace`.
   void Shutdown(absl::Duration grace = absl::Seconds(5));
@@ -43,6 +45,8 @@ class ServiceHost {
   void WarnInsecureEveryMinute();
 
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> health_server_;  // plaintext, health only
+  int health_port_ = 0;
   absl::Notification stopping_;
   std::thread insecure_warning_;
   int port_;

@@ -184,6 +184,21 @@ TEST_F(ServiceHostTest, UnixSocketIsTheOwnersAndGrantsTheOperatorRole) {
   EXPECT_EQ(Denied("/vpn.v1.Forwarder/InstallSa", "plaintext"), 1);
 }
 
+// The kubelet's probes carry no certificate: a plaintext port answers
+// health checks and nothing else, beside the mTLS one.
+TEST_F(ServiceHostTest, HealthPortServesOnlyHealth) {
+  ServerOptions options = MutualTls();
+  options.health_listen = "127.0.0.1:0";
+  Start(options);
+  ASSERT_GT(host_->health_port(), 0);
+  auto probe = MakeChannel(absl::StrCat("127.0.0.1:", host_->health_port()), {});
+  ASSERT_TRUE(probe.ok());
+  EXPECT_TRUE(CheckHealth(*probe).ok());
+  EXPECT_EQ(CallCounters(*probe).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(forwarder_.calls, 0);
+  EXPECT_FALSE(CheckHealth(Channel("")).ok()) << "the mTLS port still wants a certificate";
+}
+
 TEST(TransportSecurityTest, PlaintextOnlyOnThisHost) {
   ServerOptions options;
   for (const char* local : {"127.0.0.1:1", "127.1.2.3:1", "[::1]:1", "localhost:1",

@@ -1,5 +1,7 @@
 #include "common/store/sealer.h"
 
+#include "common/config/secret_mode.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,13 +56,10 @@ absl::StatusOr<std::unique_ptr<Sealer>> Sealer::FromKeyFile(
     return absl::FailedPreconditionError(
         absl::StrCat("sealing key file ", path, " is not a regular file"));
   }
-  if ((st.st_mode & 077) != 0) {
+  if (absl::Status mode = config::CheckSecretMode(st); !mode.ok()) {
     close(fd);
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "sealing key file %s has mode %04o; it must not be accessible to "
-        "group or others (use 0600 or 0400, e.g. defaultMode: 0400 on the "
-        "Kubernetes Secret volume)",
-        path, st.st_mode & 07777));
+    return absl::FailedPreconditionError(
+        absl::StrCat("sealing key file ", path, ": ", mode.message()));
   }
   if (st.st_size != static_cast<off_t>(kKeySize)) {
     close(fd);

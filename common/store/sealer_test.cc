@@ -73,8 +73,12 @@ TEST(Sealer, KeyFileChecks) {
   ASSERT_FALSE(loose.ok());
   EXPECT_TRUE(absl::StrContains(loose.status().message(), "mode 0644")) << loose.status();
   EXPECT_TRUE(absl::StrContains(loose.status().message(), "loose")) << loose.status();
-  auto group = Sealer::FromKeyFile(WriteKeyFile("group", Key(), 0640));
-  EXPECT_FALSE(group.ok());
+  // A group that may write is refused; one of our groups may read (a pod's
+  // fsGroup: the Secret is root-owned, mode 0440).
+  auto group_write = Sealer::FromKeyFile(WriteKeyFile("group-write", Key(), 0660));
+  EXPECT_FALSE(group_write.ok());
+  auto fs_group = Sealer::FromKeyFile(WriteKeyFile("fs-group", Key(), 0440));
+  EXPECT_TRUE(fs_group.ok()) << fs_group.status();
   auto short_key = Sealer::FromKeyFile(WriteKeyFile("short", "0123456789", 0600));
   ASSERT_FALSE(short_key.ok());
   EXPECT_TRUE(absl::StrContains(short_key.status().message(), "holds 10 bytes"))
