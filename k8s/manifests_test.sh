@@ -50,11 +50,15 @@ for file, text in configs.items():
     ok = run.returncode == 0
     failures += not ok
     print(f"{'ok  ' if ok else 'FAIL'} {service}: --check_config exit {run.returncode} {run.stderr.strip()[-300:]}")
-    grpc_port = int(yaml.safe_load(text)["server"]["grpc_listen"].rsplit(":", 1)[1])
+    # The kubelet's gRPC probes carry no certificate: they must hit the
+    # plaintext health-only port, never the mTLS one.
+    health_port = int(yaml.safe_load(text)["server"]["health_listen"].rsplit(":", 1)[1])
     workload = next(d for d in docs if d["kind"] in ("Deployment", "DaemonSet") and d["metadata"]["name"] == service)
     container = workload["spec"]["template"]["spec"]["containers"][0]
     assert f"--config=/etc/vpn/config/{file}" in container["args"], f"{service}: args {container['args']}"
-    assert container["readinessProbe"]["grpc"]["port"] == grpc_port, f"{service}: probe port"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["port"] == health_port, f"{service}: {probe} port"
+    assert any(p["containerPort"] == health_port for p in container["ports"]), f"{service}: health port"
 print(f"{len(configs) - failures} passed, {failures} failed")
 sys.exit(1 if failures else 0)
 PY
