@@ -281,6 +281,43 @@ TEST(GatewaySmokeTest, RunsAllFourServicesAndStopsOnSigterm) {
   ExpectJsonLines((*child)->output());
 }
 
+// With server.tls the operator's API is mTLS: the gateway certificate names
+// the roles vpnctl checks, and only the operator role may manage.
+TEST(GatewaySmokeTest, OperatorApiOverMutualTls) {
+  const std::string dir = testing::MakeTempDir("gateway-tls");
+  ASSERT_EQ(testing::RunCommand(RunfilePath("tools/service-pki.sh") + " " + dir + "/pki"), 0);
+  const std::string pki = dir + "/pki";
+  const std::string config = WriteFile(
+      dir, "gateway.yaml",
+      absl::StrCat("metrics_listen: \"127.0.0.1:0\"\n"
+                   "server:\n  grpc_listen: \"127.0.0.1:0\"\n"
+                   "  tls: {cert_file: ", pki, "/gateway.crt, key_file: ", pki,
+                   "/gateway.key, ca_file: ", pki, "/ca.crt}\n"
+                   "esp_forwarder: {ike_listen: \"127.0.0.1:0\", natt_listen: \"127.0.0.1:0\"}\n"));
+  auto child = ChildProcess::Start({RunfilePath("gateway/gateway"), "--config=" + config});
+  ASSERT_TRUE(child.ok());
+  absl::StatusOr<std::string> serving =
+      (*child)->WaitForLine("\"msg\":\"serving\"", absl::Seconds(20));
+  ASSERT_TRUE(serving.ok()) << serving.status();
+  const std::string target = absl::StrCat("127.0.0.1:", IntField(*serving, "grpc_port"));
+  auto as = [&](const std::string& role) {
+    auto channel = rpc::MakeChannel(
+        target, {pki + "/" + role + ".crt", pki + "/" + role + ".key", pki + "/ca.crt"},
+        "ike-service");
+    EXPECT_TRUE(channel.ok());
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::ListSasReply reply;
+    return v1::Management::NewStub(*channel)->ListSas(&context, {}, &reply).error_code();
+  };
+  EXPECT_EQ(as("operator"), grpc::StatusCode::OK);
+  EXPECT_EQ(as("esp-forwarder"), grpc::StatusCode::PERMISSION_DENIED);
+  (*child)->Signal(SIGTERM);
+  absl::StatusOr<int> exit_code = (*child)->Wait(absl::Seconds(15));
+  ASSERT_TRUE(exit_code.ok());
+  EXPECT_EQ(*exit_code, 0) << (*child)->output();
+}
+
 // Plaintext off this host needs an explicit insecure_plaintext.
 TEST(GatewaySmokeTest, RefusesPlaintextOffLoopback) {
   ExpectConfigRejected(RunfilePath("gateway/gateway"),
