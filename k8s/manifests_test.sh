@@ -3,13 +3,16 @@
 # ConfigMap must pass that service's own --check_config (secret and TLS paths
 # are pointed at stand-in files), and every Deployment/DaemonSet must name a
 # config that exists, with probe ports matching the config's grpc_listen.
+# Then renders base, dev and prod with `kubectl kustomize` and checks them
+# with overlays_check.py (replicas, etcd members, PDBs, network policies).
 set -euo pipefail
 root="${TEST_SRCDIR:?}/${TEST_WORKSPACE:?}"
 work=$(mktemp -d "${TEST_TMPDIR:-/tmp}/k8s.XXXXXX")
 # One throw-away key and certificate stand in for every mounted PEM file.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
   -subj /CN=stand-in -keyout "$work/stand-in.key" -out "$work/stand-in.crt" 2>/dev/null
-python3 - "$root" "$work" <<'PY'
+status=0
+python3 - "$root" "$work" <<'PY' || status=1
 import os, re, subprocess, sys, yaml
 root, work = sys.argv[1], sys.argv[2]
 docs = []
@@ -62,3 +65,20 @@ for file, text in configs.items():
 print(f"{len(configs) - failures} passed, {failures} failed")
 sys.exit(1 if failures else 0)
 PY
+
+# The overlays, rendered as an operator would. kustomize is given a plain
+# copy of k8s/, not the runfiles' symlinks.
+if ! command -v kubectl >/dev/null; then
+  echo "FAIL kubectl not found on PATH ($PATH): the overlay checks render with kubectl kustomize (kubectl >= 1.32)"
+  exit 1
+fi
+cp -rL "$root/k8s" "$work/k8s"
+for overlay in base overlays/dev overlays/prod; do
+  out="$work/$(basename "$overlay").yaml"
+  if ! kubectl kustomize "$work/k8s/$overlay" >"$out" 2>"$out.err"; then
+    echo "FAIL kubectl kustomize k8s/$overlay: $(cat "$out.err")"
+    status=1
+  fi
+done
+python3 "$root/k8s/overlays_check.py" "$work" || status=1
+exit "$status"
