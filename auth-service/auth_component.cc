@@ -258,6 +258,9 @@ absl::StatusOr<std::unique_ptr<AuthComponent>> AuthComponent::Create(
   }
 
   component->metrics_ = std::make_unique<AuthMetrics>(registry);
+  if (component->signer_ != nullptr) {
+    component->metrics_->GatewayCertificateNotAfter(component->signer_->not_after());
+  }
   AuthMetrics* metrics = component->metrics_.get();
   UserStore* users = component->users_.get();
 

@@ -87,6 +87,12 @@ AuthMetrics::AuthMetrics(prometheus::Registry& registry)
                               .Help("users_file reloads that changed users "
                                     "(ok) or were refused (error)")
                               .Register(registry)),
+      gateway_certificate_expiry_(
+          prometheus::BuildGauge()
+              .Name("auth_gateway_certificate_expiry_timestamp_seconds")
+              .Help("Unix time of the earliest notAfter in the gateway "
+                    "certificate chain auth-service loaded")
+              .Register(registry)),
       users_file_ok_(users_file_reloads_.Add({{"result", "ok"}})),
       users_file_error_(users_file_reloads_.Add({{"result", "error"}})),
       users_file_users_(prometheus::BuildGauge()

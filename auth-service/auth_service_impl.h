@@ -4,6 +4,7 @@
 #pragma once
 
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "auth-service/certs/cert_validator.h"
 #include "auth-service/eap/eap_session.h"
 #include "auth-service/signer/gateway_signer.h"
@@ -45,6 +46,12 @@ class AuthMetrics {
   void UsersFileUsers(size_t users) {
     users_file_users_.Set(static_cast<double>(users));
   }
+  // The gateway certificate chain's earliest notAfter; unset (no series)
+  // when no gateway certificate is configured.
+  void GatewayCertificateNotAfter(absl::Time not_after) {
+    gateway_certificate_expiry_.Add({}).Set(
+        static_cast<double>(absl::ToUnixSeconds(not_after)));
+  }
 
  private:
   prometheus::Gauge& sessions_active_;
@@ -58,6 +65,7 @@ class AuthMetrics {
   prometheus::Family<prometheus::Counter>& lockouts_;
   prometheus::Family<prometheus::Gauge>& locked_;
   prometheus::Family<prometheus::Counter>& users_file_reloads_;
+  prometheus::Family<prometheus::Gauge>& gateway_certificate_expiry_;
   prometheus::Counter& users_file_ok_;
   prometheus::Counter& users_file_error_;
   prometheus::Gauge& users_file_users_;

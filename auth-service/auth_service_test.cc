@@ -4,13 +4,17 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <regex>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "auth-service/eap/eap_packet.h"
 #include "auth-service/eap/test_peer.h"
 #include "auth-service/testing/test_util.h"
+#include "common/crypto/crypto.h"
 #include "common/crypto/mschapv2.h"
 #include "common/rpc/credentials.h"
 #include "common/rpc/probes.h"
@@ -316,6 +320,18 @@ TEST_F(AuthServiceTest, UsersEapSigningAndValidationOverGrpc) {
               HasSubstr("auth_certificate_validations_total{result=\"valid\"} 1"));
   EXPECT_THAT(*metrics,
               HasSubstr("auth_certificate_validations_total{result=\"invalid\"} 1"));
+  {
+    // The gateway chain's earliest notAfter, for the expiry alert.
+    auto chain = crypto::GetProvider().ParseCertificatesPem(
+        testing::ReadFile(P("gateway_rsa_chain.pem")));
+    ASSERT_TRUE(chain.ok()) << chain.status();
+    absl::Time earliest = absl::InfiniteFuture();
+    for (const auto& cert : *chain) earliest = std::min(earliest, cert->not_after());
+    EXPECT_GT(earliest, absl::Now());
+    EXPECT_THAT(*metrics, HasSubstr(absl::StrCat(
+                              "auth_gateway_certificate_expiry_timestamp_seconds ",
+                              absl::ToUnixSeconds(earliest), "\n")));
+  }
 
   // Delete alice; her EAP now fails. bob survives a restart (sealed hash in
   // the embedded store, same credentials key).

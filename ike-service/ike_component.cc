@@ -124,6 +124,7 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
     absl::StatusOr<std::unique_ptr<AddressPool>> created =
         AddressPool::Create(*cidr, component->store_.store.get());
     if (!created.ok()) return created.status();
+    (*created)->ExportMetricsIn(registry);
     *pool = std::move(*created);
   }
   if (config.local_auth != nullptr) {

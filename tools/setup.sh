@@ -19,6 +19,9 @@ PACKAGES=(
   iproute2 procps iputils-ping python3 tcpdump nftables conntrack iperf3
   strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
   libstrongswan-extra-plugins libcharon-extra-plugins libcharon-extauth-plugins
+  # k8s tests: promtool checks and unit-tests the alerting rules
+  # (//k8s:rules_test); both k8s tests read YAML with python3-yaml
+  prometheus python3-yaml
 )
 
 say() { printf '[setup] %s\n' "$*"; }

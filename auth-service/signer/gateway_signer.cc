@@ -90,11 +90,14 @@ absl::StatusOr<std::unique_ptr<GatewaySigner>> GatewaySigner::Load(
         "private key does not match the first certificate of the chain");
   }
   std::vector<crypto::Bytes> chain;
+  absl::Time not_after = absl::InfiniteFuture();
   for (const auto& cert : *certs) {
     chain.emplace_back(cert->der().begin(), cert->der().end());
+    not_after = std::min(not_after, cert->not_after());
   }
-  return std::unique_ptr<GatewaySigner>(new GatewaySigner(
-      *std::move(key), std::move(chain), certs->front()->subject()));
+  return std::unique_ptr<GatewaySigner>(
+      new GatewaySigner(*std::move(key), std::move(chain),
+                        certs->front()->subject(), not_after));
 }
 
 absl::StatusOr<GatewaySigner::Signature> GatewaySigner::Sign(

@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "common/crypto/crypto.h"
 
@@ -52,17 +53,23 @@ class GatewaySigner {
   const std::vector<crypto::Bytes>& chain_der() const { return chain_der_; }
   crypto::KeyType key_type() const { return key_->type(); }
   const std::string& subject() const { return subject_; }
+  // The earliest notAfter of the chain it sends: after it, peers that check
+  // the chain refuse this gateway (RFC 5280 §4.1.2.5).
+  absl::Time not_after() const { return not_after_; }
 
  private:
   GatewaySigner(std::unique_ptr<crypto::PrivateKey> key,
-                std::vector<crypto::Bytes> chain_der, std::string subject)
+                std::vector<crypto::Bytes> chain_der, std::string subject,
+                absl::Time not_after)
       : key_(std::move(key)),
         chain_der_(std::move(chain_der)),
-        subject_(std::move(subject)) {}
+        subject_(std::move(subject)),
+        not_after_(not_after) {}
 
   std::unique_ptr<crypto::PrivateKey> key_;
   std::vector<crypto::Bytes> chain_der_;
   std::string subject_;
+  absl::Time not_after_;
 };
 
 }  // namespace vpn::auth

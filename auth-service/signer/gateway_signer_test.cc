@@ -2,7 +2,9 @@
 // different library from the BoringSSL provider that made it).
 #include "auth-service/signer/gateway_signer.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "auth-service/testing/test_util.h"
 #include "gtest/gtest.h"
 
@@ -201,6 +203,45 @@ TEST_F(GatewaySignerTest, RejectsMismatchedOrBadInput) {
   auto signer = Load("gateway_ec");
   ASSERT_NE(signer, nullptr);
   EXPECT_FALSE(signer->Sign({}, {}).ok());
+}
+
+// notAfter as the openssl CLI reads it from `pem` (its first certificate).
+absl::Time OpensslNotAfter(const std::string& pem) {
+  auto out = testing::Run(
+      absl::StrCat("openssl x509 -noout -enddate -dateopt iso_8601 -in ", pem));
+  EXPECT_TRUE(out.ok()) << out.status();
+  if (!out.ok()) return absl::InfinitePast();
+  // "notAfter=2026-01-06 10:00:00Z"
+  const std::string text(absl::StripAsciiWhitespace(*out));
+  absl::Time time;
+  std::string error;
+  EXPECT_TRUE(absl::ParseTime("notAfter=%Y-%m-%d %H:%M:%SZ", text, &time, &error))
+      << text << ": " << error;
+  return time;
+}
+
+TEST_F(GatewaySignerTest, NotAfterIsTheChainsEarliest) {
+  // The leaf alone: its own notAfter.
+  const crypto::Provider& p = crypto::GetProvider();
+  auto leaf = GatewaySigner::Load(p, ReadFile(Path("gateway_rsa.pem")),
+                                  ReadFile(Path("gateway_rsa.key")));
+  ASSERT_TRUE(leaf.ok()) << leaf.status();
+  EXPECT_EQ((*leaf)->not_after(), OpensslNotAfter(Path("gateway_rsa.pem")));
+
+  // A chain whose second certificate ends first (2 days, against the
+  // leaf's 30): the chain is only as good as that one.
+  const std::string dir = testing::MakeTempDir("short");
+  ASSERT_TRUE(testing::Run(absl::StrCat(
+                  "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                  "-days 2 -subj /CN=short -keyout ", dir, "/short.key -out ", dir,
+                  "/short.pem 2>&1")).ok());
+  const absl::Time short_end = OpensslNotAfter(dir + "/short.pem");
+  ASSERT_LT(short_end, OpensslNotAfter(Path("gateway_rsa.pem")));
+  auto chain = GatewaySigner::Load(
+      p, ReadFile(Path("gateway_rsa.pem")) + ReadFile(dir + "/short.pem"),
+      ReadFile(Path("gateway_rsa.key")));
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  EXPECT_EQ((*chain)->not_after(), short_end);
 }
 
 }  // namespace

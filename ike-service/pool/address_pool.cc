@@ -4,6 +4,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/net/ip_endpoint.h"
+#include "prometheus/gauge.h"
 
 namespace vpn::ike {
 
@@ -35,6 +36,23 @@ absl::StatusOr<std::unique_ptr<AddressPool>> AddressPool::Create(absl::string_vi
   const uint64_t size = count - 2 - (v6 ? 0 : 1);
   return std::unique_ptr<AddressPool>(
       new AddressPool(std::string(cidr), v6, prefix, base + 2, size, store));
+}
+
+void AddressPool::ExportMetricsIn(prometheus::Registry& registry) {
+  // Both pools (v4 and v6) register the same families; the registry merges
+  // them, one series per pool.
+  prometheus::BuildGauge()
+      .Name("ike_address_pool_addresses")
+      .Help("Addresses the pool can lease to clients.")
+      .Register(registry)
+      .Add({{"pool", cidr_}})
+      .Set(static_cast<double>(size_));
+  exhausted_ = &prometheus::BuildCounter()
+                    .Name("ike_address_pool_exhausted_total")
+                    .Help("Address requests refused because every address in the pool "
+                          "was leased.")
+                    .Register(registry)
+                    .Add({{"pool", cidr_}});
 }
 
 std::string AddressPool::AddressAt(uint64_t index) const {
@@ -74,6 +92,7 @@ absl::StatusOr<AddressPool::Lease> AddressPool::Acquire(absl::string_view owner)
     }
     if (!store::IsConflict(leased.status())) return leased.status();
   }
+  if (exhausted_ != nullptr) exhausted_->Increment();
   return absl::ResourceExhaustedError(absl::StrCat("address pool ", cidr_, " is full"));
 }
 

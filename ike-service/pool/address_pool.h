@@ -12,6 +12,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "common/store/store.h"
+#include "prometheus/counter.h"
+#include "prometheus/registry.h"
 
 namespace vpn::ike {
 
@@ -25,6 +27,14 @@ class AddressPool {
   bool is_v6() const { return v6_; }
   int prefix_length() const { return prefix_length_; }
   const std::string& cidr() const { return cidr_; }
+  // Assignable addresses (the network, the gateway's and IPv4's broadcast
+  // address excluded).
+  uint64_t size() const { return size_; }
+
+  // Exports, labelled pool="<cidr>": ike_address_pool_addresses (size())
+  // and ike_address_pool_exhausted_total (Acquire calls that found every
+  // address leased, by any replica: those clients got no address).
+  void ExportMetricsIn(prometheus::Registry& registry);
 
   struct Lease {
     std::string address;    // 4 or 16 bytes
@@ -58,6 +68,7 @@ class AddressPool {
   const absl::uint128 first_;  // first assignable address
   const uint64_t size_;        // assignable addresses
   store::Store* const store_;
+  prometheus::Counter* exhausted_ = nullptr;  // set once, before Acquire runs
   absl::Mutex mu_;
   uint64_t cursor_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -6,6 +6,7 @@
 
 #include "common/store/store_factory.h"
 #include "common/testing/child_process.h"
+#include "prometheus/registry.h"
 
 namespace vpn::ike {
 namespace {
@@ -91,6 +92,40 @@ TEST_F(AddressPoolTest, Ipv6AndBadCidrs) {
   EXPECT_FALSE(AddressPool::Create("10.0.0.0", store_.get()).ok());
   EXPECT_FALSE(AddressPool::Create("10.0.0.0/8", store_.get()).ok());
   EXPECT_FALSE(AddressPool::Create("10.0.0.0/31", store_.get()).ok());
+}
+
+// The value of `name`{pool=`pool`} in `registry`, or -1 if absent.
+double MetricValue(prometheus::Registry& registry, const std::string& name,
+                   const std::string& pool) {
+  for (const prometheus::MetricFamily& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      if (metric.label.size() == 1 && metric.label[0].name == "pool" &&
+          metric.label[0].value == pool) {
+        return family.type == prometheus::MetricType::Counter ? metric.counter.value
+                                                              : metric.gauge.value;
+      }
+    }
+  }
+  return -1;
+}
+
+TEST_F(AddressPoolTest, ExportsItsSizeAndCountsExhaustion) {
+  prometheus::Registry registry;
+  auto v4 = AddressPool::Create("10.10.0.0/29", store_.get());
+  auto v6 = AddressPool::Create("fd00:10::/124", store_.get());
+  ASSERT_TRUE(v4.ok() && v6.ok());
+  (*v4)->ExportMetricsIn(registry);
+  (*v6)->ExportMetricsIn(registry);
+  EXPECT_EQ(MetricValue(registry, "ike_address_pool_addresses", "10.10.0.0/29"), 5);
+  EXPECT_EQ(MetricValue(registry, "ike_address_pool_addresses", "fd00:10::/124"), 14);
+  EXPECT_EQ(MetricValue(registry, "ike_address_pool_exhausted_total", "10.10.0.0/29"), 0);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE((*v4)->Acquire("ike/sa" + std::to_string(i)).ok());
+  EXPECT_EQ(MetricValue(registry, "ike_address_pool_exhausted_total", "10.10.0.0/29"), 0);
+  EXPECT_FALSE((*v4)->Acquire("ike/late").ok());
+  EXPECT_FALSE((*v4)->Acquire("ike/later").ok());
+  EXPECT_EQ(MetricValue(registry, "ike_address_pool_exhausted_total", "10.10.0.0/29"), 2);
+  EXPECT_EQ(MetricValue(registry, "ike_address_pool_exhausted_total", "fd00:10::/124"), 0);
 }
 
 }  // namespace
