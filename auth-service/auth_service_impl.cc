@@ -9,10 +9,6 @@
 namespace vpn::auth {
 namespace {
 
-crypto::ByteSpan Span(const std::string& s) {
-  return crypto::ByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-}
-
 void FillReply(const eap::Result& result, vpn::v1::EapReply* reply) {
   switch (result.outcome) {
     case eap::Result::Outcome::kContinue:
@@ -143,7 +139,7 @@ grpc::Status AuthServiceImpl::EapStart(grpc::ServerContext*,
                         "peer_address must be 4 or 16 bytes");
   }
   absl::StatusOr<eap::Result> result = sessions_.Start(
-      Span(request->peer_identity()), Span(request->peer_address()));
+      crypto::AsBytes(request->peer_identity()), crypto::AsBytes(request->peer_address()));
   if (!result.ok()) return ToGrpcStatus(result.status());
   FillReply(*result, reply);
   return grpc::Status::OK;
@@ -153,7 +149,7 @@ grpc::Status AuthServiceImpl::EapRound(grpc::ServerContext*,
                                        const vpn::v1::EapRoundRequest* request,
                                        vpn::v1::EapReply* reply) {
   const eap::Result result =
-      sessions_.Round(request->session(), Span(request->eap_message()));
+      sessions_.Round(request->session(), crypto::AsBytes(request->eap_message()));
   FillReply(result, reply);
   return grpc::Status::OK;
 }
@@ -167,13 +163,13 @@ grpc::Status AuthServiceImpl::ValidateCertificate(
   }
   CertificateAuth auth;
   for (const std::string& der : request->chain_der()) {
-    auth.chain_der.push_back(Span(der));
+    auth.chain_der.push_back(crypto::AsBytes(der));
   }
-  auth.identity = Span(request->identity());
+  auth.identity = crypto::AsBytes(request->identity());
   auth.identity_type = request->identity_type();
   auth.auth_method = request->auth_method();
-  auth.signed_octets = Span(request->signed_octets());
-  auth.auth_data = Span(request->auth_data());
+  auth.signed_octets = crypto::AsBytes(request->signed_octets());
+  auth.auth_data = crypto::AsBytes(request->auth_data());
   const ValidationResult result = validator_->Validate(auth);
   metrics_.CertificateValidation(result.valid);
   if (!result.valid) {
@@ -207,7 +203,7 @@ grpc::Status AuthServiceImpl::Sign(grpc::ServerContext*,
   octets += request->maced_id();
   const std::vector<uint32_t> hashes(request->peer_hash_algorithms().begin(),
                                      request->peer_hash_algorithms().end());
-  absl::StatusOr<GatewaySigner::Signature> signature = signer_->Sign(Span(octets), hashes);
+  absl::StatusOr<GatewaySigner::Signature> signature = signer_->Sign(crypto::AsBytes(octets), hashes);
   if (!signature.ok()) return ToGrpcStatus(signature.status());
   metrics_.Signature();
   reply->set_auth_method(signature->auth_method);

@@ -2,13 +2,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/ipsec/transforms.h"
+#include "common/wire/reader.h"
 
 namespace vpn::auth {
 namespace {
 
-constexpr size_t kIkeHeaderSize = 28;       // RFC 7296 §3.1
-constexpr size_t kGenericHeaderSize = 4;    // §3.2
-constexpr size_t kProposalHeaderSize = 8;   // §3.3.1
+constexpr size_t kGenericHeaderSize = 4;    // RFC 7296 §3.2
 constexpr size_t kTransformHeaderSize = 8;  // §3.3.2
 constexpr uint8_t kIkeSaInit = 34;
 constexpr uint8_t kFlagResponse = 0x20;
@@ -23,11 +22,8 @@ constexpr uint8_t kTransformPrf = 2;
 constexpr size_t kMinNonce = 16;
 constexpr size_t kMaxNonce = 256;
 
-uint16_t Be16(absl::string_view s, size_t at) {
-  return static_cast<uint16_t>(static_cast<uint8_t>(s[at]) << 8 | static_cast<uint8_t>(s[at + 1]));
-}
-uint32_t Be32(absl::string_view s, size_t at) {
-  return static_cast<uint32_t>(Be16(s, at)) << 16 | Be16(s, at + 2);
+absl::Span<const uint8_t> Bytes(absl::string_view s) {
+  return absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }
 
 AuthOctetsCheck Fail(AuthOctetsError error, std::string detail) {
@@ -39,40 +35,42 @@ AuthOctetsCheck Fail(AuthOctetsError error, std::string detail) {
 
 // The SA payload's body: exactly one IKE proposal (an IKE_SA_INIT response
 // carries the one chosen) with exactly one PRF transform.
-AuthOctetsCheck CheckSa(absl::string_view body, uint16_t* prf) {
-  if (body.size() < kProposalHeaderSize) {
+AuthOctetsCheck CheckSa(absl::Span<const uint8_t> body, uint16_t* prf) {
+  wire::Reader proposal(body);
+  uint8_t last = 0, reserved = 0, number = 0, protocol = 0, spi_size = 0, transforms = 0;
+  uint16_t length = 0;
+  if (!proposal.ReadU8(&last) || !proposal.ReadU8(&reserved) || !proposal.ReadU16(&length) ||
+      !proposal.ReadU8(&number) || !proposal.ReadU8(&protocol) || !proposal.ReadU8(&spi_size) ||
+      !proposal.ReadU8(&transforms)) {
     return Fail(AuthOctetsError::kBadProposal, "SA payload without a proposal");
   }
-  const uint8_t last = static_cast<uint8_t>(body[0]);
-  const size_t length = Be16(body, 2);
-  const uint8_t protocol = static_cast<uint8_t>(body[5]);
-  const size_t spi_size = static_cast<uint8_t>(body[6]);
-  const size_t transforms = static_cast<uint8_t>(body[7]);
   if (last != 0 || length != body.size()) {
     return Fail(AuthOctetsError::kBadProposal, "not exactly one proposal");
   }
   if (protocol != kProtocolIke || spi_size != 0) {
     return Fail(AuthOctetsError::kBadProposal, "not an IKE proposal");
   }
-  size_t at = kProposalHeaderSize;
   size_t prfs = 0;
   for (size_t i = 0; i < transforms; ++i) {
-    if (body.size() - at < kTransformHeaderSize) {
+    uint8_t more = 0, type = 0;
+    uint16_t transform_length = 0, id = 0;
+    absl::Span<const uint8_t> attributes;
+    if (!proposal.ReadU8(&more) || !proposal.ReadU8(&reserved) ||
+        !proposal.ReadU16(&transform_length) || !proposal.ReadU8(&type) ||
+        !proposal.ReadU8(&reserved) || !proposal.ReadU16(&id)) {
       return Fail(AuthOctetsError::kBadProposal, "transform truncated");
     }
-    const uint8_t more = static_cast<uint8_t>(body[at]);
-    const size_t transform_length = Be16(body, at + 2);
-    if (transform_length < kTransformHeaderSize || transform_length > body.size() - at ||
+    if (transform_length < kTransformHeaderSize ||
+        !proposal.ReadSpan(transform_length - kTransformHeaderSize, &attributes) ||
         (more != 0 && more != 3) || (more == 0) != (i + 1 == transforms)) {
       return Fail(AuthOctetsError::kBadProposal, "bad transform length or chain");
     }
-    if (static_cast<uint8_t>(body[at + 4]) == kTransformPrf) {
+    if (type == kTransformPrf) {
       ++prfs;
-      *prf = Be16(body, at + 6);
+      *prf = id;
     }
-    at += transform_length;
   }
-  if (at != body.size()) return Fail(AuthOctetsError::kBadProposal, "bytes after the transforms");
+  if (!proposal.empty()) return Fail(AuthOctetsError::kBadProposal, "bytes after the transforms");
   if (prfs != 1) return Fail(AuthOctetsError::kBadProposal, "not exactly one PRF");
   AuthOctetsCheck ok;
   ok.ok = true;
@@ -106,33 +104,36 @@ const char* AuthOctetsErrorName(AuthOctetsError error) {
 AuthOctetsCheck CheckResponderSignedOctets(absl::string_view message,
                                            absl::string_view initiator_nonce,
                                            absl::string_view maced_id) {
-  if (message.size() < kIkeHeaderSize) {
+  wire::Reader reader(Bytes(message));
+  uint8_t next = 0, version = 0, exchange = 0, flags = 0;
+  uint32_t message_id = 0, length = 0;
+  if (!reader.Skip(16) || !reader.ReadU8(&next) || !reader.ReadU8(&version) ||
+      !reader.ReadU8(&exchange) || !reader.ReadU8(&flags) || !reader.ReadU32(&message_id) ||
+      !reader.ReadU32(&length)) {
     return Fail(AuthOctetsError::kResponseTruncated, "shorter than an IKE header");
   }
-  const uint8_t version = static_cast<uint8_t>(message[17]);
-  const uint8_t exchange = static_cast<uint8_t>(message[18]);
-  const uint8_t flags = static_cast<uint8_t>(message[19]);
   if (version >> 4 != 2 || exchange != kIkeSaInit || (flags & kFlagResponse) == 0 ||
-      (flags & kFlagInitiator) != 0 || Be32(message, 20) != 0) {
+      (flags & kFlagInitiator) != 0 || message_id != 0) {
     return Fail(AuthOctetsError::kNotIkeSaInitResponse,
                 "not an IKE_SA_INIT response from the responder with message ID 0");
   }
-  if (Be32(message, 24) != message.size()) {
+  if (length != message.size()) {
     return Fail(AuthOctetsError::kResponseTruncated, "the header's length is not the message's");
   }
-  uint8_t next = static_cast<uint8_t>(message[16]);
-  size_t at = kIkeHeaderSize;
   bool sa = false, ke = false, nonce = false;
   uint16_t prf = 0;
   while (next != 0) {
-    if (message.size() - at < kGenericHeaderSize) {
+    uint8_t following = 0, critical = 0;
+    uint16_t payload_length = 0;
+    absl::Span<const uint8_t> body;
+    if (!reader.ReadU8(&following) || !reader.ReadU8(&critical) ||
+        !reader.ReadU16(&payload_length)) {
       return Fail(AuthOctetsError::kBadPayloadChain, "payload header truncated");
     }
-    const size_t length = Be16(message, at + 2);
-    if (length < kGenericHeaderSize || length > message.size() - at) {
+    if (payload_length < kGenericHeaderSize ||
+        !reader.ReadSpan(payload_length - kGenericHeaderSize, &body)) {
       return Fail(AuthOctetsError::kBadPayloadChain, "payload length out of bounds");
     }
-    const absl::string_view body = message.substr(at + kGenericHeaderSize, length - kGenericHeaderSize);
     switch (next) {
       case kPayloadSa: {
         if (sa) return Fail(AuthOctetsError::kBadPayloadChain, "two SA payloads");
@@ -158,10 +159,9 @@ AuthOctetsCheck CheckResponderSignedOctets(absl::string_view message,
       default:
         break;  // N, CERTREQ, V: carried as they are
     }
-    next = static_cast<uint8_t>(message[at]);
-    at += length;
+    next = following;
   }
-  if (at != message.size()) {
+  if (!reader.empty()) {
     return Fail(AuthOctetsError::kBadPayloadChain, "bytes after the last payload");
   }
   if (!sa || !ke || !nonce) {

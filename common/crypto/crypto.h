@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 
@@ -27,6 +28,15 @@ namespace vpn::crypto {
 using Bytes = std::vector<uint8_t>;
 using ByteSpan = absl::Span<const uint8_t>;
 using MutableByteSpan = absl::Span<uint8_t>;
+
+// The bytes of a string (a protobuf `bytes` field, a label), as a view.
+// Debian's absl::string_view is not std::string_view: one overload each.
+inline ByteSpan AsBytes(const char* data, size_t size) {
+  return ByteSpan(reinterpret_cast<const uint8_t*>(data), size);
+}
+inline ByteSpan AsBytes(const std::string& s) { return AsBytes(s.data(), s.size()); }
+inline ByteSpan AsBytes(std::string_view s) { return AsBytes(s.data(), s.size()); }
+inline ByteSpan AsBytes(absl::string_view s) { return AsBytes(s.data(), s.size()); }
 
 // Bumped whenever a virtual interface below changes; the loader refuses a
 // provider object built against another version.

@@ -8,10 +8,6 @@
 namespace vpn::crypto::mschapv2 {
 namespace {
 
-ByteSpan AsBytes(std::string_view text) {
-  return ByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size());
-}
-
 // RFC 2759 §8.7 Magic1/Magic2 and RFC 3079 §3.4 Magic1..3 and pads.
 constexpr std::string_view kAuthMagic1 =
     "Magic server to client signing constant";

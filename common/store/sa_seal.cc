@@ -2,47 +2,41 @@
 
 #include <algorithm>
 #include <array>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/store/sa_keys.h"
+#include "common/wire/reader.h"
 
 namespace vpn::store {
 namespace {
 
+using crypto::AsBytes;
+
 constexpr absl::string_view kPathLabel = "vpn-path-v1";
 constexpr size_t kMaxIp = 16;
-// label, 2 SPIs, 2 endpoints, NAT flag, generation.
-constexpr size_t kPathMessageMax =
-    kPathLabel.size() + 8 + 8 + 2 * (1 + kMaxIp + 4) + 1 + 8;
 
-void PutBe(uint64_t v, int bytes, std::string* out) {
-  for (int i = bytes - 1; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-bool PutEndpoint(const v1::Endpoint& e, std::string* out) {
-  if (e.ip().size() > kMaxIp) return false;
-  out->push_back(static_cast<char>(e.ip().size()));
-  out->append(e.ip());
-  PutBe(e.port(), 4, out);
-  return true;
+void WriteEndpoint(const v1::Endpoint& e, wire::Writer* out) {
+  out->WriteCountU8(e.ip().size());
+  out->WriteBytes(AsBytes(e.ip()));
+  out->WriteU32(e.port());
 }
 
 // The explicit, field-by-field message a path tag covers; false for an
 // endpoint that cannot be a real one.
 bool PathMessage(uint64_t spi_i, uint64_t spi_r, const v1::Endpoint& local,
-                 const v1::Endpoint& remote, bool nat, uint64_t generation, std::string* out) {
-  out->reserve(kPathMessageMax);
-  out->append(kPathLabel.data(), kPathLabel.size());
-  PutBe(spi_i, 8, out);
-  PutBe(spi_r, 8, out);
-  if (!PutEndpoint(local, out) || !PutEndpoint(remote, out)) return false;
-  out->push_back(nat ? 1 : 0);
-  PutBe(generation, 8, out);
-  return true;
-}
-
-crypto::ByteSpan AsSpan(absl::string_view s) {
-  return crypto::ByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+                 const v1::Endpoint& remote, bool nat, uint64_t generation,
+                 std::vector<uint8_t>* message) {
+  if (local.ip().size() > kMaxIp || remote.ip().size() > kMaxIp) return false;
+  wire::Writer out(message);
+  out.WriteBytes(AsBytes(kPathLabel));
+  out.WriteU64(spi_i);
+  out.WriteU64(spi_r);
+  WriteEndpoint(local, &out);
+  WriteEndpoint(remote, &out);
+  out.WriteU8(nat ? 1 : 0);
+  out.WriteU64(generation);
+  return out.ok();
 }
 
 }  // namespace
@@ -98,12 +92,12 @@ absl::StatusOr<v1::ChildSaKeys> OpenChildSa(const Sealer& sealer, absl::string_v
 absl::StatusOr<v1::PathAuth> TagPath(const Sealer& sealer, uint64_t spi_i, uint64_t spi_r,
                                      const v1::Endpoint& local, const v1::Endpoint& remote,
                                      bool remote_behind_nat, uint64_t generation) {
-  std::string message;
+  std::vector<uint8_t> message;
   if (!PathMessage(spi_i, spi_r, local, remote, remote_behind_nat, generation, &message)) {
     return absl::InvalidArgumentError("path tag: endpoint ip longer than 16 bytes");
   }
   std::array<uint8_t, Sealer::kPathTagSize> tag{};
-  const crypto::ByteSpan parts[] = {AsSpan(message)};
+  const crypto::ByteSpan parts[] = {message};
   if (absl::Status s = sealer.PathTag(parts, absl::MakeSpan(tag)); !s.ok()) return s;
   v1::PathAuth auth;
   auth.set_generation(generation);
@@ -148,13 +142,13 @@ PathVerdict CheckPath(const Sealer& sealer, uint64_t spi_i, uint64_t spi_r,
                       bool remote_behind_nat, const v1::PathAuth& auth,
                       uint64_t min_generation) {
   if (auth.tag().empty()) return PathVerdict::kMissing;
-  std::string message;
+  std::vector<uint8_t> message;
   if (!PathMessage(spi_i, spi_r, local, remote, remote_behind_nat, auth.generation(),
                    &message)) {
     return PathVerdict::kForged;
   }
-  const crypto::ByteSpan parts[] = {AsSpan(message)};
-  if (!sealer.VerifyPathTag(parts, AsSpan(auth.tag()))) return PathVerdict::kForged;
+  const crypto::ByteSpan parts[] = {message};
+  if (!sealer.VerifyPathTag(parts, AsBytes(auth.tag()))) return PathVerdict::kForged;
   // Checked after the tag: only an authentic generation says "stale".
   if (auth.generation() < min_generation) return PathVerdict::kStale;
   return PathVerdict::kValid;

@@ -31,10 +31,6 @@ std::string Aad(absl::string_view header, absl::string_view record_key,
                       bound);
 }
 
-crypto::ByteSpan AsSpan(absl::string_view s) {
-  return crypto::ByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Sealer>> Sealer::FromKeyFile(
@@ -101,7 +97,7 @@ absl::StatusOr<std::unique_ptr<Sealer>> Sealer::FromKey(crypto::ByteSpan key,
       provider.NewPrf(crypto::PrfAlgorithm::kHmacSha256, key);
   if (!prf.ok()) return prf.status();
   absl::StatusOr<crypto::SecretBytes> path_key =
-      (*prf)->PrfPlus(AsSpan(kPathKeyLabel), kKeySize);  // zeroed when it goes
+      (*prf)->PrfPlus(crypto::AsBytes(kPathKeyLabel), kKeySize);  // zeroed when it goes
   if (!path_key.ok()) return path_key.status();
   absl::StatusOr<std::unique_ptr<crypto::Mac>> path_mac = provider.NewMac(
       crypto::IntegrityAlgorithm::kHmacSha256_128, path_key->span());
@@ -136,8 +132,8 @@ absl::StatusOr<std::string> Sealer::Seal(absl::string_view record_key,
       reinterpret_cast<uint8_t*>(&header[5]), kNonceSize));
   std::string aad = Aad(header, record_key, bound);
   absl::StatusOr<crypto::Bytes> sealed = aead_->Seal(
-      AsSpan(absl::string_view(header).substr(5, kNonceSize)),
-      AsSpan(plaintext), AsSpan(aad));
+      crypto::AsBytes(absl::string_view(header).substr(5, kNonceSize)),
+      crypto::AsBytes(plaintext), crypto::AsBytes(aad));
   if (!sealed.ok()) return sealed.status();
   std::string out = header;
   out.append(reinterpret_cast<const char*>(sealed->data()), sealed->size());
@@ -169,8 +165,8 @@ absl::StatusOr<std::string> Sealer::Open(absl::string_view record_key,
   }
   std::string aad = Aad(blob.substr(0, kHeaderSize), record_key, bound);
   absl::StatusOr<crypto::Bytes> plain =
-      aead_->Open(AsSpan(blob.substr(5, kNonceSize)),
-                  AsSpan(blob.substr(kHeaderSize)), AsSpan(aad));
+      aead_->Open(crypto::AsBytes(blob.substr(5, kNonceSize)),
+                  crypto::AsBytes(blob.substr(kHeaderSize)), crypto::AsBytes(aad));
   if (!plain.ok()) {
     return absl::DataLossError(absl::StrCat(
         "sealed blob of '", record_key,

@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "ike-service/codec/reader.h"
+#include "common/wire/reader.h"
 
 namespace vpn::ike::codec {
 

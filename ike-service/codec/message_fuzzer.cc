@@ -18,7 +18,7 @@
    clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I. \
      ike-service/codec/message_fuzzer.cc ike-service/codec/message.cc \
      ike-service/codec/payloads.cc ike-service/codec/decode_result.cc \
-     ike-service/codec/reader.cc \
+     common/wire/reader.cc \
      -labsl_strings -labsl_strings_internal -labsl_int128 \
      -labsl_bad_variant_access -labsl_bad_optional_access \
      -labsl_throw_delegate -labsl_raw_logging_internal \

@@ -16,13 +16,15 @@
 #include "absl/types/optional.h"
 #include "absl/types/span.h"
 #include "absl/types/variant.h"
+#include "common/wire/reader.h"
 #include "ike-service/codec/constants.h"
 #include "ike-service/codec/decode_result.h"
-#include "ike-service/codec/reader.h"
 
 namespace vpn::ike::codec {
 
 using Bytes = std::vector<uint8_t>;
+using wire::Reader;
+using wire::Writer;
 
 // RFC 7296 3.3.5. TV format (AF=1) carries a two-byte `value`; TLV format
 // (AF=0) carries `data`.

@@ -22,9 +22,7 @@ using codec::NotifyType;
 constexpr size_t kMaxFragments = 32;
 constexpr size_t kMaxReassembledBytes = 64 * 1024;
 
-crypto::ByteSpan AsBytes(const std::string& s) {
-  return crypto::ByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-}
+using crypto::AsBytes;
 
 std::string Hex(uint64_t spi) {
   return absl::StrCat(absl::Hex(spi, absl::kZeroPad16));

@@ -1,6 +1,6 @@
-#include "ike-service/codec/reader.h"
+#include "common/wire/reader.h"
 
-namespace vpn::ike::codec {
+namespace vpn::wire {
 
 namespace {
 
@@ -130,4 +130,4 @@ void Writer::PatchU32(size_t offset, size_t value) {
   StoreBigEndian(value, 4, out_->data() + offset);
 }
 
-}  // namespace vpn::ike::codec
+}  // namespace vpn::wire

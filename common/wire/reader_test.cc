@@ -1,10 +1,10 @@
-#include "ike-service/codec/reader.h"
+#include "common/wire/reader.h"
 
 #include <vector>
 
 #include "gtest/gtest.h"
 
-namespace vpn::ike::codec {
+namespace vpn::wire {
 namespace {
 
 TEST(ReaderTest, ReadsBigEndianAndStopsAtTheEnd) {
@@ -75,4 +75,4 @@ TEST(WriterTest, OverflowFailsInsteadOfTruncating) {
 }
 
 }  // namespace
-}  // namespace vpn::ike::codec
+}  // namespace vpn::wire

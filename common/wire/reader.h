@@ -10,7 +10,7 @@
 
 #include "absl/types/span.h"
 
-namespace vpn::ike::codec {
+namespace vpn::wire {
 
 class Reader {
  public:
@@ -67,4 +67,4 @@ class Writer {
   bool ok_ = true;
 };
 
-}  // namespace vpn::ike::codec
+}  // namespace vpn::wire
