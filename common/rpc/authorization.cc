@@ -1,12 +1,12 @@
 #include "common/rpc/authorization.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "grpc/grpc_security_constants.h"
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
 
 namespace vpn::rpc {
 namespace {
@@ -58,23 +58,32 @@ const std::vector<MethodGrant>& AuthorizationTable() {
   return *table;
 }
 
-bool IsAllowed(absl::string_view method, const std::vector<std::string>& roles) {
+namespace {
+
+// The table's row for `method`, or null.
+const MethodGrant* FindGrant(absl::string_view method) {
   static const auto* const by_method = [] {
     auto* map = new absl::flat_hash_map<std::string, const MethodGrant*>();
     for (const MethodGrant& grant : AuthorizationTable()) (*map)[grant.method] = &grant;
     return map;
   }();
   auto it = by_method->find(method);
-  if (it == by_method->end()) return false;
-  const std::vector<const char*>& allowed = it->second->roles;
-  if (allowed.empty()) return true;
-  for (const std::string& role : roles) {
-    if (std::any_of(allowed.begin(), allowed.end(),
-                    [&](const char* a) { return role == a; })) {
-      return true;
-    }
-  }
-  return false;
+  return it == by_method->end() ? nullptr : it->second;
+}
+
+bool Grants(const MethodGrant& grant, const std::vector<std::string>& roles) {
+  if (grant.roles.empty()) return true;
+  return std::any_of(roles.begin(), roles.end(), [&](const std::string& role) {
+    return std::any_of(grant.roles.begin(), grant.roles.end(),
+                       [&](const char* allowed) { return role == allowed; });
+  });
+}
+
+}  // namespace
+
+bool IsAllowed(absl::string_view method, const std::vector<std::string>& roles) {
+  const MethodGrant* grant = FindGrant(method);
+  return grant != nullptr && Grants(*grant, roles);
 }
 
 std::string PeerRole(const grpc::AuthContext& context) {
@@ -85,8 +94,7 @@ std::string PeerRole(const grpc::AuthContext& context) {
   if (ids.size() != 1) return "";
   absl::string_view id(ids[0].data(), ids[0].size());
   if (!absl::ConsumePrefix(&id, kRoleUriPrefix)) return "";
-  for (const char* role : {kRoleIkeService, kRoleAuthService, kRoleMobilityService,
-                           kRoleEspForwarder, kRoleOperator}) {
+  for (const char* role : kRoles) {
     if (id == role) return role;
   }
   return "";
@@ -129,17 +137,15 @@ grpc::Status CallerAuthorizer::Process(const InputMetadata& auth_metadata,
         break;
       case PlaintextTrust::kEveryRole:
         caller = kCallerPlaintext;
-        roles = {kRoleIkeService, kRoleAuthService, kRoleMobilityService,
-                 kRoleEspForwarder, kRoleOperator};
+        roles.assign(std::begin(kRoles), std::end(kRoles));
         break;
     }
   }
-  if (IsAllowed(method, roles)) return grpc::Status::OK;
+  const MethodGrant* grant = FindGrant(method);
+  if (grant != nullptr && Grants(*grant, roles)) return grpc::Status::OK;
 
   // Unknown paths are folded into one label: the caller chooses them.
-  bool known = false;
-  for (const MethodGrant& grant : AuthorizationTable()) known |= method == grant.method;
-  const std::string method_label = known ? method : "unknown";
+  const std::string method_label = grant != nullptr ? method : "unknown";
   denied_.Add({{"method", method_label}, {"caller", caller}}).Increment();
   std::string subject;
   if (context != nullptr) {

@@ -10,6 +10,11 @@ inline constexpr char kRoleAuthService[] = "auth-service";
 inline constexpr char kRoleMobilityService[] = "mobility-service";
 inline constexpr char kRoleEspForwarder[] = "esp-forwarder";
 inline constexpr char kRoleOperator[] = "operator";
+// Every role, for whoever must hold them all (insecure_plaintext) or
+// recognise one.
+inline constexpr const char* kRoles[] = {kRoleIkeService, kRoleAuthService,
+                                         kRoleMobilityService, kRoleEspForwarder,
+                                         kRoleOperator};
 // The trust domain of every role URI.
 inline constexpr char kRoleUriPrefix[] = "spiffe://vpn-gateway/";
 
