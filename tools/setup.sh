@@ -22,6 +22,9 @@ PACKAGES=(
   # k8s tests: promtool checks and unit-tests the alerting rules
   # (//k8s:rules_test); both k8s tests read YAML with python3-yaml
   prometheus python3-yaml
+  # //k8s:cluster_test: images (podman with runc, a base made by
+  # mmdebstrap), kubelet-style gRPC probes (python3-grpcio)
+  podman runc mmdebstrap uidmap python3-grpcio
 )
 
 say() { printf '[setup] %s\n' "$*"; }
@@ -40,11 +43,26 @@ done
 
 if ((${#missing[@]} == 0)); then
   say "all ${#PACKAGES[@]} packages present"
-  exit 0
+else
+  say "installing ${#missing[@]} missing packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  say "installed"
 fi
 
-say "installing ${#missing[@]} missing packages: ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-say "installed"
+# The Kubernetes schemas //k8s:cluster_test validates against (npm, from
+# k8s/schema/package-lock.json), and kubectl, which these machines have.
+schema=$(cd "$(dirname "$0")/../k8s/schema" && pwd)
+if ! command -v npm >/dev/null; then
+  say "npm missing: install Node.js 20 (Debian's nodejs and npm) for //k8s:cluster_test" >&2
+  exit 1
+fi
+lock_sum=$(sha256sum < "$schema/package-lock.json")
+if [[ $(cat "$schema/node_modules/.lock-sha256" 2>/dev/null) != "$lock_sum" ]]; then
+  say "npm ci in k8s/schema"
+  npm ci --prefix "$schema" --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$lock_sum" > "$schema/node_modules/.lock-sha256"
+fi
+command -v kubectl >/dev/null ||
+  say "warning: kubectl missing (preinstalled on these machines); the k8s tests need it >= 1.32" >&2
