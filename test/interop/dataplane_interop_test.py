@@ -58,6 +58,7 @@ SCENARIOS = {
     # name: (phase, ESP proposal set)
     "iperf-windows": ("combined", "windows"),
     "iperf-modern": ("combined", "modern"),
+    "iperf-split": ("split", "modern"),
     "rekey-windows": ("combined", "windows"),
     "rekey-modern": ("combined", "modern"),
     "rekey-lost-response": ("combined", "modern"),
@@ -80,6 +81,7 @@ class Phase(it.Run):
     def __init__(self, args, name, gateway_cmd):
         run_args = types.SimpleNamespace(
             two_paths=False, nat=False, remote=None, gateway_cmd=gateway_cmd, wait_ready=True,
+            gateway_timeout=args.gateway_timeout,
             responder="none", debug=args.debug, keep=args.keep, vpnctl=args.vpnctl)
         super().__init__(run_args)
         self.opts = args
@@ -701,6 +703,16 @@ IkeReplica = collections.namedtuple("IkeReplica", "suffix grpc_port metrics_port
 IKE_REPLICAS = {"ike-0": IkeReplica("", 50051, 9101), "ike-1": IkeReplica("-1", 50055, 9105)}
 
 
+def replica_metrics_url(ph, replica):
+    """A replica's /metrics: where the gateway command wrote it
+    (our-gateway/ike-service[-1].metrics), else our_gateway.sh's port."""
+    path = replica_file(ph, replica, "metrics")
+    if os.path.exists(path):
+        with open(path) as f:
+            return f.read().strip()
+    return f"http://127.0.0.1:{IKE_REPLICAS[replica].metrics_port}/metrics"
+
+
 def replica_file(ph, replica, ext):
     return os.path.join(ph.workdir, "our-gateway", f"ike-service{IKE_REPLICAS[replica].suffix}.{ext}")
 
@@ -712,8 +724,21 @@ def sa_owner(ph, ike, replica):
     for line in p.stdout.splitlines()[1:]:
         cols = line.split()
         if len(cols) >= 7 and cols[1] == ike["spi_r"]:
-            return cols[-1]
+            return replica_name(ph, cols[-1])
     return None
+
+
+def replica_name(ph, owner):
+    """ike-0/ike-1 for the ID `vpnctl sas` shows as an SA's owner: a gateway
+    command whose replicas have IDs of their own (pod names) writes each
+    one's ID to our-gateway/ike-service[-1].replica."""
+    for replica in IKE_REPLICAS:
+        path = replica_file(ph, replica, "replica")
+        if os.path.exists(path):
+            with open(path) as f:
+                if f.read().strip() == owner:
+                    return replica
+    return owner
 
 
 def record_gone(ph, ike, replica, timeout=5):
@@ -797,7 +822,7 @@ def scenario_takeover(ph, name, proposals, results):
     with open(replica_file(ph, owner, "pid")) as f:
         pid = int(f.read())
     eap_before = sum("EAP method EAP_MSCHAPV2 succeeded" in line for line in client.log_lines())
-    metrics_url = f"http://127.0.0.1:{IKE_REPLICAS[survivor].metrics_port}/metrics"
+    metrics_url = replica_metrics_url(ph, survivor)
     taken = ("ike_sa_takeovers_total", {"result": "taken"})
     base = it.metric(ph.scrape_url(metrics_url), taken[0], **taken[1])
 
@@ -989,7 +1014,7 @@ RUNNERS = {"iperf": scenario_iperf, "rekey": scenario_rekey, "inject": scenario_
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list of " + ", ".join(SCENARIOS))
-    ap.add_argument("--gateway-cmd", required=True, help="our gateway, one process (combined phase)")
+    ap.add_argument("--gateway-cmd", help="our gateway, one process (combined phase)")
     ap.add_argument("--split-gateway-cmd", help="our gateway as four processes and etcd (split phase)")
     ap.add_argument("--vpnctl", required=True)
     ap.add_argument("--rpc-probe", help="test/trust/rpc_probe, for the trust scenario")
@@ -1008,6 +1033,8 @@ def main():
                     help="fail when the restarted forwarder reuses outbound sequence numbers (the "
                          "client refuses them) or accepts a replayed pre-restart packet")
     ap.add_argument("--deadline", type=int, default=170, help="whole-run limit in seconds")
+    ap.add_argument("--gateway-timeout", type=int, default=20,
+                    help="seconds for a gateway command to bind UDP 500, and again to become ready")
     ap.add_argument("--debug", action="store_true")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--json", help="write the measurements here")
@@ -1019,6 +1046,8 @@ def main():
             ap.error(f"unknown scenario {s}")
     if any(SCENARIOS[s][0] == "split" for s in names) and not args.split_gateway_cmd:
         ap.error("the split-phase scenarios need --split-gateway-cmd")
+    if any(SCENARIOS[s][0] == "combined" for s in names) and not args.gateway_cmd:
+        ap.error("the combined-phase scenarios need --gateway-cmd")
     if os.geteuid() != 0:
         msg = "SKIP: the interop test needs root (network namespaces, TUN devices)"
         print(msg, flush=True)

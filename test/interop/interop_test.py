@@ -220,13 +220,14 @@ class Run:
         self.gateway_proc = subprocess.Popen(
             ["ip", "netns", "exec", self.topo.gw_ns, "sh", "-c", a.gateway_cmd],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        if not wait_udp500(self.topo):
-            raise Failure("the gateway did not bind UDP 500 in 20 s; see gateway.log")
+        limit = getattr(a, "gateway_timeout", 20)
+        if not wait_udp500(self.topo, timeout=limit):
+            raise Failure(f"the gateway did not bind UDP 500 in {limit} s; see gateway.log")
         # A gateway command that needs set-up after binding (users, ...)
         # says when it is done by creating IVPN_WORKDIR/gateway.ready.
         if a.wait_ready:
             ready = os.path.join(self.workdir, "gateway.ready")
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + limit
             while not os.path.exists(ready):
                 if time.monotonic() > deadline or self.gateway_proc.poll() is not None:
                     raise Failure("the gateway never became ready; see gateway.log")
@@ -633,6 +634,8 @@ def main():
     ap.add_argument("--no-capture", action="store_true", help="no tcpdump on the client's path A")
     ap.add_argument("--debug", action="store_true", help="ike 4 / enc 4 logging")
     ap.add_argument("--initiate-timeout", type=int, default=15)
+    ap.add_argument("--gateway-timeout", type=int, default=20,
+                    help="seconds for --gateway-cmd to bind UDP 500, and again to become ready")
     ap.add_argument("--deadline", type=int, default=110, help="whole-run limit in seconds")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     ap.add_argument("--json", help="write the measurements here")
