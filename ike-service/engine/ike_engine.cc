@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/crypto/crypto.h"
 #include "common/store/sa_keys.h"
 #include "common/store/sa_seal.h"
 #include "google/protobuf/util/time_util.h"
@@ -224,9 +225,10 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
   if (existing != nullptr) {
     absl::MutexLock lock(&existing->mu);
     // A retransmit gets the same answer (§2.1); another request is dropped.
-    if (existing->init_request.size() == datagram.payload().size() &&
-        std::equal(existing->init_request.begin(), existing->init_request.end(),
-                   datagram.payload().begin())) {
+    // As bytes: payload() is a std::string of (signed) char.
+    const crypto::ByteSpan payload = crypto::AsBytes(datagram.payload());
+    if (std::equal(existing->init_request.begin(), existing->init_request.end(),
+                   payload.begin(), payload.end())) {
       SendTo(*existing, existing->init_response);
     } else {
       dropped_family_.Add({{"reason", "init_spi_in_use"}}).Increment();
