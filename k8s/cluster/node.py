@@ -865,6 +865,7 @@ class Node:
                             c.next_start = now + delay
                             c.ready = False
                             changed = True
+                            c.last_probe_error = f"exited with {code}: {tail(c.log_path, 1)}"
                             log(f"{pod.name}/{c.name}: exited with {code}; restarting in {delay} s "
                                 f"(last lines: {tail(c.log_path, 3)})")
                         elif now >= c.next_start:
@@ -891,8 +892,9 @@ class Node:
             self.stopping.wait(0.2)
 
     def not_ready(self):
-        return "; ".join(f"{p.name} ({', '.join(c.last_probe_error or 'starting' for c in p.containers if not c.ready)})"
-                         for p in self.pods if not p.ready())
+        return "; ".join(
+            f"{p.name} ({', '.join((c.last_probe_error or 'starting') + (f', {c.restarts} restarts' if c.restarts else '') for c in p.containers if not c.ready)})"
+            for p in self.pods if not p.ready())
 
     def write_status(self):
         status = {"ready": self.ready_logged, "node_addr": self.node_addr, "pods": [
