@@ -170,11 +170,13 @@ bool operator==(const Message& a, const Message& b) {
   return a.header == b.header && a.payloads == b.payloads;
 }
 
-absl::optional<Header> PeekHeader(absl::Span<const uint8_t> datagram) {
+absl::optional<Header> PeekHeader(absl::Span<const uint8_t> datagram,
+                                  uint8_t* major_version) {
   Reader reader(datagram);
   Header header;
-  uint8_t major_version = 0;
-  if (!ReadHeader(&reader, &header, &major_version)) return absl::nullopt;
+  uint8_t version = 0;
+  if (!ReadHeader(&reader, &header, &version)) return absl::nullopt;
+  if (major_version != nullptr) *major_version = version;
   return header;
 }
 

@@ -72,8 +72,10 @@ DecodeResult<std::vector<Payload>> DecodePayloadChain(PayloadType first_type,
 
 // The header fields of a datagram of at least kHeaderSize bytes, without
 // checking anything else: enough to address an error reply (e.g.
-// INVALID_MAJOR_VERSION) to a message that DecodeMessage rejected.
-absl::optional<Header> PeekHeader(absl::Span<const uint8_t> datagram);
+// INVALID_MAJOR_VERSION) to a message that DecodeMessage rejected, and its
+// major version in `major_version` when given.
+absl::optional<Header> PeekHeader(absl::Span<const uint8_t> datagram,
+                                  uint8_t* major_version = nullptr);
 
 // Encodes `message`. Header.next_payload and Header.length are ignored and
 // computed. An SK or SKF payload must be the last one (its Next Payload field

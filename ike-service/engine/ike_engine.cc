@@ -51,6 +51,12 @@ IkeEngine::IkeEngine(ResponderPolicy policy, EngineOptions options, AuthServices
                           .Name("ike_datagrams_dropped_total")
                           .Help("IKE datagrams dropped, by reason.")
                           .Register(registry)),
+      init_refused_family_(prometheus::BuildCounter()
+                               .Name("ike_sa_init_refused_total")
+                               .Help("IKE_SA_INIT requests answered with an error notify, by "
+                                     "reason: cookie_required, bad_cookie, no_proposal_chosen, "
+                                     "invalid_ke_payload.")
+                               .Register(registry)),
       takeovers_family_(prometheus::BuildCounter()
                             .Name("ike_sa_takeovers_total")
                             .Help("Requests under an IKE SA this replica did not hold, by "
@@ -171,11 +177,15 @@ void IkeEngine::Handle(size_t forwarder, const v1::IkeDatagram& datagram) {
   codec::DecodeResult<codec::Message> decoded = codec::DecodeMessage(bytes);
   if (!decoded.ok()) {
     const codec::DecodeFailure& failure = decoded.failure();
-    absl::optional<codec::Header> header = codec::PeekHeader(bytes);
+    uint8_t major_version = 0;
+    absl::optional<codec::Header> header = codec::PeekHeader(bytes, &major_version);
     // Only an IKE_SA_INIT request may be answered without integrity
-    // protection, and only with version or critical-payload errors.
+    // protection, and only with version or critical-payload errors; an older
+    // major version (IKEv1) is not ours to answer (RFC 7296 1.5, 2.5).
+    const bool older_version =
+        failure.error == codec::DecodeError::kBadVersion && major_version < codec::kMajorVersion;
     if (header && !header->response && header->exchange_type == ExchangeType::kIkeSaInit &&
-        failure.notify != NotifyType::kInvalidSyntax) {
+        failure.notify != NotifyType::kInvalidSyntax && !older_version) {
       codec::Message reply = NotifyResponse(*header, failure.notify, failure.notify_data);
       v1::IkeDatagram out;
       *out.mutable_local() = datagram.local();
@@ -249,6 +259,14 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
       request, AsBytes(datagram.payload()), *local, *remote, policy_,
       half_open >= options_.cookie_threshold ? &cookies_ : nullptr,
       CertificateAuthorities());
+  if (result.drop) {
+    dropped_family_.Add({{"reason", result.refusal}}).Increment();
+    refusal_summary_.Add(result.refusal);
+    log_.Debug("IKE_SA_INIT dropped", {{"spi_i", Hex(request.header.initiator_spi)},
+                                       {"remote", remote->ToString()},
+                                       {"reason", result.error}});
+    return;
+  }
   const std::vector<uint8_t> encoded = codec::EncodeMessage(result.response);
   if (result.sa == nullptr) {
     v1::IkeDatagram out;
@@ -258,9 +276,13 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
     out.set_payload(std::string(encoded.begin(), encoded.end()));
     out.set_udp_encapsulated(datagram.udp_encapsulated());
     send_(forwarder, out);
-    log_.Info("IKE_SA_INIT refused", {{"spi_i", Hex(request.header.initiator_spi)},
-                                      {"remote", remote->ToString()},
-                                      {"reason", result.error}});
+    // Per packet, an attacker picks the volume: a counter, a summary line
+    // per interval, and the detail at debug level.
+    init_refused_family_.Add({{"reason", result.refusal}}).Increment();
+    refusal_summary_.Add(result.refusal);
+    log_.Debug("IKE_SA_INIT refused", {{"spi_i", Hex(request.header.initiator_spi)},
+                                       {"remote", remote->ToString()},
+                                       {"reason", result.error}});
     return;
   }
   std::shared_ptr<IkeSa> sa(std::move(result.sa));

@@ -14,6 +14,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "common/log/log.h"
+#include "common/log/summary.h"
 #include "ike-service/codec/message.h"
 #include "ike-service/exchange/cookies.h"
 #include "ike-service/exchange/exchange_result.h"
@@ -169,6 +170,8 @@ class IkeEngine {
   const PathFunction move_path_;
   const ChildSaFunction announce_child_;
   const log::Logger log_{"ike-service"};
+  // IKE_SA_INIT refusals and drops, one line per 10 s (counts by reason).
+  log::Summary refusal_summary_{log_, "IKE_SA_INIT refusals", absl::Seconds(10)};
   CookieJar cookies_;
 
   mutable absl::Mutex mu_;
@@ -194,6 +197,7 @@ class IkeEngine {
   absl::Time authorities_fetched_ ABSL_GUARDED_BY(authorities_mu_) = absl::InfinitePast();
 
   prometheus::Family<prometheus::Counter>& dropped_family_;
+  prometheus::Family<prometheus::Counter>& init_refused_family_;
   prometheus::Family<prometheus::Counter>& takeovers_family_;
   prometheus::Counter& sa_established_;
   prometheus::Counter& sa_failed_;

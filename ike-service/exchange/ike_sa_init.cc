@@ -33,6 +33,39 @@ codec::Message NotifyResponse(const codec::Header& request_header, NotifyType ty
   return response;
 }
 
+absl::optional<std::pair<std::string, std::string>> MalformedIkeSaInit(
+    const codec::Message& request) {
+  const codec::Header& header = request.header;
+  if (header.initiator_spi == 0) return std::make_pair("zero_spi", "SPIi is zero");
+  if (!header.initiator) return std::make_pair("not_initiator", "Initiator flag not set");
+  if (header.message_id != 0) {
+    return std::make_pair("message_id", absl::StrCat("message ID ", header.message_id));
+  }
+  int sa = 0, ke = 0, nonce = 0;
+  for (const codec::Payload& payload : request.payloads) {
+    switch (payload.type()) {
+      case codec::PayloadType::kSa: ++sa; break;
+      case codec::PayloadType::kKe: ++ke; break;
+      case codec::PayloadType::kNonce: ++nonce; break;
+      case codec::PayloadType::kNotify:
+      case codec::PayloadType::kVendorId:
+      case codec::PayloadType::kCertReq:
+        break;
+      default:
+        // Unknown payloads were skipped (non-critical) or refused by the codec.
+        if (!codec::IsKnownPayloadType(payload.type())) break;
+        return std::make_pair(
+            "unexpected_payload",
+            absl::StrCat("payload type ", static_cast<int>(payload.type()), " in IKE_SA_INIT"));
+    }
+  }
+  if (sa != 1 || ke != 1 || nonce != 1) {
+    return std::make_pair("payload_count", absl::StrCat(sa, " SA, ", ke, " KE and ", nonce,
+                                                        " Nonce payloads; want one of each"));
+  }
+  return absl::nullopt;
+}
+
 IkeSaInitResult HandleIkeSaInit(const codec::Message& request,
                                 crypto::ByteSpan raw_request,
                                 const net::IpEndpoint& local,
@@ -44,10 +77,10 @@ IkeSaInitResult HandleIkeSaInit(const codec::Message& request,
   const codec::SaPayload* sa = request.Find<codec::SaPayload>();
   const codec::KePayload* ke = request.Find<codec::KePayload>();
   const codec::NoncePayload* nonce = request.Find<codec::NoncePayload>();
-  if (sa == nullptr || ke == nullptr || nonce == nullptr || !header.initiator ||
-      header.message_id != 0) {
-    result.response = NotifyResponse(header, NotifyType::kInvalidSyntax);
-    result.error = "IKE_SA_INIT without SA, KE or Nonce";
+  if (auto malformed = MalformedIkeSaInit(request)) {
+    result.drop = true;
+    result.refusal = malformed->first;
+    result.error = malformed->second;
     return result;
   }
 
@@ -66,6 +99,7 @@ IkeSaInitResult HandleIkeSaInit(const codec::Message& request,
           header, NotifyType::kCookie,
           cookies->Make(nonce->data, remote, header.initiator_spi));
       result.error = cookie == nullptr ? "cookie required" : "bad cookie";
+      result.refusal = cookie == nullptr ? "cookie_required" : "bad_cookie";
       return result;
     }
   }
@@ -76,6 +110,7 @@ IkeSaInitResult HandleIkeSaInit(const codec::Message& request,
   if (!selected) {
     result.response = NotifyResponse(header, NotifyType::kNoProposalChosen);
     result.error = "no acceptable IKE proposal";
+    result.refusal = "no_proposal_chosen";
     return result;
   }
   if (selected->transforms.key_exchange != ke_group) {
@@ -84,6 +119,7 @@ IkeSaInitResult HandleIkeSaInit(const codec::Message& request,
         header, NotifyType::kInvalidKePayload,
         {static_cast<uint8_t>(group >> 8), static_cast<uint8_t>(group)});
     result.error = absl::StrCat("KE group ", ke_group, " not acceptable; asked for ", group);
+    result.refusal = "invalid_ke_payload";
     return result;
   }
 
@@ -91,6 +127,7 @@ IkeSaInitResult HandleIkeSaInit(const codec::Message& request,
   if (!group.ok()) {
     result.response = NotifyResponse(header, NotifyType::kNoProposalChosen);
     result.error = std::string(group.status().message());
+    result.refusal = "no_proposal_chosen";
     return result;
   }
   absl::StatusOr<std::unique_ptr<crypto::KeyExchange>> exchange =
@@ -98,11 +135,13 @@ IkeSaInitResult HandleIkeSaInit(const codec::Message& request,
   if (!exchange.ok()) {
     result.response = NotifyResponse(header, NotifyType::kNoProposalChosen);
     result.error = std::string(exchange.status().message());
+    result.refusal = "no_proposal_chosen";
     return result;
   }
   absl::StatusOr<crypto::SecretBytes> shared = (*exchange)->ComputeSharedSecret(ke->data);
   if (!shared.ok()) {
-    result.response = NotifyResponse(header, NotifyType::kInvalidSyntax);
+    result.drop = true;
+    result.refusal = "bad_ke_value";
     result.error = absl::StrCat("invalid KE value: ", shared.status().message());
     return result;
   }

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <vector>
+
 #include "ike-service/codec/test_vectors.h"
 #include "ike-service/exchange/nat_detection.h"
 
@@ -138,6 +141,46 @@ TEST_F(IkeSaInitTest, CookieRoundTrip) {
   IkeSaInitResult forged =
       HandleIkeSaInit(Decode(raw), raw, local_, elsewhere, policy_, &cookies);
   EXPECT_EQ(forged.sa, nullptr);
+}
+
+// RFC 7296 3.1/1.2/3.10.1: malformed requests get no unprotected answer.
+TEST_F(IkeSaInitTest, DropsMalformedRequestsWithoutAnswer) {
+  const std::vector<uint8_t> raw =
+      codec::test_vectors::FromHex(codec::test_vectors::kStrongswanWindowsIkeSaInit);
+  const codec::Message good = Decode(raw);
+  ASSERT_FALSE(MalformedIkeSaInit(good).has_value());
+
+  struct Case {
+    const char* label;
+    std::function<void(codec::Message&)> change;
+  };
+  const std::vector<Case> cases = {
+      {"zero_spi", [](codec::Message& m) { m.header.initiator_spi = 0; }},
+      {"not_initiator", [](codec::Message& m) { m.header.initiator = false; }},
+      {"message_id", [](codec::Message& m) { m.header.message_id = 1; }},
+      {"payload_count", [](codec::Message& m) { m.payloads.push_back(m.payloads.front()); }},
+      {"payload_count",
+       [](codec::Message& m) {
+         m.payloads.erase(m.payloads.begin() + 1);  // the KE
+       }},
+      {"unexpected_payload",
+       [](codec::Message& m) {
+         codec::AuthPayload auth;
+         auth.data = {1, 2, 3};
+         m.payloads.push_back(codec::Payload{auth});
+       }},
+  };
+  for (const Case& c : cases) {
+    codec::Message bad = good;
+    c.change(bad);
+    auto malformed = MalformedIkeSaInit(bad);
+    ASSERT_TRUE(malformed.has_value()) << c.label;
+    EXPECT_EQ(malformed->first, c.label);
+    IkeSaInitResult result = HandleIkeSaInit(bad, raw, local_, remote_, policy_, nullptr);
+    EXPECT_TRUE(result.drop) << c.label;
+    EXPECT_EQ(result.refusal, c.label);
+    EXPECT_EQ(result.sa, nullptr);
+  }
 }
 
 }  // namespace

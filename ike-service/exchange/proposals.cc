@@ -147,6 +147,20 @@ std::vector<std::string> DefaultEspProposals() {
   };
 }
 
+namespace {
+
+// The only transform attribute IKEv2 defines: Key Length (TV), on ENCR.
+bool AttributesUnderstood(const codec::Transform& t) {
+  for (const codec::TransformAttribute& a : t.attributes) {
+    if (a.type != codec::kAttributeKeyLength || !a.tv_format || t.type != TransformType::kEncr) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 absl::optional<SelectedProposal> SelectProposal(
     const std::vector<codec::Proposal>& offered,
     const std::vector<ProposalPolicy>& policies, codec::ProtocolId protocol,
@@ -158,6 +172,9 @@ absl::optional<SelectedProposal> SelectProposal(
       std::vector<uint16_t> integrity, prf, groups, esn;
       bool unknown_mandatory = false;
       for (const codec::Transform& t : proposal.transforms) {
+        // RFC 7296 3.3.6: a transform with an attribute we do not understand
+        // is unacceptable; the others of its type are still considered.
+        if (!AttributesUnderstood(t)) continue;
         switch (t.type) {
           case TransformType::kEncr:
             encryption.emplace_back(t.id, t.key_length().value_or(0));

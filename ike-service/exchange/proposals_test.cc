@@ -112,5 +112,31 @@ TEST(ProposalsTest, EspWithoutPfsAndEsn) {
                               codec::ProtocolId::kEsp));
 }
 
+// RFC 7296 3.3.6: a transform carrying an attribute we do not understand is
+// unacceptable; another transform of its type still is.
+TEST(ProposalsTest, SkipsTransformsWithUnknownAttributes) {
+  Transform odd = Transform::Encr(EncrId::kAesGcm16, 256);
+  odd.attributes.push_back({/*type=*/17, /*tv_format=*/true, /*value=*/1, {}});
+  Transform prf_with_key_length = Transform::Prf(PrfId::kHmacSha2_384);
+  prf_with_key_length.attributes.push_back(codec::TransformAttribute::KeyLength(256));
+  std::vector<ProposalPolicy> policies = {Policy("aes256gcm16-aes128gcm16-prfsha384-curve25519")};
+
+  codec::Proposal only_odd;
+  only_odd.transforms = {odd, Transform::Prf(PrfId::kHmacSha2_384),
+                         Transform::Dh(DhGroup::kCurve25519)};
+  EXPECT_FALSE(SelectProposal({only_odd}, policies, codec::ProtocolId::kIke, 31).has_value());
+
+  codec::Proposal with_alternative = only_odd;
+  with_alternative.transforms.push_back(Transform::Encr(EncrId::kAesGcm16, 128));
+  auto selected = SelectProposal({with_alternative}, policies, codec::ProtocolId::kIke, 31);
+  ASSERT_TRUE(selected.has_value());
+  EXPECT_EQ(selected->transforms.encryption_key_bits, 128);
+
+  codec::Proposal odd_prf;
+  odd_prf.transforms = {Transform::Encr(EncrId::kAesGcm16, 256), prf_with_key_length,
+                        Transform::Dh(DhGroup::kCurve25519)};
+  EXPECT_FALSE(SelectProposal({odd_prf}, policies, codec::ProtocolId::kIke, 31).has_value());
+}
+
 }  // namespace
 }  // namespace vpn::ike
