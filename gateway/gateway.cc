@@ -142,8 +142,12 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
 void Gateway::Stop() {
   if (operator_api_ != nullptr) operator_api_->Shutdown();
   operator_api_.reset();
+  // Stopped, then destroyed, in the reverse of their start order: each one
+  // calls only those started before it (ike-service's mobility flush thread
+  // calls mobility-service), so nothing is called after it is gone.
+  // vector::clear() would destroy them first to last.
   for (auto it = components_.rbegin(); it != components_.rend(); ++it) (*it)->Stop();
-  components_.clear();
+  while (!components_.empty()) components_.pop_back();
 }
 
 Gateway::~Gateway() { Stop(); }

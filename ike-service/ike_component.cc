@@ -92,7 +92,13 @@ void ReadIkeServiceConfig(config::ConfigReader& reader, IkeServiceConfig* out) {
   value = out->engine.cookie_threshold;
   reader.Uint("cookie_threshold", 0, 10'000'000, &value);
   out->engine.cookie_threshold = value;
-  reader.Duration("half_open_timeout", &out->engine.half_open_timeout);
+  value = out->engine.half_open_per_source_limit;
+  reader.Uint("half_open_per_source_limit", 1, 10'000'000, &value);
+  out->engine.half_open_per_source_limit = value;
+  value = out->engine.max_ike_sa_init_size;
+  reader.Uint("max_ike_sa_init_size", 1280, 65535, &value);
+  out->engine.max_ike_sa_init_size = value;
+    reader.Duration("half_open_timeout", &out->engine.half_open_timeout);
   value = out->engine.fragment_size;
   reader.Uint("fragment_size", 576, 65535, &value);
   out->engine.fragment_size = value;
@@ -261,6 +267,9 @@ void IkeComponent::Stop() {
   if (record_watcher_.joinable()) record_watcher_.join();
   if (transport_ != nullptr) transport_->Stop();
   if (engine_ != nullptr) engine_->Stop();
+  // After the engine, which reports to it; before the gateway stops
+  // mobility-service, which the in-process client calls.
+  if (mobility_ != nullptr) mobility_->Stop();
   if (recorder_ != nullptr) recorder_->Stop();  // what was queued is written
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -32,6 +33,9 @@ std::string Hex(uint64_t spi) {
 std::string EndpointKey(const v1::Endpoint& endpoint) {
   return absl::StrCat(endpoint.ip(), ":", endpoint.port());
 }
+
+// A client address without its port: what per-source limits count.
+const std::string& SourceKey(const v1::Endpoint& endpoint) { return endpoint.ip(); }
 
 }  // namespace
 
@@ -123,11 +127,22 @@ void IkeEngine::Stop() {
 void IkeEngine::Submit(size_t forwarder, v1::IkeDatagram datagram) {
   Worker& worker =
       *workers_[absl::HashOf(datagram.initiator_spi()) % workers_.size()];
+  const size_t size = datagram.payload().size();
+  if (size > options_.max_ike_sa_init_size) {
+    absl::optional<codec::Header> header = codec::PeekHeader(AsBytes(datagram.payload()));
+    if (header && header->exchange_type == ExchangeType::kIkeSaInit && !header->response) {
+      dropped_family_.Add({{"reason", "init_too_large"}}).Increment();
+      refusal_summary_.Add("init_too_large");
+      return;
+    }
+  }
   absl::MutexLock lock(&worker.mu);
-  if (worker.queue.size() >= options_.queue_limit) {
+  if (worker.queue.size() >= options_.queue_limit ||
+      worker.queued_bytes + size > options_.queue_byte_limit) {
     dropped_family_.Add({{"reason", "queue_full"}}).Increment();
     return;
   }
+  worker.queued_bytes += size;
   // A response to one of the gateway's own requests (liveness, a MOBIKE
   // return-routability check) is cheap and may let traffic move: it goes
   // ahead of queued requests, which are a separate window (RFC 7296 §2.3),
@@ -157,6 +172,7 @@ void IkeEngine::RunWorker(Worker* worker) {
       if (worker->stopping) return;
       work = std::move(worker->queue.front());
       worker->queue.pop_front();
+      worker->queued_bytes -= work.datagram.payload().size();
     }
     Handle(work.forwarder, work.datagram);
   }
@@ -174,6 +190,7 @@ size_t IkeEngine::half_open_count() const {
 
 void IkeEngine::Handle(size_t forwarder, const v1::IkeDatagram& datagram) {
   const crypto::ByteSpan bytes = AsBytes(datagram.payload());
+
   codec::DecodeResult<codec::Message> decoded = codec::DecodeMessage(bytes);
   if (!decoded.ok()) {
     const codec::DecodeFailure& failure = decoded.failure();
@@ -221,8 +238,10 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
   }
   const auto index_key =
       std::make_pair(request.header.initiator_spi, EndpointKey(datagram.remote()));
+  const std::string& source = SourceKey(datagram.remote());
   std::shared_ptr<IkeSa> existing;
   size_t half_open = 0;
+  bool source_full = false;
   {
     absl::MutexLock lock(&mu_);
     auto it = half_open_.find(index_key);
@@ -231,7 +250,21 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
       if (sa != sas_.end()) existing = sa->second;
     }
     half_open = half_open_.size();
+    // A new SA's slot is taken here, under the same lock as the check, so
+    // concurrent workers cannot overshoot the limit; given back below
+    // unless the SA is created.
+    size_t& from_source = half_open_per_source_[source];
+    source_full = existing == nullptr && from_source >= options_.half_open_per_source_limit;
+    if (existing == nullptr && !source_full) ++from_source;
+    if (from_source == 0) half_open_per_source_.erase(source);
   }
+  bool slot_used = false;
+  absl::Cleanup give_back_slot = [&] {
+    if (slot_used || existing != nullptr || source_full) return;
+    absl::MutexLock lock(&mu_);
+    auto it = half_open_per_source_.find(source);
+    if (it != half_open_per_source_.end() && --it->second == 0) half_open_per_source_.erase(it);
+  };
   if (existing != nullptr) {
     absl::MutexLock lock(&existing->mu);
     // A retransmit gets the same answer (§2.1); another request is dropped.
@@ -247,6 +280,12 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
   }
   if (half_open >= options_.half_open_limit) {
     dropped_family_.Add({{"reason", "half_open_limit"}}).Increment();
+    refusal_summary_.Add("half_open_limit");
+    return;
+  }
+  if (source_full) {
+    dropped_family_.Add({{"reason", "source_half_open_limit"}}).Increment();
+    refusal_summary_.Add("source_half_open_limit");
     return;
   }
   absl::StatusOr<net::IpEndpoint> local = net::IpEndpoint::FromProto(datagram.local());
@@ -295,6 +334,8 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
     absl::MutexLock lock(&mu_);
     sas_[sa->spi_r] = sa;
     half_open_[index_key] = sa->spi_r;
+    half_open_by_spi_r_[sa->spi_r] = {index_key, source};
+    slot_used = true;
     sas_gauge_.Set(static_cast<double>(sas_.size()));
     half_open_gauge_.Set(static_cast<double>(half_open_.size()));
   }
@@ -584,12 +625,7 @@ void IkeEngine::Finish(std::shared_ptr<IkeSa> sa, ExchangeResult& result) {
     case ExchangeOutcome::kEstablished: {
       {
         absl::MutexLock lock(&mu_);
-        for (auto it = half_open_.begin(); it != half_open_.end(); ++it) {
-          if (it->second == sa->spi_r) {
-            half_open_.erase(it);
-            break;
-          }
-        }
+        ForgetHalfOpenLocked(sa->spi_r);
         half_open_gauge_.Set(static_cast<double>(half_open_.size()));
       }
       for (const ChildSaState& child : sa->children) AnnounceChild(*sa, child);
@@ -711,14 +747,21 @@ void IkeEngine::ReleaseResources(IkeSa& sa) {
 void IkeEngine::Forget(const IkeSa& sa) {
   absl::MutexLock lock(&mu_);
   sas_.erase(sa.spi_r);
-  for (auto it = half_open_.begin(); it != half_open_.end(); ++it) {
-    if (it->second == sa.spi_r) {
-      half_open_.erase(it);
-      break;
-    }
-  }
+  ForgetHalfOpenLocked(sa.spi_r);
   sas_gauge_.Set(static_cast<double>(sas_.size()));
   half_open_gauge_.Set(static_cast<double>(half_open_.size()));
+}
+
+void IkeEngine::ForgetHalfOpenLocked(uint64_t spi_r) {
+  auto it = half_open_by_spi_r_.find(spi_r);
+  if (it == half_open_by_spi_r_.end()) return;
+  auto entry = half_open_.find(it->second.key);
+  if (entry != half_open_.end() && entry->second == spi_r) half_open_.erase(entry);
+  auto source = half_open_per_source_.find(it->second.source);
+  if (source != half_open_per_source_.end() && --source->second == 0) {
+    half_open_per_source_.erase(source);
+  }
+  half_open_by_spi_r_.erase(it);
 }
 
 crypto::Bytes IkeEngine::CertificateAuthorities() {

@@ -35,8 +35,15 @@ namespace vpn::ike {
 struct EngineOptions {
   size_t workers = 2;
   size_t queue_limit = 4096;        // per worker; beyond it datagrams drop
+  size_t queue_byte_limit = 8 << 20;  // per worker, the datagrams' bytes
   size_t half_open_limit = 10000;   // half-open SAs; beyond it INITs drop
   size_t cookie_threshold = 1000;   // half-open SAs before cookies are asked
+  // Half-open SAs of one client address; beyond it that address's INITs
+  // drop. Cookies cannot stop a flood from an address that echoes them.
+  size_t half_open_per_source_limit = 128;
+  // Larger IKE_SA_INIT requests drop: each half-open SA keeps its request
+  // (signed in IKE_AUTH). RFC 7296 2: 3000 octets SHOULD be accepted.
+  size_t max_ike_sa_init_size = 4096;
   absl::Duration half_open_timeout = absl::Seconds(30);
   size_t fragment_size = 1280;      // largest IP packet of a sent fragment
   // Liveness (§1.4): an empty INFORMATIONAL after this much silence,
@@ -110,6 +117,7 @@ class IkeEngine {
   struct Worker {
     absl::Mutex mu;
     std::deque<Work> queue ABSL_GUARDED_BY(mu);
+    size_t queued_bytes ABSL_GUARDED_BY(mu) = 0;
     bool stopping ABSL_GUARDED_BY(mu) = false;
     std::thread thread;
   };
@@ -179,6 +187,15 @@ class IkeEngine {
   // (SPIi, client address) of half-open SAs, to answer IKE_SA_INIT retransmits.
   absl::flat_hash_map<std::pair<uint64_t, std::string>, uint64_t> half_open_
       ABSL_GUARDED_BY(mu_);
+  // The same SAs by SPIr (to forget one without a scan), and how many each
+  // client address (without port) holds.
+  struct HalfOpenEntry {
+    std::pair<uint64_t, std::string> key;  // in half_open_
+    std::string source;                    // in half_open_per_source_
+  };
+  absl::flat_hash_map<uint64_t, HalfOpenEntry> half_open_by_spi_r_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, size_t> half_open_per_source_ ABSL_GUARDED_BY(mu_);
+  void ForgetHalfOpenLocked(uint64_t spi_r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::vector<std::unique_ptr<Worker>> workers_;
 

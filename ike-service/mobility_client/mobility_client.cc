@@ -69,9 +69,13 @@ MobilityServiceClient::MobilityServiceClient(UpdateCall update, LivenessCall liv
   });
 }
 
-MobilityServiceClient::~MobilityServiceClient() {
-  stopping_.Notify();
+MobilityServiceClient::~MobilityServiceClient() { Stop(); }
+
+void MobilityServiceClient::Stop() {
+  if (!stopping_.HasBeenNotified()) stopping_.Notify();
+  if (!sender_.joinable()) return;
   sender_.join();
+  Flush();  // the last reports
 }
 
 absl::StatusOr<int64_t> MobilityServiceClient::UpdateEndpoint(

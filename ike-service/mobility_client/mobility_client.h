@@ -26,6 +26,9 @@ class MobilityClient {
   // Notes that the client was heard from; sent in the background, at most
   // once per `interval` per SA.
   virtual void ReportLiveness(uint64_t spi_i, uint64_t spi_r) = 0;
+  // Sends what is pending and stops any background work; nothing is called
+  // on mobility-service afterwards. Idempotent.
+  virtual void Stop() {}
 };
 
 // mobility-service's API over gRPC, or in process (`gateway`). Liveness
@@ -41,6 +44,7 @@ class MobilityServiceClient : public MobilityClient {
 
   absl::StatusOr<int64_t> UpdateEndpoint(const v1::EndpointUpdate& update) override;
   void ReportLiveness(uint64_t spi_i, uint64_t spi_r) override;
+  void Stop() override;
 
  private:
   using UpdateCall =
