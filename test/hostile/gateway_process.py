@@ -71,3 +71,27 @@ class Gateway:
                 self.proc.kill()
                 return self.proc.wait()
         return self.proc.returncode
+
+
+def metric(text, name, **labels):
+    """One sample of `name` with exactly `labels` from /metrics text, or 0."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    prefix = f"{name}{{{want}}} " if labels else f"{name} "
+    return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix)), 0.0)
+
+
+def run(binary, checks, **gateway_args):
+    """Starts the gateway, runs checks(gw, failures), stops it (a clean exit
+    on SIGTERM is required too), prints the verdict; the test's exit code."""
+    gw = Gateway(binary, **gateway_args)
+    failures = []
+    try:
+        checks(gw, failures)
+    finally:
+        code = gw.stop()
+    if code != 0:
+        failures.append(f"gateway exited {code} on SIGTERM")
+    for f in failures:
+        print(f"FAIL {f}")
+    print("PASS" if not failures else f"{len(failures)} failures; log: {gw.log_path}")
+    return 1 if failures else 0

@@ -37,11 +37,6 @@ def rss_kib(pid):
     return 0
 
 
-def metric(text, name, **labels):
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    prefix = f"{name}{{{want}}} " if labels else f"{name} "
-    return next((float(l.split()[-1]) for l in text.splitlines() if l.startswith(prefix)), 0.0)
-
 
 class Client(threading.Thread):
     """A client on 127.0.0.2 asking every 50 ms, timing each answer."""
@@ -76,57 +71,46 @@ def flood(gw, requests):
                 time.sleep(0.001)  # let the kernel's queues drain a little
 
 
-def main():
-    gw = gateway_process.Gateway(sys.argv[1])
-    failures = []
-    try:
-        time.sleep(0.5)
-        base_rss = rss_kib(gw.proc.pid)
-        client = Client(gw)
-        client.start()
-        huge = m.ike_sa_init(0x3000000000000000, KE_PUBLIC, b"\x33" * 32,
-                             extra=[(m.NOTIFY, struct.pack("!BBH", 0, 0, 40000) + b"\x44" * 60_000)])
-        assert len(huge) > 60_000
-        t0 = time.monotonic()
-        flood(gw, (huge[:0] + struct.pack("!Q", 0x3000000000000000 + i) + huge[8:] for i in range(FLOOD)))
-        flood(gw, (m.ike_sa_init(0x4000000000000000 + i, KE_PUBLIC, b"\x55" * 32) for i in range(FLOOD)))
-        time.sleep(1.0)
-        flood_s = time.monotonic() - t0
-        client.stop.set()
-        client.join()
-        rss = rss_kib(gw.proc.pid)
-        metrics = gw.metrics()
-        half_open = metric(metrics, "ike_sas_half_open")
-        too_large = metric(metrics, "ike_datagrams_dropped_total", reason="init_too_large")
-        per_source = metric(metrics, "ike_datagrams_dropped_total", reason="source_half_open_limit")
-        times = sorted(client.times)
-        print(f"flood: {2 * FLOOD} requests in {flood_s:.1f} s; RSS {base_rss // 1024} -> {rss // 1024} MiB "
-              f"(+{(rss - base_rss) / 1024:.1f} MiB); half-open SAs {half_open:.0f}; dropped "
-              f"init_too_large {too_large:.0f}, source_half_open_limit {per_source:.0f}")
-        if times:
-            print(f"other client: {len(times)} answers, {client.unanswered} unanswered; answer time "
-                  f"min {times[0]:.1f} / median {statistics.median(times):.1f} / max {times[-1]:.1f} ms")
-        if rss - base_rss > 64 * 1024:
-            failures.append(f"RSS grew by {(rss - base_rss) / 1024:.1f} MiB (limit 64)")
-        # The other client's SAs stay half-open too: one per answer.
-        if half_open > 128 + len(times):
-            failures.append(f"{half_open:.0f} half-open SAs; want at most 128 from the flooding "
-                            f"address and {len(times)} from the other client")
-        if too_large == 0 or per_source == 0:
-            failures.append("the size cap or the per-source limit never dropped anything")
-        if not times or statistics.median(times) > 100:
-            failures.append("the other client's median answer time is over 100 ms (or it got none)")
-        if client.unanswered > max(2, len(times) // 10):
-            failures.append(f"the other client went unanswered {client.unanswered} times")
-    finally:
-        code = gw.stop()
-    if code != 0:
-        failures.append(f"gateway exited {code} on SIGTERM")
-    for f in failures:
-        print(f"FAIL {f}")
-    print("PASS" if not failures else f"{len(failures)} failures; log: {gw.log_path}")
-    return 1 if failures else 0
+def checks(gw, failures):
+    time.sleep(0.5)
+    base_rss = rss_kib(gw.proc.pid)
+    client = Client(gw)
+    client.start()
+    huge = m.ike_sa_init(0x3000000000000000, KE_PUBLIC, b"\x33" * 32,
+                         extra=[(m.NOTIFY, struct.pack("!BBH", 0, 0, 40000) + b"\x44" * 60_000)])
+    assert len(huge) > 60_000
+    t0 = time.monotonic()
+    flood(gw, (huge[:0] + struct.pack("!Q", 0x3000000000000000 + i) + huge[8:] for i in range(FLOOD)))
+    flood(gw, (m.ike_sa_init(0x4000000000000000 + i, KE_PUBLIC, b"\x55" * 32) for i in range(FLOOD)))
+    time.sleep(1.0)
+    flood_s = time.monotonic() - t0
+    client.stop.set()
+    client.join()
+    rss = rss_kib(gw.proc.pid)
+    metrics = gw.metrics()
+    half_open = gateway_process.metric(metrics, "ike_sas_half_open")
+    too_large = gateway_process.metric(metrics, "ike_datagrams_dropped_total", reason="init_too_large")
+    per_source = gateway_process.metric(metrics, "ike_datagrams_dropped_total", reason="source_half_open_limit")
+    times = sorted(client.times)
+    print(f"flood: {2 * FLOOD} requests in {flood_s:.1f} s; RSS {base_rss // 1024} -> {rss // 1024} MiB "
+          f"(+{(rss - base_rss) / 1024:.1f} MiB); half-open SAs {half_open:.0f}; dropped "
+          f"init_too_large {too_large:.0f}, source_half_open_limit {per_source:.0f}")
+    if times:
+        print(f"other client: {len(times)} answers, {client.unanswered} unanswered; answer time "
+              f"min {times[0]:.1f} / median {statistics.median(times):.1f} / max {times[-1]:.1f} ms")
+    if rss - base_rss > 64 * 1024:
+        failures.append(f"RSS grew by {(rss - base_rss) / 1024:.1f} MiB (limit 64)")
+    # The other client's SAs stay half-open too: one per answer.
+    if half_open > 128 + len(times):
+        failures.append(f"{half_open:.0f} half-open SAs; want at most 128 from the flooding "
+                        f"address and {len(times)} from the other client")
+    if too_large == 0 or per_source == 0:
+        failures.append("the size cap or the per-source limit never dropped anything")
+    if not times or statistics.median(times) > 100:
+        failures.append("the other client's median answer time is over 100 ms (or it got none)")
+    if client.unanswered > max(2, len(times) // 10):
+        failures.append(f"the other client went unanswered {client.unanswered} times")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(gateway_process.run(sys.argv[1], checks))
