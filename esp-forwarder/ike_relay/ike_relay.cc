@@ -1,5 +1,7 @@
 #include "esp-forwarder/ike_relay/ike_relay.h"
 
+#include <thread>
+
 #include "absl/hash/hash.h"
 #include "common/log/log.h"
 
@@ -44,6 +46,8 @@ IkeRelay::IkeRelay(SendFunction send, PathFunction move_path, ChildSaFunction in
       from_replicas_(DatagramFamily(registry).Add({{"direction", "from_replica"}})),
       dropped_no_replica_(
           DatagramFamily(registry).Add({{"direction", "dropped_no_replica"}})),
+      dropped_queue_full_(
+          DatagramFamily(registry).Add({{"direction", "dropped_queue_full"}})),
       send_failures_(DatagramFamily(registry).Add({{"direction", "send_failed"}})),
       path_updates_(prometheus::BuildCounter()
                         .Name("forwarder_ike_path_updates_total")
@@ -92,9 +96,12 @@ void IkeRelay::RemoveReplica(const std::shared_ptr<Replica>& replica) {
                     replicas_.end());
     replicas_gauge_.Set(static_cast<double>(replicas_.size()));
   }
-  // Wait for a Deliver() still writing to this replica; none may start after.
-  absl::MutexLock lock(&replica->write_mu);
+  // Wait for a Deliver() still handing to this replica; none may start
+  // after. Its writer, if any, stops.
+  absl::MutexLock lock(&replica->mu);
   replica->closed = true;
+  replica->queue.clear();
+  replica->queued_bytes = 0;
 }
 
 void IkeRelay::HandleUp(const v1::IkeTransportUp& up) {
@@ -152,15 +159,48 @@ bool IkeRelay::Deliver(const v1::IkeDatagram& datagram) {
     dropped_no_replica_.Increment();
     return false;
   }
-  absl::MutexLock lock(&replica->write_mu);
-  if (!replica->closed && replica->deliver) {
-    replica->deliver(datagram);
-  } else if (replica->closed || !replica->stream->Write(datagram)) {
+  absl::MutexLock lock(&replica->mu);
+  if (replica->closed) {
     dropped_no_replica_.Increment();
     return false;
   }
+  if (replica->deliver) {
+    replica->deliver(datagram);  // in process: ike-service only queues it
+  } else {
+    const size_t size = datagram.payload().size();
+    if (replica->queue.size() >= kQueueLimit || replica->queued_bytes + size > kQueueBytes) {
+      dropped_queue_full_.Increment();
+      return false;
+    }
+    replica->queue.push_back(datagram);
+    replica->queued_bytes += size;
+  }
   to_replicas_.Increment();
   return true;
+}
+
+void IkeRelay::WriteLoop(Replica* replica) {
+  log::SetThreadName("fwd-ike-write");
+  while (true) {
+    v1::IkeDatagram next;
+    {
+      absl::MutexLock lock(&replica->mu);
+      auto ready = [replica]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(replica->mu) {
+        return replica->closed || !replica->queue.empty();
+      };
+      replica->mu.Await(absl::Condition(&ready));
+      if (replica->closed) return;
+      next = std::move(replica->queue.front());
+      replica->queue.pop_front();
+      replica->queued_bytes -= next.payload().size();
+    }
+    // Blocks while the replica does not read (flow control); only this
+    // thread waits, and Deliver() drops once the queue is full.
+    if (!replica->stream->Write(next)) {
+      replica->context->TryCancel();  // the reader sees the end and cleans up
+      return;
+    }
+  }
 }
 
 grpc::Status IkeRelay::Relay(
@@ -192,9 +232,11 @@ grpc::Status IkeRelay::Relay(
   Log().Info("ike-service replica connected",
              {{"replica", replica->name}, {"peer", context->peer()}});
 
+  std::thread writer([this, r = replica.get()] { WriteLoop(r); });
   while (stream->Read(&up)) HandleUp(up);
 
   RemoveReplica(replica);
+  writer.join();
   Log().Info("ike-service replica disconnected", {{"replica", replica->name}});
   return grpc::Status::OK;
 }

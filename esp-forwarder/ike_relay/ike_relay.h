@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -64,14 +65,24 @@ class IkeRelay final : public v1::IkeTransport::Service {
       grpc::ServerReaderWriter<v1::IkeDatagram, v1::IkeTransportUp>* stream) override;
 
  private:
+  // What a remote replica has not been sent yet: Deliver() runs on the
+  // data plane's threads (IKE on UDP 4500) and must never wait for a
+  // replica, so it queues and the stream's writer thread sends.
+  static constexpr size_t kQueueLimit = 1024;
+  static constexpr size_t kQueueBytes = 4 << 20;
+
   struct Replica {
     std::string name;
     grpc::ServerContext* context = nullptr;  // null for a local replica
     grpc::ServerReaderWriter<v1::IkeDatagram, v1::IkeTransportUp>* stream = nullptr;
     DeliverFunction deliver;                 // a local replica's
-    absl::Mutex write_mu;  // one Write at a time per stream
-    bool closed ABSL_GUARDED_BY(write_mu) = false;
+    absl::Mutex mu;
+    bool closed ABSL_GUARDED_BY(mu) = false;
+    std::deque<v1::IkeDatagram> queue ABSL_GUARDED_BY(mu);
+    size_t queued_bytes ABSL_GUARDED_BY(mu) = 0;
   };
+  // A remote replica's writer: sends its queue until it is closed.
+  void WriteLoop(Replica* replica);
 
   std::shared_ptr<Replica> ChooseReplica(uint64_t initiator_spi) const;
   // Adds a replica; false (and nothing changes) while one of the same name
@@ -91,6 +102,7 @@ class IkeRelay final : public v1::IkeTransport::Service {
   prometheus::Counter& to_replicas_;
   prometheus::Counter& from_replicas_;
   prometheus::Counter& dropped_no_replica_;
+  prometheus::Counter& dropped_queue_full_;
   prometheus::Counter& send_failures_;
   prometheus::Counter& path_updates_;
   prometheus::Counter& duplicate_hellos_;

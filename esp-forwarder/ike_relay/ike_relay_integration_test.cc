@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/rpc/credentials.h"
+#include "common/rpc/probes.h"
 #include "common/testing/child_process.h"
 #include "ike-service/transport/ike_transport_client.h"
 
@@ -131,6 +132,8 @@ class IkeRelayIntegrationTest : public ::testing::Test {
     ASSERT_TRUE(serving.ok()) << serving.status();
     ASSERT_TRUE(std::regex_search(*serving, match, std::regex("\"grpc_port\":([0-9]+)")));
     grpc_target_ = absl::StrCat("127.0.0.1:", match[1].str());
+    ASSERT_TRUE(std::regex_search(*serving, match, std::regex("\"metrics_port\":([0-9]+)")));
+    metrics_port_ = std::stoi(match[1]);
   }
 
   void TearDown() override { StopForwarder(); }
@@ -189,6 +192,7 @@ class IkeRelayIntegrationTest : public ::testing::Test {
   std::unique_ptr<ChildProcess> forwarder_;
   uint16_t ike_port_ = 0;
   uint16_t natt_port_ = 0;
+  int metrics_port_ = 0;
   std::string grpc_target_;
 };
 
@@ -340,6 +344,71 @@ TEST_F(IkeRelayIntegrationTest, RefusesImpostorsAndASecondStreamForALiveReplica)
       forwarder_->WaitForLine("refused a second stream for a connected replica", absl::Seconds(1))
           .ok());
   EXPECT_TRUE(forwarder_->WaitForLine("\"msg\":\"call denied\"", absl::Seconds(1)).ok());
+}
+
+// A replica that stops reading its stream (a stuck or stopped process) must
+// not hold up the data plane's threads, which relay IKE from UDP 4500: its
+// datagrams queue and then drop, counted, and the other replica keeps
+// getting its own promptly.
+TEST_F(IkeRelayIntegrationTest, AStuckReplicaHoldsUpNothing) {
+  Inbox inbox;
+  auto healthy = StartReplica("ike-a", &inbox);
+  auto channel = rpc::MakeChannel(grpc_target_, Files("ike-service"), "esp-forwarder");
+  ASSERT_TRUE(channel.ok());
+  auto stub = v1::IkeTransport::NewStub(*channel);
+  grpc::ClientContext stuck_context;
+  auto stuck = stub->Relay(&stuck_context);
+  v1::IkeTransportUp hello;
+  hello.mutable_hello()->set_replica("ike-stuck");
+  ASSERT_TRUE(stuck->Write(hello));  // and never reads
+  ASSERT_TRUE(forwarder_->WaitForLine("\"replica\":\"ike-stuck\"", absl::Seconds(5)).ok());
+
+  // 20,000 IKE messages of 1 KB on UDP 4500 (non-ESP marker, RFC 3948 2.2),
+  // about half of them for the stuck replica: far more than gRPC's flow
+  // control lets through to a stream nobody reads.
+  ClientSocket client;
+  const std::string body(1024, 'x');
+  for (uint64_t i = 1; i <= 20000; ++i) {
+    std::vector<uint8_t> message = IkeMessage(i * 0x9e3779b97f4a7c15ull, 0, body);
+    message.insert(message.begin(), 4, 0);
+    client.SendTo(natt_port_, message);
+    if (i % 500 == 0) absl::SleepFor(absl::Milliseconds(2));
+  }
+  // Then probes: the healthy replica gets its share within a second.
+  size_t before;
+  {
+    absl::MutexLock lock(&inbox.mu);
+    before = inbox.datagrams.size();
+  }
+  for (uint64_t i = 1; i <= 100; ++i) {
+    std::vector<uint8_t> message = IkeMessage(0xabcdef0000000000ull + i, 0, "probe");
+    message.insert(message.begin(), 4, 0);
+    client.SendTo(natt_port_, message);
+  }
+  const absl::Time give_up = absl::Now() + absl::Seconds(1);
+  size_t probes = 0;
+  while (absl::Now() < give_up) {
+    {
+      absl::MutexLock lock(&inbox.mu);
+      probes = 0;
+      for (size_t k = before; k < inbox.datagrams.size(); ++k) {
+        if (inbox.datagrams[k].second.payload().find("probe") != std::string::npos) ++probes;
+      }
+    }
+    if (probes >= 20) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_GE(probes, 20u) << "of 100 probes, about half of them the healthy replica's";
+
+  absl::StatusOr<std::string> metrics = rpc::FetchMetrics("127.0.0.1", metrics_port_);
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(
+      *metrics, match,
+      std::regex("forwarder_ike_datagrams_total\\{direction=\"dropped_queue_full\"\\} ([0-9.e+]+)")))
+      << *metrics;
+  EXPECT_GT(std::stod(match[1]), 0.0);
+  stuck_context.TryCancel();
 }
 
 }  // namespace

@@ -67,6 +67,7 @@ SCENARIOS = {
     "trust": ("split", "modern"),
     "forwarder-restart": ("split", "modern"),
     "terminate-elsewhere": ("split", "modern"),
+    "relay-stall": ("split", "modern"),
     "ike-takeover": ("split", "windows"),
 }
 EXPECTED_ESP = {"windows": ("AES_CBC", "256"), "modern": ("AES_GCM_16", "256")}
@@ -899,6 +900,83 @@ def scenario_takeover(ph, name, proposals, results):
     client.stop()
 
 
+# IKE on UDP 4500 (non-ESP marker, RFC 3948 2.2) at a fixed rate, sent raw
+# from the client's own address and port 4500. The forwarder steers all IKE
+# on 4500 to its first worker, which also carries the ESP of the SAs whose
+# SPI lands there (SPI % workers): a relay write that waits stalls those.
+# Fresh SPIs, IKEv1 headers, which ike-service drops at once, so the
+# replicas spend almost nothing on them.
+IKE_FLOOD = """
+import socket, struct, sys, time
+src, dst, rate, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+body = bytes(1000)
+end, i, t = time.monotonic() + seconds, 0, time.monotonic()
+while time.monotonic() < end:
+    for _ in range(rate // 100):
+        i += 1
+        ike = struct.pack("!QQBBBBII", i * 0x9E3779B97F4A7C15 % 2**64, 0, 0, 0x10, 34, 8, 0, 28 + len(body))
+        p = bytes(4) + ike + body
+        n = 8 + len(p)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + n, 0, 0x4000, 64, 17, 0,
+                         socket.inet_aton(src), socket.inet_aton(dst))
+        s.sendto(ip + struct.pack("!HHHH", 4500, 4500, n, 0) + p, (dst, 0))
+    t += 0.01
+    time.sleep(max(0.0, t - time.monotonic()))
+print(i)
+"""
+
+
+def scenario_relay_stall(ph, name, proposals, results):
+    """One ike-service replica stops reading its relay stream (SIGSTOP)
+    while IKE arrives for it on UDP 4500 and iperf3 runs through the tunnel:
+    the forwarder's data-plane threads, which relay that IKE, must not wait
+    for it. iperf3 TCP with the same IKE flood, replica running then
+    stopped: the second must keep at least 70% of the first's rate, and the
+    forwarder must count the datagrams it dropped for the stopped replica."""
+    client, ike, child, vip, esp = ph.connect(name, proposals)
+    t = ph.topo
+    owner, other = owner_and_other(ph, name, ike)
+    with open(replica_file(ph, other, "pid")) as f:
+        pid = int(f.read())
+    seconds = max(4, ph.opts.seconds)
+    # Datagrams/s, half for each replica: ~10 MB/s for the stopped one, more
+    # than TCP and HTTP/2 flow control buffer towards a process that stopped.
+    rate = 20000
+
+    def run(stopped):
+        flood = subprocess.Popen(["ip", "netns", "exec", t.cli_ns, "python3", "-c", IKE_FLOOD,
+                                  t.cli_addr_a, t.gw_addr, str(rate), str(seconds + 1)],
+                                 stdout=subprocess.PIPE, text=True)
+        if stopped:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            rc, j = ph.iperf([], seconds)
+        finally:
+            if stopped:
+                os.kill(pid, signal.SIGCONT)
+            flood.wait(seconds + 10)
+        if rc != 0 or "error" in j:
+            raise Failure(f"{name}: iperf3 TCP failed (exit {rc}): {j.get('error')}")
+        return mbps(j["end"]["sum_received"]["bits_per_second"])
+
+    base = ph.scrape()
+    running = run(stopped=False)
+    stopped = run(stopped=True)
+    dropped = it.metric(ph.scrape(), "forwarder_ike_datagrams_total", direction="dropped_queue_full") - \
+        it.metric(base, "forwarder_ike_datagrams_total", direction="dropped_queue_full")
+    results[name] = {"esp": esp, "mbit_s_replica_running": running, "mbit_s_replica_stopped": stopped,
+                     "ike_dropped_for_stopped_replica": dropped}
+    say(f"{name}: iperf3 TCP with {rate}/s IKE on UDP 4500: {running} Mbit/s with {other} running, "
+        f"{stopped} Mbit/s with {other} stopped (SIGSTOP); {dropped:.0f} IKE datagrams dropped for it")
+    if stopped < 0.7 * running:
+        raise Failure(f"{name}: ESP fell from {running} to {stopped} Mbit/s while {other} did not read")
+    if dropped <= 0:
+        raise Failure(f"{name}: no forwarder_ike_datagrams_total{{direction=\"dropped_queue_full\"}}: "
+                      "the flood never filled the stopped replica's queue")
+    client.stop()
+
+
 # The split's APIs and the service answering each: (port, role).
 APIS = {"ike": (50051, "ike-service"), "auth": (50052, "auth-service"),
         "mobility": (50053, "mobility-service"), "forwarder": (50054, "esp-forwarder")}
@@ -1008,7 +1086,8 @@ def scenario_trust(ph, name, proposals, results):
 
 RUNNERS = {"iperf": scenario_iperf, "rekey": scenario_rekey, "inject": scenario_inject,
            "forwarder": scenario_restart, "ike": scenario_takeover,
-           "terminate": scenario_terminate_elsewhere, "trust": scenario_trust}
+           "terminate": scenario_terminate_elsewhere, "trust": scenario_trust,
+           "relay": scenario_relay_stall}
 
 
 def main():
