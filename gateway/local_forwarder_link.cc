@@ -38,10 +38,10 @@ size_t LocalForwarderLink::SendPathUpdate(const v1::SaPathUpdate& update) {
   return SendUp(up) ? 1 : 0;
 }
 
-size_t LocalForwarderLink::SendChildSa(const v1::ChildSa& child) {
+bool LocalForwarderLink::SendChildSa(size_t /*forwarder: the only one*/, const v1::ChildSa& child) {
   v1::IkeTransportUp up;
   *up.mutable_child_sa() = child;
-  return SendUp(up) ? 1 : 0;
+  return SendUp(up);
 }
 
 bool LocalForwarderLink::SendUp(const v1::IkeTransportUp& up) {

@@ -22,7 +22,7 @@ class LocalForwarderLink final : public ike::ForwarderLink {
   void Stop() override;
   bool Send(size_t forwarder, const v1::IkeDatagram& datagram) override;
   size_t SendPathUpdate(const v1::SaPathUpdate& update) override;
-  size_t SendChildSa(const v1::ChildSa& child) override;
+  bool SendChildSa(size_t forwarder, const v1::ChildSa& child) override;
 
  private:
   bool SendUp(const v1::IkeTransportUp& up);

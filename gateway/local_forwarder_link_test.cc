@@ -59,7 +59,7 @@ TEST(LocalForwarderLinkTest, CarriesBothWaysAndDetachesOnStop) {
   EXPECT_EQ(link.SendPathUpdate(update), 1u);
   v1::ChildSa child;
   child.set_inbound_spi(7);
-  EXPECT_EQ(link.SendChildSa(child), 1u);
+  EXPECT_TRUE(link.SendChildSa(0, child));
   {
     absl::MutexLock lock(&seen.mu);
     EXPECT_EQ(seen.delivered, std::vector<std::string>{"sa-init"});

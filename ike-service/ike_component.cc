@@ -167,7 +167,9 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
         self->transport_->Send(forwarder, datagram);
       },
       [self](const v1::SaPathUpdate& update) { self->transport_->SendPathUpdate(update); },
-      [self](const v1::ChildSa& child) { self->transport_->SendChildSa(child); },
+      [self](size_t forwarder, const v1::ChildSa& child) {
+        self->transport_->SendChildSa(forwarder, child);
+      },
       registry);
   ForwarderLink::Handler submit = [self](size_t forwarder, const v1::IkeDatagram& datagram) {
     self->engine_->Submit(forwarder, datagram);

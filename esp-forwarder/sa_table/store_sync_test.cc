@@ -4,6 +4,11 @@
 
 #include <stdlib.h>
 
+#include <functional>
+#include <set>
+#include <thread>
+#include <vector>
+
 #include "absl/strings/match.h"
 #include "common/store/embedded_store.h"
 #include "common/store/forwarding_store.h"
@@ -455,6 +460,56 @@ TEST_F(StoreSyncTest, AnAnnouncedSaSendsUnwrittenAndARestartSkipsItsBlocks) {
   absl::optional<SeqMarks> persisted = sync.checkpointer()->Persisted(0xc0000181);
   ASSERT_TRUE(persisted.has_value());
   EXPECT_EQ(persisted->outbound_reserved, 4 * kStep);
+}
+
+// Two forwarders on one store and one SA, as when a MOBIKE move or a load
+// balancer sends the client to another node: the one ike-service announced
+// it to sends unwritten from 1, the other installs it from its record and
+// reserves in the store. Sending at once, through several lease blocks,
+// they never use the same sequence number: AES-GCM's nonce is the number.
+TEST_F(StoreSyncTest, TwoForwardersNeverSendTheSameSequenceNumber) {
+  constexpr uint64_t kStep = SeqCheckpointOptions().outbound_step;
+  const ChildSaSpec spec = Spec(0xc0000191, 0xd0000191);
+  absl::StatusOr<v1::ChildSa> record = MakeChildSaRecord(*sealer_, spec);
+  ASSERT_TRUE(record.ok());
+  SaTable table_a, table_b;
+  prometheus::Registry registry_b;
+  StoreSync a(store_, sealer_, &table_a, registry_, CrashOptions());
+  StoreSync b(store_, sealer_, &table_b, registry_b, CrashOptions());
+  a.Start();
+  b.Start();
+  a.Offer(*record);  // the path's forwarder only
+  WaitFor(table_a, [](const SaSnapshot& s) { return s.Inbound(0xc0000191) != nullptr; });
+  ASSERT_TRUE(PutChildSa(*store_, *sealer_, spec).ok());
+  WaitFor(table_b, [](const SaSnapshot& s) { return s.Inbound(0xc0000191) != nullptr; });
+
+  auto send = [](esp::EspSa& sa, size_t count, std::vector<uint64_t>* used) {
+    while (used->size() < count) {
+      bool unreserved = false;
+      const uint64_t seq = sa.NextSequence(&unreserved);
+      if (seq == 0) {
+        absl::SleepFor(absl::Microseconds(50));  // waiting for a lease
+        continue;
+      }
+      used->push_back(seq);
+    }
+  };
+  std::vector<uint64_t> used_a, used_b;
+  std::thread sender_a(send, std::ref(*table_a.Current()->Inbound(0xc0000191)->sa),
+                       3 * kStep, &used_a);
+  std::thread sender_b(send, std::ref(*table_b.Current()->Inbound(0xc0000191)->sa),
+                       3 * kStep, &used_b);
+  sender_a.join();
+  sender_b.join();
+  a.Stop();
+  b.Stop();
+  EXPECT_EQ(used_a.front(), 1u);
+  EXPECT_GE(used_b.front(), 2 * kStep) << "above the blocks the announced one uses unwritten";
+  std::set<uint64_t> seen(used_a.begin(), used_a.end());
+  ASSERT_EQ(seen.size(), used_a.size());
+  size_t repeated = 0;
+  for (uint64_t seq : used_b) repeated += seen.count(seq);
+  EXPECT_EQ(repeated, 0u) << "sequence numbers (GCM nonces) both forwarders used";
 }
 
 TEST_F(StoreSyncTest, RestartRefusesCheckpointedInboundReplays) {

@@ -785,7 +785,7 @@ crypto::Bytes IkeEngine::CertificateAuthorities() {
 void IkeEngine::AnnounceChild(const IkeSa& sa, const ChildSaState& child) {
   if (!announce_child_) return;
   absl::StatusOr<v1::ChildSa> record = recorder_->ChildRecord(sa, child);
-  if (record.ok()) announce_child_(*record);
+  if (record.ok()) announce_child_(sa.forwarder, *record);
 }
 
 void IkeEngine::CommitMove(IkeSa& sa, v1::EndpointUpdate::Cause cause) {

@@ -59,8 +59,9 @@ class IkeEngine {
   using SendFunction = std::function<void(size_t forwarder, const v1::IkeDatagram&)>;
   // Announces an authenticated move to the forwarders (may be empty).
   using PathFunction = std::function<void(const v1::SaPathUpdate&)>;
-  // Announces a CHILD SA just created to the forwarders (may be empty).
-  using ChildSaFunction = std::function<void(const v1::ChildSa&)>;
+  // Announces a CHILD SA just created to the forwarder its IKE SA's client
+  // is reached by (may be empty).
+  using ChildSaFunction = std::function<void(size_t forwarder, const v1::ChildSa&)>;
 
   // `mobility` (may be null) commits address changes and hears liveness.
   IkeEngine(ResponderPolicy policy, EngineOptions options, AuthServices services,

@@ -23,9 +23,14 @@ class ForwarderLink {
   // Tells every reachable forwarder where an IKE SA's CHILD SAs go now.
   // Returns how many it reached.
   virtual size_t SendPathUpdate(const v1::SaPathUpdate& update) = 0;
-  // Announces a CHILD SA just created (its record, keys sealed) to every
-  // reachable forwarder, which installs it before its record is written.
-  virtual size_t SendChildSa(const v1::ChildSa& child) = 0;
+  // Announces a CHILD SA just created (its record, keys sealed) to the
+  // forwarder the client is reached by, which installs it before its record
+  // is written and may send on it at once, without reserving sequence
+  // numbers in the store (esp-forwarder/sa_table/seq_checkpoint.h). Only
+  // that one: two forwarders sending unreserved numbers on one SA would
+  // repeat AES-GCM nonces. The others install it from the store.
+  // False when it is not reachable now.
+  virtual bool SendChildSa(size_t forwarder, const v1::ChildSa& child) = 0;
 };
 
 }  // namespace vpn::ike

@@ -60,10 +60,14 @@ bool IkeTransportClient::AllConnected() const {
 }
 
 bool IkeTransportClient::Send(size_t forwarder, const v1::IkeDatagram& datagram) {
-  if (forwarder >= connections_.size()) return false;
-  Connection& connection = *connections_[forwarder];
   v1::IkeTransportUp up;
   *up.mutable_datagram() = datagram;
+  return SendTo(forwarder, up);
+}
+
+bool IkeTransportClient::SendTo(size_t forwarder, const v1::IkeTransportUp& up) {
+  if (forwarder >= connections_.size()) return false;
+  Connection& connection = *connections_[forwarder];
   absl::MutexLock lock(&connection.mu);
   return connection.stream != nullptr && connection.stream->Write(up);
 }
@@ -74,10 +78,10 @@ size_t IkeTransportClient::SendPathUpdate(const v1::SaPathUpdate& update) {
   return SendToAll(up);
 }
 
-size_t IkeTransportClient::SendChildSa(const v1::ChildSa& child) {
+bool IkeTransportClient::SendChildSa(size_t forwarder, const v1::ChildSa& child) {
   v1::IkeTransportUp up;
   *up.mutable_child_sa() = child;
-  return SendToAll(up);
+  return SendTo(forwarder, up);
 }
 
 size_t IkeTransportClient::SendToAll(const v1::IkeTransportUp& up) {

@@ -28,7 +28,7 @@ class IkeTransportClient final : public ForwarderLink {
   void Stop() override;
   bool Send(size_t forwarder, const v1::IkeDatagram& datagram) override;
   size_t SendPathUpdate(const v1::SaPathUpdate& update) override;
-  size_t SendChildSa(const v1::ChildSa& child) override;
+  bool SendChildSa(size_t forwarder, const v1::ChildSa& child) override;
 
   // True once every forwarder's stream is open (for tests and readiness).
   bool AllConnected() const;
@@ -45,6 +45,7 @@ class IkeTransportClient final : public ForwarderLink {
 
   void Run(size_t index);
   size_t SendToAll(const v1::IkeTransportUp& up);
+  bool SendTo(size_t forwarder, const v1::IkeTransportUp& up);
 
   const std::string replica_;
   const rpc::TlsFiles tls_;
