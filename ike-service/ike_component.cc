@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
 #include "common/net/ip_endpoint.h"
@@ -242,6 +243,8 @@ void IkeComponent::WatchRecords() {
       stopping_.WaitForNotificationWithTimeout(absl::Seconds(1));
       continue;
     }
+    watch_canceller_.Track(watcher->get());
+    absl::Cleanup untrack = [this] { watch_canceller_.Track(nullptr); };
     while (!stopping_.HasBeenNotified()) {
       absl::StatusOr<store::WatchEvent> event = (*watcher)->Next(absl::Milliseconds(500));
       if (absl::IsDeadlineExceeded(event.status())) continue;
@@ -265,6 +268,7 @@ IkeComponent::~IkeComponent() { Stop(); }
 
 void IkeComponent::Stop() {
   if (!stopping_.HasBeenNotified()) stopping_.Notify();
+  watch_canceller_.Cancel();
   if (sweeper_.joinable()) sweeper_.join();
   if (record_watcher_.joinable()) record_watcher_.join();
   if (transport_ != nullptr) transport_->Stop();

@@ -75,6 +75,7 @@ class IkeComponent : public rpc::Component {
   std::unique_ptr<ForwarderLink> transport_;
   std::unique_ptr<ManagementService> management_;
   absl::Notification stopping_;
+  store::WatchCanceller watch_canceller_;  // ends the record watch's wait on Stop()
   std::thread sweeper_;
   std::thread record_watcher_;  // follows IKE records changed elsewhere
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -87,6 +88,7 @@ absl::Status SharedFailures::List(int64_t* next_revision) {
 
 SharedFailures::~SharedFailures() {
   stop_.Notify();
+  watch_canceller_.Cancel();
   if (watcher_.joinable()) watcher_.join();
 }
 
@@ -112,6 +114,8 @@ void SharedFailures::RunWatch(int64_t from_revision) {
       stop_.WaitForNotificationWithTimeout(absl::Seconds(1));
       continue;
     }
+    watch_canceller_.Track(watcher->get());
+    absl::Cleanup untrack = [this] { watch_canceller_.Track(nullptr); };
     while (!stop_.HasBeenNotified()) {
       absl::StatusOr<store::WatchEvent> event = (*watcher)->Next(absl::Milliseconds(500));
       if (absl::IsDeadlineExceeded(event.status())) continue;

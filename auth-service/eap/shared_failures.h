@@ -91,6 +91,7 @@ class SharedFailures {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;
+  store::WatchCanceller watch_canceller_;  // ends the watch's wait on stop
   std::thread watcher_;
 };
 

@@ -1,6 +1,13 @@
 #include "common/rpc/metrics.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <exception>
+#include <string>
+#include <thread>
 
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
@@ -94,6 +101,23 @@ class MetricsInterceptorFactory
   prometheus::Family<prometheus::Histogram>* latency_;
 };
 
+// Opens and closes a TCP connection to host:port (host as in "[::1]").
+void WakeListener(const std::string& host, int port) {
+  addrinfo hints = {};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  std::string bare = host;
+  if (bare.size() > 2 && bare.front() == '[') bare = bare.substr(1, bare.size() - 2);
+  addrinfo* found = nullptr;
+  if (getaddrinfo(bare.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return;
+  const int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    (void)connect(fd, found->ai_addr, found->ai_addrlen);
+    close(fd);
+  }
+  freeaddrinfo(found);
+}
+
 }  // namespace
 
 const char* BuildVersion() {
@@ -132,7 +156,29 @@ absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
         std::string("cannot serve /metrics on ") + listen + ": " + e.what());
   }
   endpoint->exposer_->RegisterCollectable(endpoint->registry_);
+  endpoint->host_ = listen.substr(0, listen.rfind(':'));
   return endpoint;
+}
+
+// civetweb's listener notices it is to stop only when its poll() returns,
+// after up to 2 s with nothing arriving: connecting to it while it stops
+// makes that at once (a stop took 1.5 s here before).
+MetricsEndpoint::~MetricsEndpoint() {
+  if (exposer_ == nullptr) return;
+  std::string host = host_;
+  if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "[::]") host = "[::1]";
+  const int listening = port();
+  std::atomic<bool> stopped{false};
+  std::thread waker([&stopped, host, listening] {
+    for (int i = 0; i < 150 && !stopped.load(); ++i) {
+      WakeListener(host, listening);
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  });
+  exposer_.reset();
+  stopped = true;
+  waker.join();
 }
 
 int MetricsEndpoint::port() const {

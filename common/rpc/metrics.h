@@ -26,6 +26,8 @@ class MetricsEndpoint {
   // Bound port, or 0 when not serving.
   int port() const;
 
+  ~MetricsEndpoint();
+
   // Sets `<component>_build_info{version=...} 1` ("ike-service" -> ike_service).
   void AddBuildInfo(const std::string& component);
 
@@ -40,6 +42,7 @@ class MetricsEndpoint {
  private:
   MetricsEndpoint();
 
+  std::string host_;  // where /metrics listens, to wake it on shutdown
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   prometheus::Family<prometheus::Counter>* handled_;

@@ -38,6 +38,7 @@ struct WatchState {
   uint64_t durable_lsn ABSL_GUARDED_BY(mu) = 0;
   absl::Status error ABSL_GUARDED_BY(mu);  // set when the watch ends
   bool cancelled ABSL_GUARDED_BY(mu) = false;
+  bool reader_cancelled ABSL_GUARDED_BY(mu) = false;  // Watcher::Cancel
   int64_t next_revision ABSL_GUARDED_BY(mu) = 0;
 };
 
@@ -128,10 +129,11 @@ class EmbeddedWatcher : public Watcher {
     WatchState* s = state_.get();
     absl::MutexLock lock(&s->mu);
     auto ready = [s]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) {
-      return !s->error.ok() ||
+      return !s->error.ok() || s->reader_cancelled ||
              (!s->queue.empty() && s->queue.front().lsn <= s->durable_lsn);
     };
     s->mu.AwaitWithTimeout(absl::Condition(&ready), timeout);
+    if (s->reader_cancelled) return absl::CancelledError("store: watch cancelled");
     if (!s->queue.empty() && s->queue.front().lsn <= s->durable_lsn) {
       WatchEvent event = std::move(s->queue.front().event);
       s->queue.pop_front();
@@ -139,6 +141,11 @@ class EmbeddedWatcher : public Watcher {
     }
     if (!s->error.ok()) return s->error;
     return absl::DeadlineExceededError("store: no watch event within timeout");
+  }
+
+  void Cancel() override {
+    absl::MutexLock lock(&state_->mu);
+    state_->reader_cancelled = true;
   }
 
  private:

@@ -372,9 +372,10 @@ class EtcdWatcher : public Watcher {
   absl::StatusOr<WatchEvent> Next(absl::Duration timeout) override {
     absl::MutexLock lock(&mu_);
     auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !queue_.empty();
+      return !queue_.empty() || reader_cancelled_;
     };
     mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+    if (reader_cancelled_) return absl::CancelledError("etcd watch: cancelled");
     if (queue_.empty()) {
       return absl::DeadlineExceededError(
           last_error_.empty()
@@ -385,6 +386,11 @@ class EtcdWatcher : public Watcher {
     WatchEvent e = std::move(queue_.front());
     queue_.pop_front();
     return e;
+  }
+
+  void Cancel() override {
+    absl::MutexLock lock(&mu_);
+    reader_cancelled_ = true;
   }
 
  private:
@@ -517,6 +523,7 @@ class EtcdWatcher : public Watcher {
   std::deque<WatchEvent> queue_ ABSL_GUARDED_BY(mu_);
   int64_t next_revision_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  bool reader_cancelled_ ABSL_GUARDED_BY(mu_) = false;  // Watcher::Cancel
   grpc::ClientContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;

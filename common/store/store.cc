@@ -78,4 +78,16 @@ absl::Status ConflictError(absl::string_view key, const Condition& condition,
                          : absl::StrCat("version ", found_version)));
 }
 
+void WatchCanceller::Track(Watcher* watcher) {
+  absl::MutexLock lock(&mu_);
+  watcher_ = watcher;
+  if (cancelled_ && watcher_ != nullptr) watcher_->Cancel();
+}
+
+void WatchCanceller::Cancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  if (watcher_ != nullptr) watcher_->Cancel();
+}
+
 }  // namespace vpn::store

@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -149,6 +150,25 @@ class Watcher {
   // The next event; kDeadlineExceeded if none arrived within `timeout`,
   // another error if the watch broke for good (e.g. the store was closed).
   virtual absl::StatusOr<WatchEvent> Next(absl::Duration timeout) = 0;
+  // Ends a wait in Next() now, and makes every later Next() return
+  // kCancelled at once: how a Stop() on another thread ends the loop that
+  // reads the watch without waiting for its timeout. Thread-safe.
+  virtual void Cancel() = 0;
+};
+
+// The watcher a loop is reading, for a Stop() on another thread to cancel
+// (Watcher::Cancel). The loop tracks each watcher it reads and untracks it
+// (Track(nullptr)) before destroying it.
+class WatchCanceller {
+ public:
+  // A watcher tracked after Cancel() is cancelled at once.
+  void Track(Watcher* watcher);
+  void Cancel();
+
+ private:
+  absl::Mutex mu_;
+  Watcher* watcher_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 class Store {

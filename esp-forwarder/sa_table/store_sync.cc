@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -218,6 +219,7 @@ void StoreSync::Start() {
 
 void StoreSync::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
+  watch_canceller_.Cancel();
   {
     absl::MutexLock lock(&offer_mu_);
     offer_cv_.SignalAll();
@@ -414,6 +416,7 @@ void StoreSync::RunOffers() {
 
 void StoreSync::Run(bool need_list) {
   std::unique_ptr<store::Watcher> watcher;
+  absl::Cleanup untrack = [this] { watch_canceller_.Track(nullptr); };
   while (!stop_.HasBeenNotified()) {
     if (need_list || watcher == nullptr) {
       if (need_list) {
@@ -430,7 +433,9 @@ void StoreSync::Run(bool need_list) {
         stop_.WaitForNotificationWithTimeout(absl::Seconds(1));
         continue;
       }
+      watch_canceller_.Track(nullptr);
       watcher = std::move(*watch);
+      watch_canceller_.Track(watcher.get());
       need_list = false;
     }
     absl::StatusOr<store::WatchEvent> event = watcher->Next(options_.sweep_interval);
@@ -446,8 +451,11 @@ void StoreSync::Run(bool need_list) {
       InstallPending();
       table_->Publish();
       installed_.Set(table_->Current()->size());
+    } else if (stop_.HasBeenNotified()) {
+      break;
     } else if (!absl::IsDeadlineExceeded(event.status())) {
       Log().Warning("CHILD SA watch broke; re-listing", {{"error", event.status().ToString()}});
+      watch_canceller_.Track(nullptr);
       watcher.reset();
       need_list = true;
       stop_.WaitForNotificationWithTimeout(absl::Milliseconds(200));

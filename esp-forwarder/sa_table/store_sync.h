@@ -105,6 +105,7 @@ class StoreSync {
   SaTable* const table_;
   const StoreSyncOptions options_;
   absl::Notification stop_;
+  store::WatchCanceller watch_canceller_;  // ends Run's wait on Stop()
   std::thread thread_;
   std::thread offer_thread_;
   absl::Mutex offer_mu_;

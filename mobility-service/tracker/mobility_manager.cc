@@ -160,6 +160,7 @@ void MobilityManager::Start() {
 
 void MobilityManager::Stop() {
   if (!stopping_.HasBeenNotified()) stopping_.Notify();
+  watch_canceller_.Cancel();
   if (sweeper_.joinable()) sweeper_.join();
   if (watcher_.joinable()) watcher_.join();
 }
@@ -182,15 +183,18 @@ void MobilityManager::RunWatch() {
       log_.Warning("cannot watch SAs; retrying", {{"error", watcher.status().message()}});
       continue;
     }
+    watch_canceller_.Track(watcher->get());
     while (!stopping_.HasBeenNotified()) {
       absl::StatusOr<store::WatchEvent> event = (*watcher)->Next(absl::Milliseconds(250));
       if (absl::IsDeadlineExceeded(event.status())) continue;
+      if (stopping_.HasBeenNotified()) break;
       if (!event.ok()) {
         log_.Warning("SA watch broke; listing again", {{"error", event.status().message()}});
         break;
       }
       ApplyEvent(*event);
     }
+    watch_canceller_.Track(nullptr);
   }
 }
 

@@ -175,6 +175,7 @@ class MobilityManager {
   absl::Time last_persist_ ABSL_GUARDED_BY(mu_);
 
   absl::Notification stopping_;
+  store::WatchCanceller watch_canceller_;  // ends RunWatch's wait on Stop()
   std::thread watcher_;
   std::thread sweeper_;
 };
