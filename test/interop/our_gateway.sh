@@ -17,6 +17,10 @@
 # when unset:
 #   OUR_GATEWAY_LIVENESS_REPORT_INTERVAL=1s          esp_forwarder.liveness_report_interval
 #   OUR_GATEWAY_IKE_WORKERS=1                        ike_service.workers
+#   OUR_GATEWAY_IKE_LIMITS='cookie_threshold: 1000000, half_open_per_source_limit: 1000000'
+#                                                    more ike-service keys (YAML flow-map entries;
+#                                                    both modes): bench.py lifts the half-open limits
+#                                                    of one initiator address, as it does strongSwan's
 #   OUR_GATEWAY_MOBILITY_YAML='{outage_window: 12s, liveness_timeout: 3s, liveness_persist_interval: 1s}'
 #                                                    the mobility_service section (a YAML flow map)
 #
@@ -82,6 +86,7 @@ ike_service:
   gateway_id: "$GW_DNS"
   pool_v4: "$POOL4"
   ${OUR_GATEWAY_IKE_WORKERS:+workers: $OUR_GATEWAY_IKE_WORKERS}
+  ${OUR_GATEWAY_IKE_LIMITS:+$(printf '%s\n' "$OUR_GATEWAY_IKE_LIMITS" | tr ',' '\n' | sed 's/^ *//; 2,$s/^/  /')}
   local_ts: ["$LAN_NET"]
   mobike_addresses: [${GW_ADDR_B:+"$GW_ADDR_B"}]
 auth_service:
@@ -234,6 +239,7 @@ gateway_id: "$GW_DNS"
 pool_v4: "$POOL4"
 local_ts: ["$LAN_NET"]
 mobike_addresses: [${GW_ADDR_B:+"$GW_ADDR_B"}]
+${OUR_GATEWAY_IKE_LIMITS:+$(printf '%s\n' "$OUR_GATEWAY_IKE_LIMITS" | tr ',' '\n' | sed 's/^ *//')}
 CONFIG
 done
 

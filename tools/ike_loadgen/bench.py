@@ -94,7 +94,7 @@ class StrongSwan:
             self.pki, role="responder", levels={k: int(v) for k, v in levels.items()})
         # Every initiator comes from one address: lift strongSwan's per-IP
         # half-open limits (block_threshold 5, cookie_threshold_ip 3) and
-        # cookies (our gateway asks for none below 1000 half-open SAs).
+        # cookies, as ours are lifted (OUR_GATEWAY_IKE_LIMITS below).
         with open(self.charon.conf) as f:
             conf = f.read()
         conf = conf.replace("charon {\n", "charon {\n    cookie_threshold = 1000000\n"
@@ -133,6 +133,9 @@ class OurGateway:
         env.update(IVPN_WORKDIR=self.workdir, IVPN_PKI_DIR=self.pki.dir, POOL4=self.args.pool)
         if self.args.ike_workers:
             env["OUR_GATEWAY_IKE_WORKERS"] = str(self.args.ike_workers)
+        # Every initiator comes from one address: lift the per-source
+        # half-open limit and cookies, as strongSwan's are lifted above.
+        env["OUR_GATEWAY_IKE_LIMITS"] = "cookie_threshold: 1000000, half_open_per_source_limit: 1000000"
         if self.args.split:
             env.update(OUR_GATEWAY_SPLIT="1", OUR_GATEWAY_BIN_ROOT=bins)
         cmd = (f"exec {self.root}/test/interop/our_gateway.sh {bins}/gateway/gateway "
