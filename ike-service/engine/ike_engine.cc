@@ -241,7 +241,7 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
   const std::string& source = SourceKey(datagram.remote());
   std::shared_ptr<IkeSa> existing;
   size_t half_open = 0;
-  bool source_full = false;
+  bool all_full = false, source_full = false, reserved = false;
   {
     absl::MutexLock lock(&mu_);
     auto it = half_open_.find(index_key);
@@ -250,18 +250,26 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
       if (sa != sas_.end()) existing = sa->second;
     }
     half_open = half_open_.size();
-    // A new SA's slot is taken here, under the same lock as the check, so
-    // concurrent workers cannot overshoot the limit; given back below
-    // unless the SA is created.
+    // A new SA's slots (in all, and for its source) are taken here, under
+    // the same lock as the checks, so concurrent workers cannot overshoot
+    // either limit; given back below unless the SA is created.
     size_t& from_source = half_open_per_source_[source];
-    source_full = existing == nullptr && from_source >= options_.half_open_per_source_limit;
-    if (existing == nullptr && !source_full) ++from_source;
+    if (existing == nullptr) {
+      all_full = half_open + half_open_reserved_ >= options_.half_open_limit;
+      source_full = from_source >= options_.half_open_per_source_limit;
+      reserved = !all_full && !source_full;
+    }
+    if (reserved) {
+      ++from_source;
+      ++half_open_reserved_;
+    }
     if (from_source == 0) half_open_per_source_.erase(source);
   }
   bool slot_used = false;
-  absl::Cleanup give_back_slot = [&] {
-    if (slot_used || existing != nullptr || source_full) return;
+  absl::Cleanup give_back_slots = [&] {
+    if (!reserved || slot_used) return;
     absl::MutexLock lock(&mu_);
+    --half_open_reserved_;
     auto it = half_open_per_source_.find(source);
     if (it != half_open_per_source_.end() && --it->second == 0) half_open_per_source_.erase(it);
   };
@@ -278,7 +286,7 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
     }
     return;
   }
-  if (half_open >= options_.half_open_limit) {
+  if (all_full) {
     dropped_family_.Add({{"reason", "half_open_limit"}}).Increment();
     refusal_summary_.Add("half_open_limit");
     return;
@@ -335,6 +343,7 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
     sas_[sa->spi_r] = sa;
     half_open_[index_key] = sa->spi_r;
     half_open_by_spi_r_[sa->spi_r] = {index_key, source};
+    --half_open_reserved_;  // counted in half_open_ now
     slot_used = true;
     sas_gauge_.Set(static_cast<double>(sas_.size()));
     half_open_gauge_.Set(static_cast<double>(half_open_.size()));

@@ -199,6 +199,8 @@ class IkeEngine {
   };
   absl::flat_hash_map<uint64_t, HalfOpenEntry> half_open_by_spi_r_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, size_t> half_open_per_source_ ABSL_GUARDED_BY(mu_);
+  // Slots taken by IKE_SA_INITs being answered, not yet in half_open_.
+  size_t half_open_reserved_ ABSL_GUARDED_BY(mu_) = 0;
   void ForgetHalfOpenLocked(uint64_t spi_r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::vector<std::unique_ptr<Worker>> workers_;
