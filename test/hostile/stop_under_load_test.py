@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """SIGTERM while IKE traffic arrives and half-open SAs are held: the gateway
 must exit 0 (no crash in a component called after it stopped) within 1 s,
-ten times in a row. Prints each stop's time and the median.
+ten times in a row. Prints each stop's time and the median. The load also
+fills half_open_limit (1000) from 16 addresses: never more.
 
   stop_under_load_test.py PATH-TO-gateway
 """
@@ -45,8 +46,11 @@ def load(gw, stop):
 def main():
     failures, times = [], []
     for run in range(RUNS):
-        # No cookies: the half-open SAs pile up as from clients echoing them.
-        gw = gateway_process.Gateway(sys.argv[1], extra_yaml="ike_service: {cookie_threshold: 100000}\n")
+        # No cookies: the half-open SAs pile up as from clients echoing them,
+        # up to the global limit (16 addresses could hold 2048), which two
+        # workers must not overshoot.
+        gw = gateway_process.Gateway(
+            sys.argv[1], extra_yaml="ike_service: {cookie_threshold: 100000, half_open_limit: 1000}\n")
         stop = threading.Event()
         loader = threading.Thread(target=load, args=(gw, stop), daemon=True)
         loader.start()
@@ -70,6 +74,8 @@ def main():
             failures.append(f"run {run + 1}: stopping took {elapsed:.2f} s (limit 1 s)")
         if half_open < 500:
             failures.append(f"run {run + 1}: only {half_open:.0f} half-open SAs: no load")
+        if half_open > 1000:
+            failures.append(f"run {run + 1}: {half_open:.0f} half-open SAs past half_open_limit 1000")
     print(f"stop time: median {statistics.median(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms")
     for f in failures:
         print(f"FAIL {f}")
