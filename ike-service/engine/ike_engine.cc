@@ -131,8 +131,7 @@ void IkeEngine::Submit(size_t forwarder, v1::IkeDatagram datagram) {
   if (size > options_.max_ike_sa_init_size) {
     absl::optional<codec::Header> header = codec::PeekHeader(AsBytes(datagram.payload()));
     if (header && header->exchange_type == ExchangeType::kIkeSaInit && !header->response) {
-      dropped_family_.Add({{"reason", "init_too_large"}}).Increment();
-      refusal_summary_.Add("init_too_large");
+      DropIkeSaInit("init_too_large");
       return;
     }
   }
@@ -190,7 +189,6 @@ size_t IkeEngine::half_open_count() const {
 
 void IkeEngine::Handle(size_t forwarder, const v1::IkeDatagram& datagram) {
   const crypto::ByteSpan bytes = AsBytes(datagram.payload());
-
   codec::DecodeResult<codec::Message> decoded = codec::DecodeMessage(bytes);
   if (!decoded.ok()) {
     const codec::DecodeFailure& failure = decoded.failure();
@@ -253,31 +251,30 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
     // A new SA's slots (in all, and for its source) are taken here, under
     // the same lock as the checks, so concurrent workers cannot overshoot
     // either limit; given back below unless the SA is created.
-    size_t& from_source = half_open_per_source_[source];
     if (existing == nullptr) {
+      auto held = half_open_per_source_.find(source);
       all_full = half_open + half_open_reserved_ >= options_.half_open_limit;
-      source_full = from_source >= options_.half_open_per_source_limit;
+      source_full = held != half_open_per_source_.end() &&
+                    held->second >= options_.half_open_per_source_limit;
       reserved = !all_full && !source_full;
     }
     if (reserved) {
-      ++from_source;
+      ++half_open_per_source_[source];
       ++half_open_reserved_;
     }
-    if (from_source == 0) half_open_per_source_.erase(source);
   }
   bool slot_used = false;
   absl::Cleanup give_back_slots = [&] {
     if (!reserved || slot_used) return;
     absl::MutexLock lock(&mu_);
     --half_open_reserved_;
-    auto it = half_open_per_source_.find(source);
-    if (it != half_open_per_source_.end() && --it->second == 0) half_open_per_source_.erase(it);
+    ReleaseSourceSlotLocked(source);
   };
   if (existing != nullptr) {
     absl::MutexLock lock(&existing->mu);
     // A retransmit gets the same answer (§2.1); another request is dropped.
     // As bytes: payload() is a std::string of (signed) char.
-    const crypto::ByteSpan payload = crypto::AsBytes(datagram.payload());
+    const crypto::ByteSpan payload = AsBytes(datagram.payload());
     if (std::equal(existing->init_request.begin(), existing->init_request.end(),
                    payload.begin(), payload.end())) {
       SendTo(*existing, existing->init_response);
@@ -287,13 +284,11 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
     return;
   }
   if (all_full) {
-    dropped_family_.Add({{"reason", "half_open_limit"}}).Increment();
-    refusal_summary_.Add("half_open_limit");
+    DropIkeSaInit("half_open_limit");
     return;
   }
   if (source_full) {
-    dropped_family_.Add({{"reason", "source_half_open_limit"}}).Increment();
-    refusal_summary_.Add("source_half_open_limit");
+    DropIkeSaInit("source_half_open_limit");
     return;
   }
   absl::StatusOr<net::IpEndpoint> local = net::IpEndpoint::FromProto(datagram.local());
@@ -307,8 +302,7 @@ void IkeEngine::HandleIkeSaInit(size_t forwarder, const v1::IkeDatagram& datagra
       half_open >= options_.cookie_threshold ? &cookies_ : nullptr,
       CertificateAuthorities());
   if (result.drop) {
-    dropped_family_.Add({{"reason", result.refusal}}).Increment();
-    refusal_summary_.Add(result.refusal);
+    DropIkeSaInit(result.refusal);
     log_.Debug("IKE_SA_INIT dropped", {{"spi_i", Hex(request.header.initiator_spi)},
                                        {"remote", remote->ToString()},
                                        {"reason", result.error}});
@@ -766,11 +760,18 @@ void IkeEngine::ForgetHalfOpenLocked(uint64_t spi_r) {
   if (it == half_open_by_spi_r_.end()) return;
   auto entry = half_open_.find(it->second.key);
   if (entry != half_open_.end() && entry->second == spi_r) half_open_.erase(entry);
-  auto source = half_open_per_source_.find(it->second.source);
-  if (source != half_open_per_source_.end() && --source->second == 0) {
-    half_open_per_source_.erase(source);
-  }
+  ReleaseSourceSlotLocked(it->second.source);
   half_open_by_spi_r_.erase(it);
+}
+
+void IkeEngine::ReleaseSourceSlotLocked(const std::string& source) {
+  auto it = half_open_per_source_.find(source);
+  if (it != half_open_per_source_.end() && --it->second == 0) half_open_per_source_.erase(it);
+}
+
+void IkeEngine::DropIkeSaInit(absl::string_view reason) {
+  dropped_family_.Add({{"reason", std::string(reason)}}).Increment();
+  refusal_summary_.Add(reason);
 }
 
 crypto::Bytes IkeEngine::CertificateAuthorities() {

@@ -202,6 +202,9 @@ class IkeEngine {
   // Slots taken by IKE_SA_INITs being answered, not yet in half_open_.
   size_t half_open_reserved_ ABSL_GUARDED_BY(mu_) = 0;
   void ForgetHalfOpenLocked(uint64_t spi_r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseSourceSlotLocked(const std::string& source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An IKE_SA_INIT dropped unanswered: counted by reason, and summarised.
+  void DropIkeSaInit(absl::string_view reason);
 
   std::vector<std::unique_ptr<Worker>> workers_;
 
