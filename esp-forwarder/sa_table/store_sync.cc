@@ -139,15 +139,10 @@ absl::StatusOr<std::shared_ptr<const SaEntry>> EntryFromRecord(
     return std::shared_ptr<const SaEntry>(std::move(entry));
   }
 
-  const esp::SaKeys view = {
-      crypto::ByteSpan(reinterpret_cast<const uint8_t*>(keys->inbound_encryption().data()),
-                       keys->inbound_encryption().size()),
-      crypto::ByteSpan(reinterpret_cast<const uint8_t*>(keys->inbound_integrity().data()),
-                       keys->inbound_integrity().size()),
-      crypto::ByteSpan(reinterpret_cast<const uint8_t*>(keys->outbound_encryption().data()),
-                       keys->outbound_encryption().size()),
-      crypto::ByteSpan(reinterpret_cast<const uint8_t*>(keys->outbound_integrity().data()),
-                       keys->outbound_integrity().size())};
+  const esp::SaKeys view = {crypto::AsBytes(keys->inbound_encryption()),
+                            crypto::AsBytes(keys->inbound_integrity()),
+                            crypto::AsBytes(keys->outbound_encryption()),
+                            crypto::AsBytes(keys->outbound_integrity())};
   absl::StatusOr<std::shared_ptr<esp::EspSa>> sa = esp::EspSa::Create(params, view);
   if (!sa.ok()) return sa.status();
   entry->sa = std::move(*sa);

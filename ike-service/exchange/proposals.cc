@@ -69,6 +69,16 @@ void AddOnce(std::vector<T>* list, const T& value) {
 
 bool IsAead(uint16_t encryption_id) { return encryption_id == 20 || encryption_id == 28; }
 
+// The only transform attribute IKEv2 defines: Key Length (TV), on ENCR.
+bool AttributesUnderstood(const codec::Transform& t) {
+  for (const codec::TransformAttribute& a : t.attributes) {
+    if (a.type != codec::kAttributeKeyLength || !a.tv_format || t.type != TransformType::kEncr) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::StatusOr<ProposalPolicy> ParseProposalPolicy(absl::string_view text,
@@ -146,20 +156,6 @@ std::vector<std::string> DefaultEspProposals() {
       "aes256-aes128-3des-sha1",
   };
 }
-
-namespace {
-
-// The only transform attribute IKEv2 defines: Key Length (TV), on ENCR.
-bool AttributesUnderstood(const codec::Transform& t) {
-  for (const codec::TransformAttribute& a : t.attributes) {
-    if (a.type != codec::kAttributeKeyLength || !a.tv_format || t.type != TransformType::kEncr) {
-      return false;
-    }
-  }
-  return true;
-}
-
-}  // namespace
 
 absl::optional<SelectedProposal> SelectProposal(
     const std::vector<codec::Proposal>& offered,
