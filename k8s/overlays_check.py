@@ -5,10 +5,14 @@ Usage: overlays_check.py RENDER_DIR, where RENDER_DIR holds base.yaml,
 dev.yaml and prod.yaml, each the output of `kubectl kustomize`. Prints one
 line per check, then "N passed, N failed"; exits 1 if any failed.
 """
+import os
 import re
 import sys
 
 import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from label_selector import matches  # noqa: E402
 
 NAMESPACE = "vpn-gateway"
 SERVICES = ["ike-service", "auth-service", "mobility-service", "esp-forwarder"]
@@ -74,24 +78,6 @@ def check(ok, what):
     results.append(bool(ok))
     print(f"{'ok  ' if ok else 'FAIL'} {what}")
     return ok
-
-
-def matches(selector, labels):
-    """A LabelSelector against a label set; {} matches everything."""
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 class Pod:

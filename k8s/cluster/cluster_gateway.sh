@@ -89,9 +89,6 @@ node_pid=$!
 trap 'kill -TERM $node_pid 2>/dev/null || true; wait $node_pid; exit 0' TERM INT
 
 status() { /usr/bin/python3 -c "import json,sys; s=json.load(open('$work/cluster/status.json')); $1"; }
-pod_ip() {  # owner ordinal
-  status "print(next(p['ip'] for p in s['pods'] if p['owner']=='$1' and p['ordinal']==$2))"
-}
 until [[ -f $work/cluster/status.json ]] && status "sys.exit(0 if s['ready'] else 1)"; do
   kill -0 $node_pid 2>/dev/null || die "node.py stopped before the pods were Ready"
   sleep 0.5
@@ -104,28 +101,38 @@ done
 # 4. etcd's users and roles, through the port-forward.
 "$repo/tools/etcd-rbac.sh" 127.0.0.1:2379 "$pki" >/dev/null || die "tools/etcd-rbac.sh failed"
 
-# The harness's view: vpnctl reaches each API at its pod (the node may
-# reach its pods; the NetworkPolicies only restrict pods).
-write_vpnctl_flags() {  # api target
-  printf -- '--target=%s\n--tls_cert_file=%s\n--tls_key_file=%s\n--tls_ca_file=%s\n' \
-    "$2" "$pki/operator.crt" "$pki/operator.key" "$pki/ca.crt" > "$IVPN_WORKDIR/vpnctl-$1.flags"
-}
-write_vpnctl_flags ike-0 "$(pod_ip ike-service 0):50051"
-write_vpnctl_flags ike-1 "$(pod_ip ike-service 1):50051"
-write_vpnctl_flags auth "$(pod_ip auth-service 0):50052"
-write_vpnctl_flags forwarder "$GW_ADDR:50054"
-for i in 0 1; do
-  suffix=$([[ $i == 0 ]] || echo "-$i")
-  status "p=next(p for p in s['pods'] if p['owner']=='ike-service' and p['ordinal']==$i)['containers'][0]; print(p['pid'])" \
-    > "$work/ike-service$suffix.pid"
-  ln -sf "$(status "print(next(p for p in s['pods'] if p['owner']=='ike-service' and p['ordinal']==$i)['containers'][0]['log'])")" \
-    "$work/ike-service$suffix.log"
-  echo "http://$(pod_ip ike-service $i):9101/metrics" > "$work/ike-service$suffix.metrics"
-  status "print(next(p for p in s['pods'] if p['owner']=='ike-service' and p['ordinal']==$i)['name'])" \
-    > "$work/ike-service$suffix.replica"
-done
-ln -sf "$(status "print(next(p for p in s['pods'] if p['owner']=='esp-forwarder')['containers'][0]['log'])")" \
-  "$work/esp-forwarder.log"
+# The harness's view, from the pods' status in one read: vpnctl reaches
+# each API at its pod (the node may reach its pods; the NetworkPolicies only
+# restrict pods), and each ike-service pod's pid, log, metrics and replica ID.
+/usr/bin/python3 - "$work" "$IVPN_WORKDIR" "$pki" "$GW_ADDR" <<'PY'
+import json, os, sys
+work, harness, pki, gw_addr = sys.argv[1:]
+pods = json.load(open(os.path.join(work, "cluster", "status.json")))["pods"]
+def pod(owner, ordinal=0):
+    return next(p for p in pods if p["owner"] == owner and p["ordinal"] == ordinal)
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text + "\n")
+def link(target, path):
+    if os.path.lexists(path):
+        os.unlink(path)
+    os.symlink(target, path)
+for api, target in (("ike-0", f"{pod('ike-service', 0)['ip']}:50051"),
+                    ("ike-1", f"{pod('ike-service', 1)['ip']}:50051"),
+                    ("auth", f"{pod('auth-service')['ip']}:50052"),
+                    ("forwarder", f"{gw_addr}:50054")):
+    write(os.path.join(harness, f"vpnctl-{api}.flags"),
+          f"--target={target}\n--tls_cert_file={pki}/operator.crt\n"
+          f"--tls_key_file={pki}/operator.key\n--tls_ca_file={pki}/ca.crt")
+for i, suffix in ((0, ""), (1, "-1")):
+    p = pod("ike-service", i)
+    stem = os.path.join(work, f"ike-service{suffix}")
+    write(stem + ".pid", str(p["containers"][0]["pid"]))
+    link(p["containers"][0]["log"], stem + ".log")
+    write(stem + ".metrics", f"http://{p['ip']}:9101/metrics")
+    write(stem + ".replica", p["name"])
+link(pod("esp-forwarder")["containers"][0]["log"], os.path.join(work, "esp-forwarder.log"))
+PY
 
 # 5. The test user.
 "$vpnctl" --flagfile="$IVPN_WORKDIR/vpnctl-auth.flags" --tls_server_name=auth-service --wait=20s health >/dev/null ||

@@ -46,7 +46,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import string
@@ -59,6 +58,8 @@ import urllib.request
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from label_selector import matches  # noqa: E402  (k8s/label_selector.py)
 CLUSTER_DOMAIN = "cluster.local"
 SIMULATED = {"Namespace", "ConfigMap", "Secret", "Service", "Deployment", "StatefulSet",
              "DaemonSet", "NetworkPolicy"}
@@ -123,26 +124,6 @@ PODMAN = ["podman"]
 
 def podman(*args, check=True):
     return run([*PODMAN, *args], check=check)
-
-
-def selector_matches(sel, labels):
-    """A LabelSelector; an empty one matches everything."""
-    if sel is None:
-        return False
-    for k, v in (sel.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for e in sel.get("matchExpressions") or []:
-        k, op, vals = e["key"], e["operator"], e.get("values") or []
-        if op == "In" and labels.get(k) not in vals:
-            return False
-        if op == "NotIn" and labels.get(k) in vals:
-            return False
-        if op == "Exists" and k not in labels:
-            return False
-        if op == "DoesNotExist" and k in labels:
-            return False
-    return True
 
 
 def expand_vars(text, env):
@@ -563,7 +544,7 @@ class Node:
 
     def endpoints(self, ns, svc, ready_only=True):
         sel = svc["obj"]["spec"].get("selector")
-        return [p for p in self.pods if p.namespace == ns and sel and selector_matches({"matchLabels": sel},
+        return [p for p in self.pods if p.namespace == ns and sel and matches({"matchLabels": sel},
                                                                                         p.labels)
                 and (p.ready() or not ready_only)]
 
@@ -695,13 +676,13 @@ class Node:
             return [str(n) for n in nets]
         if "namespaceSelector" in peer:
             namespaces = {n for n, labels in self.namespaces.items()
-                          if selector_matches(peer["namespaceSelector"], labels)}
+                          if matches(peer["namespaceSelector"], labels)}
         else:
             namespaces = {ns}
         pod_sel = peer.get("podSelector", {})
         # Host-network pods are the node: a podSelector does not find them.
         return [f"{p.ip}/32" for p in self.pods if p.namespace in namespaces and not p.host_network
-                and selector_matches(pod_sel, p.labels)]
+                and matches(pod_sel, p.labels)]
 
     def port_matches(self, pod, ports):
         """nft fragments for a rule's ports on `pod` (named ports resolved)."""
@@ -731,7 +712,7 @@ class Node:
             for direction in ("Ingress", "Egress"):
                 selecting = [pol for pol in policies
                              if pol["metadata"].get("namespace", "default") == pod.namespace
-                             and selector_matches(pol["spec"].get("podSelector", {}), pod.labels)
+                             and matches(pol["spec"].get("podSelector", {}), pod.labels)
                              and direction in pol["spec"].get("policyTypes", ["Ingress"])]
                 if not selecting:
                     continue

@@ -3,6 +3,7 @@ embedded store, operator socket and IKE ports in a temporary directory and
 on free ports. Standard library only."""
 
 import json
+import urllib.request
 import os
 import select
 import signal
@@ -57,7 +58,6 @@ class Gateway:
         return sock.recvfrom(65535)[0] if ready else None
 
     def metrics(self):
-        import urllib.request
         url = f"http://127.0.0.1:{self.up['metrics_port']}/metrics"
         with urllib.request.urlopen(url, timeout=5) as r:
             return r.read().decode()

@@ -14,7 +14,6 @@
 """
 
 import os
-import re
 import socket
 import struct
 import sys
