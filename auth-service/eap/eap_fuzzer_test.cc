@@ -24,7 +24,7 @@ void GrowWithLengths(std::string& m, std::mt19937& rng) {
 
 TEST(EapFuzz, SeedsAndMutationsDoNotCrash) {
   const std::vector<std::string> seeds =
-      vpn::testing::ReadSeeds("auth-service/eap/testdata/eap_fuzzer_seeds");
+      vpn::testing::ReadSeeds("auth-service/eap/testdata/eap_fuzzer_corpus");
   ASSERT_GE(seeds.size(), 8u);
   EXPECT_GT(vpn::testing::RunSeedsAndMutations(seeds, 500, 20240526, GrowWithLengths), 4000u);
 }

@@ -81,12 +81,13 @@ class SessionManager {
   struct Session;
 
   absl::Time Now() const;
+  // Process and Finish run with session.mu held (not annotated: Session is
+  // incomplete here).
   std::shared_ptr<Session> Find(absl::string_view id);
   Result Process(Session& session, ByteSpan message, std::string* result_label,
-                 std::string* reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(session.mu);
+                 std::string* reason);
   Result Finish(Session& session, Result::Outcome outcome, uint8_t identifier,
-                const std::string& label, std::string* result_label)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(session.mu);
+                const std::string& label, std::string* result_label);
   void MarkProgress(Session& session, bool done);
   void MaybeSweep();
   void Report(absl::string_view result);

@@ -19,8 +19,10 @@
 // same process as a live gRPC channel using OpenSSL TLS
 // (grpc_coexistence_test).
 //
-// Note: RTLD_DEEPBIND is not compatible with AddressSanitizer's interceptors;
-// an ASan build must disable the deep binding (not needed so far).
+// The sanitizers refuse RTLD_DEEPBIND (their interceptors would be
+// bypassed). A sanitizer build (--config=fuzz defines VPN_SANITIZER_BUILD)
+// loads without it, which is safe only while no OpenSSL is in the process:
+// the loader checks, and fuzz targets link without gRPC's libraries.
 #include <dlfcn.h>
 #include <unistd.h>
 
@@ -85,11 +87,23 @@ std::vector<std::string> CandidatePaths() {
   std::_Exit(EXIT_FAILURE);
 }
 
+#ifdef VPN_SANITIZER_BUILD
+constexpr int kOpenFlags = RTLD_NOW | RTLD_LOCAL;
+#else
+constexpr int kOpenFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#endif
+
 const Provider* Load() {
+  if ((kOpenFlags & RTLD_DEEPBIND) == 0 &&
+      dlsym(RTLD_DEFAULT, "OPENSSL_version_major") != nullptr) {
+    Fail("OpenSSL is loaded (through gRPC?) and this sanitizer build cannot "
+         "keep BoringSSL apart from it without RTLD_DEEPBIND; link the "
+         "target without gRPC's libraries");
+  }
   const std::vector<std::string> paths = CandidatePaths();
   for (const std::string& path : paths) {
     if (!Exists(path)) continue;
-    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    void* handle = dlopen(path.c_str(), kOpenFlags);
     if (handle == nullptr) {
       Fail(absl::StrCat("cannot load ", path, ": ", dlerror()));
     }

@@ -4,7 +4,7 @@
 // The payload is a type byte, a u64 log sequence number (LSN) and
 // type-specific fields (integers fixed-size LE, strings u32 length + bytes).
 // The parser reads untrusted bytes off disk: it bounds-checks every field and
-// returns kDataLoss, never crashes (see wal_fuzz.cc).
+// returns kDataLoss, never crashes (see wal_fuzzer.cc).
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,6 @@
 #include "esp-forwarder/esp/esp_testing.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -76,7 +77,7 @@ SaPair MakeSaPair(const EspAlgorithms& algorithms, uint32_t window, uint32_t see
 
 Frame::Frame(const std::vector<uint8_t>& packet)
     : storage(kEspHeadroom + packet.size() + kEspTailroom) {
-  std::memcpy(storage.data() + kEspHeadroom, packet.data(), packet.size());
+  std::copy(packet.begin(), packet.end(), storage.begin() + kEspHeadroom);
 }
 
 std::vector<uint8_t> Protect(EspSa& sender, const std::vector<uint8_t>& inner) {

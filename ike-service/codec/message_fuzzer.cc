@@ -7,30 +7,9 @@
 //     the rest the chain (what the SA code passes after decrypting SK).
 // Any mismatch aborts.
 //
-// `bazel test //ike-service/codec:message_fuzzer_regression_test` runs this
-// over testdata/fuzz_corpus/ plus a fixed set of mutations of it.
-/*
- For a real libFuzzer run with AddressSanitizer and UBSan (apt-get install
- clang), from the repository root:
-
-   mkdir -p /tmp/ike-fuzz/corpus
-   cp ike-service/codec/testdata/fuzz_corpus/. -r /tmp/ike-fuzz/corpus
-   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I. \
-     ike-service/codec/message_fuzzer.cc ike-service/codec/message.cc \
-     ike-service/codec/payloads.cc ike-service/codec/decode_result.cc \
-     common/wire/reader.cc \
-     -labsl_strings -labsl_strings_internal -labsl_int128 \
-     -labsl_bad_variant_access -labsl_bad_optional_access \
-     -labsl_throw_delegate -labsl_raw_logging_internal \
-     -o /tmp/ike-fuzz/message_fuzzer
-   /tmp/ike-fuzz/message_fuzzer -max_total_time=60 -max_len=4096 \
-     /tmp/ike-fuzz/corpus
-
- Debian's Abseil is built with GCC; the few Abseil functions the codec calls
- link fine from clang, and only the codec itself is instrumented. A crash
- leaves crash-<sha1> in the working directory: add it to
- testdata/fuzz_corpus/ once fixed.
-*/
+// `tools/fuzz.sh message_fuzzer SECONDS` runs it under libFuzzer;
+// message_fuzzer_regression_test runs it over testdata/message_fuzzer_corpus/
+// plus a fixed set of mutations of it.
 
 #include <cstddef>
 #include <cstdint>

@@ -1,5 +1,5 @@
 // Runs the fuzz target (message_fuzzer.cc) deterministically: over every seed
-// in testdata/fuzz_corpus/, then over a fixed-seed set of mutations of them.
+// in testdata/message_fuzzer_corpus/, then over a fixed-seed set of mutations of them.
 // The target aborts on any round-trip mismatch; a crash fails the test.
 
 #include <algorithm>
@@ -24,7 +24,7 @@ constexpr uint32_t kRandomSeed = 7296;
 std::filesystem::path CorpusDirectory() {
   const char* srcdir = std::getenv("TEST_SRCDIR");
   const char* workspace = std::getenv("TEST_WORKSPACE");
-  const std::filesystem::path relative = "ike-service/codec/testdata/fuzz_corpus";
+  const std::filesystem::path relative = "ike-service/codec/testdata/message_fuzzer_corpus";
   if (srcdir != nullptr && workspace != nullptr) {
     return std::filesystem::path(srcdir) / workspace / relative;
   }

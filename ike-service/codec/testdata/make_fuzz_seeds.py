@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the hand-built seeds of fuzz_corpus/ (RFC 7296 layouts).
+"""Writes the hand-built seeds of message_fuzzer_corpus/ (RFC 7296 layouts).
 
 The strongSwan seeds (strongswan_*.bin) were captured from charon 5.9.8; see
 test_vectors.cc. Run from this directory: python3 make_fuzz_seeds.py
@@ -51,7 +51,7 @@ inner = [
     (45, bytes([1, 0, 0, 0]) + ts4, False),                           # TSr
 ]
 first, body = chain(inner)
-open("fuzz_corpus/inner_ike_auth_request.bin", "wb").write(bytes([first]) + body)
+open("message_fuzzer_corpus/inner_ike_auth_request.bin", "wb").write(bytes([first]) + body)
 
 inner2 = [
     (36, bytes([2, 0, 0, 0]) + b"vpn.example.com", False),            # IDr FQDN
@@ -65,20 +65,20 @@ inner2 = [
     (200, b"opaque", False),                                          # unknown, skipped
 ]
 first, body = chain(inner2)
-open("fuzz_corpus/inner_mixed_reply.bin", "wb").write(bytes([first]) + body)
+open("message_fuzzer_corpus/inner_mixed_reply.bin", "wb").write(bytes([first]) + body)
 
 # IKE_AUTH request: HDR, SK{IDi...} with 16-byte IV, 32-byte ciphertext, 12-byte ICV.
 sk_body = bytes(range(16)) + bytes(32) + b"\xaa" * 12
 sk = struct.pack(">BBH", 35, 0, 4 + len(sk_body)) + sk_body
-open("fuzz_corpus/ike_auth_sk.bin", "wb").write(
+open("message_fuzzer_corpus/ike_auth_sk.bin", "wb").write(
     header(46, 35, 0x08, 1, len(sk), spi_r=0x1112131415161718) + sk)
 
 # RFC 7383 fragment 1 of 3.
 skf_body = struct.pack(">HH", 1, 3) + bytes(8) + bytes(24) + b"\xbb" * 12
 skf = struct.pack(">BBH", 35, 0, 4 + len(skf_body)) + skf_body
-open("fuzz_corpus/ike_auth_skf.bin", "wb").write(
+open("message_fuzzer_corpus/ike_auth_skf.bin", "wb").write(
     header(53, 35, 0x08, 1, len(skf), spi_r=0x1112131415161718) + skf)
 
 # INFORMATIONAL response with Delete(IKE) and an unknown non-critical payload, in clear.
 first, body = chain([(42, struct.pack(">BBH", 1, 0, 0), False), (128, b"\x01\x02", False)])
-open("fuzz_corpus/informational_clear.bin", "wb").write(header(first, 37, 0x20, 2, len(body)) + body)
+open("message_fuzzer_corpus/informational_clear.bin", "wb").write(header(first, 37, 0x20, 2, len(body)) + body)
