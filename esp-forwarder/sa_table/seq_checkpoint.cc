@@ -2,10 +2,11 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/log/log.h"
 
 namespace vpn::forwarder {
@@ -20,12 +21,27 @@ constexpr size_t kOpsPerTxn = 128;  // store::kMaxTxnOps
 constexpr int kAttempts = 4;        // compare-on-version retries per key
 constexpr uint64_t kMax32 = 0xffffffffull;
 
-bool SpiFromKey(absl::string_view key, uint32_t* spi) {
-  if (!absl::ConsumePrefix(&key, kSeqPrefix) || key.size() != 8) return false;
-  return absl::SimpleHexAtoi(key, spi);
+bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+
+// A decimal as absl::StrCat writes it: digits only, no sign, no leading zero.
+bool ConsumeCanonicalDecimal(absl::string_view* text, uint64_t* out) {
+  size_t digits = 0;
+  while (digits < text->size() && absl::ascii_isdigit((*text)[digits])) ++digits;
+  if (digits == 0 || (digits > 1 && (*text)[0] == '0')) return false;
+  if (!absl::SimpleAtoi(text->substr(0, digits), out)) return false;  // overflow
+  text->remove_prefix(digits);
+  return true;
 }
 
 }  // namespace
+
+bool SpiFromSeqKey(absl::string_view key, uint32_t* spi) {
+  if (!absl::ConsumePrefix(&key, kSeqPrefix) || key.size() != 8 ||
+      !std::all_of(key.begin(), key.end(), IsLowerHex)) {
+    return false;
+  }
+  return absl::SimpleHexAtoi(key, spi);
+}
 
 std::string SeqKey(uint32_t inbound_spi) {
   return absl::StrFormat("%s%08x", kSeqPrefix, inbound_spi);
@@ -37,15 +53,12 @@ std::string EncodeSeqMarks(const SeqMarks& marks) {
 
 absl::optional<SeqMarks> DecodeSeqMarks(absl::string_view value) {
   SeqMarks marks;
-  bool out = false, in = false;
-  for (absl::string_view field : absl::StrSplit(value, ' ', absl::SkipEmpty())) {
-    if (absl::ConsumePrefix(&field, "out=")) {
-      out = absl::SimpleAtoi(field, &marks.outbound_reserved);
-    } else if (absl::ConsumePrefix(&field, "in=")) {
-      in = absl::SimpleAtoi(field, &marks.inbound_highest);
-    }
+  if (!absl::ConsumePrefix(&value, "out=") ||
+      !ConsumeCanonicalDecimal(&value, &marks.outbound_reserved) ||
+      !absl::ConsumePrefix(&value, " in=") ||
+      !ConsumeCanonicalDecimal(&value, &marks.inbound_highest) || !value.empty()) {
+    return absl::nullopt;
   }
-  if (!out || !in) return absl::nullopt;
   return marks;
 }
 
@@ -152,7 +165,7 @@ void SeqCheckpointer::Install(const std::vector<std::shared_ptr<esp::EspSa>>& sa
       have_list = true;
       for (store::KeyValue& kv : list->kvs) {
         uint32_t spi = 0;
-        if (SpiFromKey(kv.key, &spi)) listed[spi] = std::move(kv);
+        if (SpiFromSeqKey(kv.key, &spi)) listed[spi] = std::move(kv);
       }
     }
   }
@@ -432,7 +445,7 @@ void SeqCheckpointer::CollectGarbage(const Garbage& garbage) {
     uint32_t spi = 0;
     // A key created after the re-list may belong to a CHILD SA created
     // since (its key follows its record): left alone.
-    if (!SpiFromKey(kv.key, &spi) || garbage.present.contains(spi) ||
+    if (!SpiFromSeqKey(kv.key, &spi) || garbage.present.contains(spi) ||
         kv.create_revision > garbage.revision) {
       continue;
     }

@@ -58,12 +58,16 @@ namespace vpn::forwarder {
 
 inline constexpr char kSeqPrefix[] = "seq/";
 std::string SeqKey(uint32_t inbound_spi);
+// The SPI of a key SeqKey wrote; false for any other string.
+bool SpiFromSeqKey(absl::string_view key, uint32_t* spi);
 
 struct SeqMarks {
   uint64_t outbound_reserved = 0;  // every outbound number used is below this
   uint64_t inbound_highest = 0;    // highest authenticated inbound number
 };
-// "out=<decimal> in=<decimal>" (readable with etcdctl).
+// "out=<decimal> in=<decimal>" (readable with etcdctl). Decoding takes
+// exactly what encoding writes: a damaged value must not read back as a
+// lower outbound mark, which would let a sequence number (the GCM IV) repeat.
 std::string EncodeSeqMarks(const SeqMarks& marks);
 absl::optional<SeqMarks> DecodeSeqMarks(absl::string_view value);
 

@@ -23,6 +23,26 @@
 namespace vpn::forwarder {
 namespace {
 
+TEST(SeqRecordTest, DecodesExactlyWhatItEncodes) {
+  const SeqMarks marks{1u << 20, 1040000};
+  ASSERT_EQ(EncodeSeqMarks(marks), "out=1048576 in=1040000");
+  absl::optional<SeqMarks> back = DecodeSeqMarks(EncodeSeqMarks(marks));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->outbound_reserved, marks.outbound_reserved);
+  EXPECT_EQ(back->inbound_highest, marks.inbound_highest);
+  // Anything else is damage, not a mark to trust.
+  for (const char* value : {"out=01 in=2", "out=+1 in=2", "in=2 out=1", "out=1 in=2 x",
+                            "out=1  in=2", "out=1", "out=18446744073709551616 in=0", ""}) {
+    EXPECT_FALSE(DecodeSeqMarks(value).has_value()) << value;
+  }
+  uint32_t spi = 0;
+  EXPECT_TRUE(SpiFromSeqKey(SeqKey(0xc00004ff), &spi));
+  EXPECT_EQ(spi, 0xc00004ffu);
+  for (const char* key : {"seq/C00004FF", "seq/0xc0004f", "seq/+c00004f", "seq/c00004ff0", "sa/c00004ff"}) {
+    EXPECT_FALSE(SpiFromSeqKey(key, &spi)) << key;
+  }
+}
+
 using esp::testing::Ipv4Packet;
 using esp::testing::kClientVip;
 using esp::testing::kLanHost;
