@@ -135,6 +135,9 @@ class Dataplane::Worker : public SegmentSink, public TunSink {
     if (tx_count_ == kTxSlots) FlushTx();
     return Slot(tx_count_) + esp::kEspHeadroom;
   }
+  size_t buffer_size() const override {
+    return kSlotSize - esp::kEspHeadroom - esp::kEspTailroom;
+  }
   void Emit(uint8_t* segment, size_t size) override { Outbound(segment, size); }
 
   // TunSink: one (GSO) write of decrypted packets.

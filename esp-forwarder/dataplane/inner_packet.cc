@@ -130,16 +130,18 @@ size_t SegmentTcp(const uint8_t* packet, size_t size, uint16_t mss, SegmentSink&
   const size_t ip_len = IpHeaderBefore(packet, size, 6);
   if (ip_len == 0 || mss == 0 || size < ip_len + 20) return 0;
   const bool v6 = (packet[0] >> 4) == 6;
-  const size_t tcp_len = size_t{packet[ip_len + 12] >> 4} * 4;
+  const size_t tcp_len = static_cast<size_t>(packet[ip_len + 12] >> 4) * 4;
   const size_t headers = ip_len + tcp_len;
-  if (tcp_len < 20 || size < headers) return 0;
+  if (tcp_len < 20 || size < headers || sink.buffer_size() <= headers) return 0;
+  // TCP may be cut anywhere: segments shrink to fit the buffer.
+  const size_t mss_fits = std::min<size_t>(mss, sink.buffer_size() - headers);
   const size_t payload = size - headers;
   const uint32_t seq0 = Get32(packet + ip_len + 4);
   const uint16_t id0 = v6 ? 0 : Get16(packet + 4);
   const uint8_t flags = packet[ip_len + 13];
   size_t count = 0;
-  for (size_t offset = 0; offset < payload || (payload == 0 && count == 0); offset += mss) {
-    const size_t chunk = payload - offset < mss ? payload - offset : mss;
+  for (size_t offset = 0; offset < payload || (payload == 0 && count == 0); offset += mss_fits) {
+    const size_t chunk = std::min(payload - offset, mss_fits);
     const bool last = offset + chunk >= payload;
     uint8_t* scratch = sink.Buffer();
     if (scratch == nullptr) break;
@@ -164,7 +166,7 @@ size_t SegmentTcp(const uint8_t* packet, size_t size, uint16_t mss, SegmentSink&
 size_t SegmentUdp(const uint8_t* packet, size_t size, uint16_t mss, SegmentSink& sink) {
   const size_t ip_len = IpHeaderBefore(packet, size, 17);
   const size_t headers = ip_len + 8;
-  if (ip_len == 0 || mss == 0 || size < headers) return 0;
+  if (ip_len == 0 || mss == 0 || size < headers || headers + mss > sink.buffer_size()) return 0;
   const bool v6 = (packet[0] >> 4) == 6;
   const size_t payload = size - headers;
   const uint16_t id0 = v6 ? 0 : Get16(packet + 4);
@@ -373,7 +375,7 @@ bool ClampTcpMss(uint8_t* packet, size_t size, uint16_t mss_v4, uint16_t mss_v6)
   }
   uint8_t* tcp = packet + ip_len;
   if ((tcp[13] & 0x02) == 0) return false;  // not a SYN
-  const size_t tcp_len = size_t{tcp[12] >> 4} * 4;
+  const size_t tcp_len = static_cast<size_t>(tcp[12] >> 4) * 4;
   if (tcp_len < 20 || ip_len + tcp_len > size) return false;
   for (size_t i = 20; i < tcp_len;) {
     const uint8_t kind = tcp[i];
@@ -406,6 +408,7 @@ size_t BuildPacketTooBig(const uint8_t* packet, size_t size, const uint8_t* sour
   if (size < 20) return 0;
   if ((packet[0] >> 4) == 4) {
     const size_t ihl = size_t{packet[0] & 0x0fu} * 4;
+    if (ihl < 20) return 0;
     if ((Get16(packet + 6) & 0x4000) == 0) return 0;  // DF clear: the kernel fragments
     if (packet[9] == 1 && size > ihl && packet[ihl] != 0 && packet[ihl] != 8) return 0;
     const size_t quote = std::min(size, ihl + 8);
@@ -426,7 +429,7 @@ size_t BuildPacketTooBig(const uint8_t* packet, size_t size, const uint8_t* sour
     Put16(icmp + 2, ChecksumFold(ChecksumAdd(icmp, 8 + quote, 0)));
     return total;
   }
-  if (size < 40) return 0;
+  if ((packet[0] >> 4) != 6 || size < 40) return 0;
   if (packet[6] == 58 && size > 40 && packet[40] < 128) return 0;  // ICMPv6 error
   const size_t quote = std::min<size_t>(size, 1280 - 48);
   const size_t total = 48 + quote;

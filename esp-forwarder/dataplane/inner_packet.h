@@ -36,22 +36,26 @@ uint16_t ChecksumFold(uint32_t sum);
 // csum_start + csum_offset. False if the offsets do not fit.
 bool CompleteChecksum(uint8_t* packet, size_t size, uint16_t csum_start, uint16_t csum_offset);
 
-// Where SegmentTcp/SegmentUdp put segments: Buffer() gives room for the next one
-// (headers + mss bytes; nullptr stops), Emit() takes it once written.
+// Where SegmentTcp/SegmentUdp put segments: Buffer() gives room for the next
+// one (buffer_size() bytes; nullptr stops), Emit() takes it once written.
 class SegmentSink {
  public:
   virtual ~SegmentSink() = default;
   virtual uint8_t* Buffer() = 0;
+  virtual size_t buffer_size() const = 0;
   virtual void Emit(uint8_t* segment, size_t size) = 0;
 };
 
 // Splits a TCP super-packet (IPv4 or IPv6, no extension headers) into
 // segments of at most `mss` payload bytes with correct IP and TCP headers
-// and checksums. Returns the number of segments, 0 if malformed.
+// and checksums; smaller when a segment would not fit the sink's buffer.
+// Returns the number of segments, 0 if malformed.
 size_t SegmentTcp(const uint8_t* packet, size_t size, uint16_t mss, SegmentSink& sink);
 
-// The same for a UDP super-packet (USO): datagrams of at most `mss` payload
-// bytes, IPv4 IDs counting up from the super-packet's, checksums computed.
+// The same for a UDP super-packet (USO): datagrams of `mss` payload bytes
+// (the last may be shorter), IPv4 IDs counting up from the super-packet's,
+// checksums computed. Datagram boundaries are the sender's, so a datagram
+// larger than the sink's buffer makes the packet malformed (0).
 size_t SegmentUdp(const uint8_t* packet, size_t size, uint16_t mss, SegmentSink& sink);
 
 // Where InnerCoalescer writes: one TUN write of `iov` (iov[0] starts with a
@@ -127,7 +131,7 @@ bool ClampTcpMss(uint8_t* packet, size_t size, uint16_t mss_v4, uint16_t mss_v6)
 // Builds an ICMPv4 "fragmentation needed" (type 3 code 4) or ICMPv6 "packet
 // too big" for `packet` into `out` (>= 1280 bytes), from `source` (4 or 16
 // bytes), advertising `mtu`. Returns its size, or 0 when none is due (IPv4
-// without DF, or an ICMP error itself).
+// without DF, an ICMP error itself, or not IPv4 or IPv6).
 size_t BuildPacketTooBig(const uint8_t* packet, size_t size, const uint8_t* source,
                          uint32_t mtu, uint8_t* out);
 

@@ -66,11 +66,14 @@ TEST(InnerPacketTest, ClampsMssOnSynOnly) {
 
 class Collect : public SegmentSink {
  public:
+  explicit Collect(size_t room = 2000) : room(room) {}
   uint8_t* Buffer() override {
-    buffers.emplace_back(2000);
+    buffers.emplace_back(room);
     return buffers.back().data();
   }
+  size_t buffer_size() const override { return room; }
   void Emit(uint8_t* segment, size_t size) override { sizes.push_back(size); (void)segment; }
+  size_t room;
   std::vector<std::vector<uint8_t>> buffers;
   std::vector<size_t> sizes;
 };
@@ -117,6 +120,11 @@ TEST(InnerPacketTest, PacketTooBigForDfAndIpv6Only) {
   EXPECT_EQ(ChecksumFold(ChecksumAdd(out + 20, n - 20, 0)), 0);
   EXPECT_EQ(std::memcmp(out + 16, big.data() + 12, 4), 0);  // back to the sender
   big[6] = 0;  // DF clear
+  EXPECT_EQ(BuildPacketTooBig(big.data(), big.size(), gw, 1400, out), 0u);
+  big[0] = 0x05;  // neither IPv4 nor IPv6: not read as either
+  EXPECT_EQ(BuildPacketTooBig(big.data(), big.size(), gw, 1400, out), 0u);
+  big[0] = 0x44;  // IHL below 20 bytes
+  big[6] = 0x40;
   EXPECT_EQ(BuildPacketTooBig(big.data(), big.size(), gw, 1400, out), 0u);
 }
 
@@ -268,6 +276,25 @@ TEST(InnerPacketTest, SegmentsUsoSuperPackets) {
   Collect sink;
   EXPECT_EQ(SegmentUdp(tcp.data(), tcp.size(), 50, sink), 0u);
   EXPECT_EQ(SegmentUdp(tcp.data(), 27, 50, sink), 0u);
+}
+
+// gso_size comes from the kernel's packet: a segment that would not fit the
+// slot it is written to shrinks (TCP) or drops the packet (UDP datagrams).
+TEST(InnerPacketTest, SegmentsNeverOutgrowTheSinksBuffer) {
+  auto super = Tcp4(4000, 0x10, 1460);
+  Collect small(44 + 1000);
+  ASSERT_EQ(SegmentTcp(super.data(), super.size(), 60000, small), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(small.sizes[i], 44 + 1000u) << i;
+    EXPECT_TRUE(TcpChecksumOk(small.buffers[i].data(), small.sizes[i])) << i;
+  }
+  Collect headers_only(44);
+  EXPECT_EQ(SegmentTcp(super.data(), super.size(), 1400, headers_only), 0u);
+
+  const std::vector<uint8_t> udp = Packet(Flow{false, 17, 5000, 9000}, 7, 0, 3000);
+  Collect fits(28 + 1300), too_small(28 + 1299);
+  EXPECT_EQ(SegmentUdp(udp.data(), udp.size(), 1300, fits), 3u);
+  EXPECT_EQ(SegmentUdp(udp.data(), udp.size(), 1300, too_small), 0u);
 }
 
 // Records TUN writes; with `refuse_gso`, fails GSO writes like a kernel
