@@ -21,9 +21,6 @@ namespace {
 using codec::ExchangeType;
 using codec::NotifyType;
 
-constexpr size_t kMaxFragments = 32;
-constexpr size_t kMaxReassembledBytes = 64 * 1024;
-
 using crypto::AsBytes;
 
 std::string Hex(uint64_t spi) {
@@ -372,8 +369,7 @@ bool IkeEngine::Unprotect(IkeSa& sa, const v1::IkeDatagram& datagram,
   }
   const auto* skf = last.As<codec::SkfPayload>();
   if (skf == nullptr || !sa.peer_supports_fragmentation ||
-      skf->total_fragments > kMaxFragments || skf->fragment_number == 0 ||
-      skf->fragment_number > skf->total_fragments) {
+      !sa.reassembly.ValidNumbering(skf->fragment_number, skf->total_fragments)) {
     *error = "no usable SK or SKF payload";
     return false;
   }
@@ -383,29 +379,19 @@ bool IkeEngine::Unprotect(IkeSa& sa, const v1::IkeDatagram& datagram,
     *error = std::string(plain.status().message());
     return false;
   }
-  Reassembly& r = sa.reassembly;
-  if (r.message_id != request.header.message_id || r.total != skf->total_fragments ||
-      r.parts.empty()) {
-    r = Reassembly();
-    r.message_id = request.header.message_id;
-    r.total = skf->total_fragments;
-    r.parts.resize(r.total);
+  switch (sa.reassembly.Add(request.header.message_id, skf->fragment_number,
+                            skf->total_fragments, skf->inner_first_payload, *std::move(plain))) {
+    case FragmentReassembly::Outcome::kStored:
+    case FragmentReassembly::Outcome::kIgnored:
+      return false;
+    case FragmentReassembly::Outcome::kTooLarge:
+      *error = "fragmented message too large";
+      return false;
+    case FragmentReassembly::Outcome::kComplete:
+      break;
   }
-  crypto::Bytes& part = r.parts[skf->fragment_number - 1];
-  if (!part.empty() || plain->empty()) return false;  // duplicate or empty
-  if (r.bytes + plain->size() > kMaxReassembledBytes) {
-    *error = "fragmented message too large";
-    r = Reassembly();
-    return false;
-  }
-  if (skf->fragment_number == 1) r.first_payload = skf->inner_first_payload;
-  r.bytes += plain->size();
-  part = std::move(*plain);
-  if (++r.received < r.total) return false;
-  crypto::Bytes whole;
-  for (const crypto::Bytes& piece : r.parts) whole.insert(whole.end(), piece.begin(), piece.end());
-  const codec::PayloadType first = r.first_payload;
-  r = Reassembly();
+  codec::PayloadType first = codec::PayloadType::kNone;
+  const crypto::Bytes whole = sa.reassembly.Take(&first);
   codec::DecodeResult<std::vector<codec::Payload>> chain =
       codec::DecodePayloadChain(first, whole);
   if (!chain.ok()) {

@@ -15,6 +15,7 @@
 #include "common/ipsec/transforms.h"
 #include "common/net/ip_endpoint.h"
 #include "ike-service/codec/payloads.h"
+#include "ike-service/sa/fragment_reassembly.h"
 #include "ike-service/sa/keymat.h"
 #include "ike-service/sa/sk_protector.h"
 
@@ -38,16 +39,6 @@ struct PendingChild {
   std::vector<codec::TrafficSelector> tsr;
   bool has_config_request = false;
   codec::ConfigPayload config_request;
-};
-
-// Fragments (RFC 7383) of one request, decrypted, until all are in.
-struct Reassembly {
-  uint32_t message_id = 0;
-  uint16_t total = 0;
-  codec::PayloadType first_payload = codec::PayloadType::kNone;
-  std::vector<crypto::Bytes> parts;  // by fragment number - 1
-  size_t received = 0;
-  size_t bytes = 0;
 };
 
 struct IkeSa {
@@ -90,7 +81,7 @@ struct IkeSa {
   bool restored = false;
   uint32_t last_response_id = 0;
   std::vector<crypto::Bytes> last_response;
-  Reassembly reassembly;
+  FragmentReassembly reassembly;  // of the request being received
 
   // Requests the gateway sends (liveness, deletes): its own message IDs.
   uint32_t next_own_request_id = 0;

@@ -17,7 +17,6 @@ using codec::Payload;
 constexpr int kMaxCookieRetries = 3;
 constexpr int kMaxKeRetries = 2;
 constexpr size_t kNonceSize = 32;
-constexpr uint16_t kMaxFragments = 64;
 
 const codec::NotifyPayload* FirstError(const std::vector<Payload>& payloads) {
   for (const Payload& payload : payloads) {
@@ -581,32 +580,25 @@ absl::StatusOr<absl::optional<std::vector<Payload>>> Initiator::Unprotect(
   const auto* skf = last.As<codec::SkfPayload>();
   if (skf == nullptr) return absl::InvalidArgumentError("no SK payload");
   if (!config_->fragmentation) return absl::InvalidArgumentError("unannounced SKF fragment");
-  const uint16_t total = skf->total_fragments, number = skf->fragment_number;
-  if (total == 0 || total > kMaxFragments || number == 0 || number > total) {
+  if (!reassembly_.ValidNumbering(skf->fragment_number, skf->total_fragments)) {
     return absl::InvalidArgumentError("bad SKF numbering");
   }
-  if (fragments_id_ != message.header.message_id || fragments_.size() != total) {
-    fragments_.assign(total, {});
-    fragment_present_.assign(total, false);
-    fragments_received_ = 0;
-    fragments_id_ = message.header.message_id;
-  }
-  if (fragment_present_[number - 1]) return absl::optional<std::vector<Payload>>();
   const crypto::ByteSpan prefix = datagram.first(datagram.size() - skf->encrypted.size());
   absl::StatusOr<crypto::Bytes> plain = inbound_->Open(prefix, skf->encrypted);
   if (!plain.ok()) return absl::DataLossError("SKF fragment does not verify");
-  if (number == 1) first_fragment_payload_ = skf->inner_first_payload;
-  fragments_[number - 1] = std::move(*plain);
-  fragment_present_[number - 1] = true;
-  if (++fragments_received_ < total) return absl::optional<std::vector<Payload>>();
-  crypto::Bytes whole;
-  for (const crypto::Bytes& fragment : fragments_) {
-    whole.insert(whole.end(), fragment.begin(), fragment.end());
+  switch (reassembly_.Add(message.header.message_id, skf->fragment_number, skf->total_fragments,
+                          skf->inner_first_payload, *std::move(plain))) {
+    case ike::FragmentReassembly::Outcome::kStored:
+    case ike::FragmentReassembly::Outcome::kIgnored:
+      return absl::optional<std::vector<Payload>>();
+    case ike::FragmentReassembly::Outcome::kTooLarge:
+      return absl::InvalidArgumentError("fragmented response too large");
+    case ike::FragmentReassembly::Outcome::kComplete:
+      break;
   }
-  fragments_.clear();
-  fragment_present_.clear();
-  codec::DecodeResult<std::vector<Payload>> inner =
-      codec::DecodePayloadChain(first_fragment_payload_, whole);
+  codec::PayloadType first = codec::PayloadType::kNone;
+  const crypto::Bytes whole = reassembly_.Take(&first);
+  codec::DecodeResult<std::vector<Payload>> inner = codec::DecodePayloadChain(first, whole);
   if (!inner.ok()) return absl::InvalidArgumentError("reassembled: " + inner.failure().detail);
   return absl::optional<std::vector<Payload>>(*std::move(inner));
 }

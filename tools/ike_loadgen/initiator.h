@@ -20,6 +20,7 @@
 #include "common/net/ip_endpoint.h"
 #include "ike-service/codec/message.h"
 #include "ike-service/exchange/proposals.h"
+#include "ike-service/sa/fragment_reassembly.h"
 #include "ike-service/sa/keymat.h"
 #include "ike-service/sa/sk_protector.h"
 #include "tools/ike_loadgen/eap_peer.h"
@@ -148,12 +149,9 @@ class Initiator {
   std::unique_ptr<EapMsChapV2Peer> eap_;
   bool sent_final_auth_ = false;
   std::string virtual_ip_;
-  // RFC 7383 reassembly of one response.
-  std::vector<crypto::Bytes> fragments_;
-  std::vector<bool> fragment_present_;
-  ike::codec::PayloadType first_fragment_payload_ = ike::codec::PayloadType::kNone;
-  size_t fragments_received_ = 0;
-  uint32_t fragments_id_ = 0;
+  // RFC 7383 reassembly of responses (the gateway's fragment_size may be
+  // small: up to 64 fragments).
+  ike::FragmentReassembly reassembly_{64};
 };
 
 // "AUTHENTICATION_FAILED" etc. for the notifies a responder sends back.
