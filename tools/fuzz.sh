@@ -11,12 +11,13 @@
 # in a scratch copy; FUZZ_MERGE=1 merges what it found back into the
 # checked-in corpus (minimised: only inputs that add coverage). A crash
 # leaves its input in FUZZ_OUT (default /tmp/vpn-fuzz) and fails the run.
+# Flags a target always needs are in testdata/<name>.options, one per line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '[fuzz] %s\n' "$*"; }
 die() { say "error: $*" >&2; exit 2; }
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 out_base="${FUZZ_OUTPUT_BASE:-$HOME/.cache/vpn-gateway-bazel-fuzz}"
 work="${FUZZ_OUT:-/tmp/vpn-fuzz}"
@@ -53,6 +54,10 @@ run_one() {
   local corpus="$package/testdata/${name}_corpus"
   [[ -d "$corpus" ]] || die "$label has no corpus at $corpus"
   local binary="$bin/$package/$name"
+  local options=()
+  if [[ -f "$package/testdata/$name.options" ]]; then
+    mapfile -t options < <(grep -v '^ *\(#\|$\)' "$package/testdata/$name.options")
+  fi
   local scratch="$work/$name"
   rm -rf "$scratch"
   mkdir -p "$scratch/corpus" "$scratch/artifacts"
@@ -63,7 +68,7 @@ run_one() {
     ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}" \
     UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
     "$binary" "$limit" -print_final_stats=1 -artifact_prefix="$scratch/artifacts/" \
-      "$@" corpus >"$scratch/log" 2>&1) || status=$?
+      "${options[@]}" "$@" corpus >"$scratch/log" 2>&1) || status=$?
   local runs per_sec
   runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$scratch/log" | tail -1)"
   per_sec="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$scratch/log" | tail -1)"

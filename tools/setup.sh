@@ -25,6 +25,8 @@ PACKAGES=(
   # //k8s:cluster_test: images (podman with runc, a base made by
   # mmdebstrap), kubelet-style gRPC probes (python3-grpcio)
   podman runc mmdebstrap uidmap python3-grpcio
+  # tools/fuzz.sh: libFuzzer with ASan and UBSan, linked by lld
+  clang-14 lld-14 libclang-rt-14-dev
 )
 
 say() { printf '[setup] %s\n' "$*"; }

@@ -104,6 +104,10 @@ class Initiator {
   const ipsec::TransformSet& esp_transforms() const { return esp_transforms_; }
   const std::string& virtual_ip() const { return virtual_ip_; }  // dotted quad
   int ke_retries() const { return ke_retries_; }
+  // The IKE SA's keys and the message ID of our next request, for a harness
+  // that seals requests of its own on an established SA (engine_fuzzer).
+  const ike::IkeSaKeys& keys() const { return keys_; }
+  uint32_t next_request_id() const { return next_message_id_; }
   int cookie_retries() const { return cookie_retries_; }
 
  private:
