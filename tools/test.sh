@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds everything and runs every test suite. Extra arguments go to
-# `bazel test` (e.g. a narrower target pattern after `--`).
+# Builds everything and runs every test suite, then every fuzz target under
+# libFuzzer for FUZZ_SECONDS (default 10) each from its checked-in corpus.
+# Extra arguments go to `bazel test` (a narrower target pattern; the fuzz
+# run is then skipped, as with FUZZ_SECONDS=0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,12 @@ targets=("$@")
 say "bazel test ${targets[*]} (progress below; the first build takes several minutes)"
 status=0
 bazel test --test_summary=short "${targets[@]}" || status=$?
+
+fuzz_seconds="${FUZZ_SECONDS:-10}"
+if (($# == 0 && fuzz_seconds > 0)); then
+  say "every fuzz target for ${fuzz_seconds}s under libFuzzer (tools/fuzz.sh --all)"
+  ./tools/fuzz.sh --all "$fuzz_seconds" || status=$((status == 0 ? 1 : status))
+fi
 
 # Count the GoogleTest cases of every test target that ran.
 python3 - "$(bazel info bazel-testlogs 2>/dev/null)" <<'PY'
