@@ -12,8 +12,9 @@
 #                                      mobility-service, esp-forwarder,
 #                                      operator (vpnctl), gateway (all four
 #                                      in one process), etcd (server and
-#                                      peer; DNS SANs from ETCD_DNS_NAMES,
-#                                      comma-separated, plus localhost and
+#                                      peer; SANs from ETCD_DNS_NAMES,
+#                                      comma-separated names or IP
+#                                      addresses, plus localhost and
 #                                      127.0.0.1), root (etcd's admin user)
 # DIR/other-ca.crt, other-ca.key       an unrelated CA, and under it
 # DIR/other-ca-ike-service.crt, .key   a certificate claiming the ike-service
@@ -66,7 +67,13 @@ new_cert ca root root "URI:spiffe://vpn-gateway/etcd-root" clientAuth
 etcd_san="DNS:localhost,IP:127.0.0.1,IP:::1"
 old_ifs=$IFS
 IFS=,
-for name in $etcd_names; do etcd_san="$etcd_san,DNS:$name"; done
+for name in $etcd_names; do
+  case $name in
+    *:*) etcd_san="$etcd_san,IP:$name" ;;       # IPv6
+    *[!0-9.]*) etcd_san="$etcd_san,DNS:$name" ;;  # a name
+    *) etcd_san="$etcd_san,IP:$name" ;;         # IPv4
+  esac
+done
 IFS=$old_ifs
 new_cert ca etcd etcd "$etcd_san" "serverAuth,clientAuth"
 

@@ -171,7 +171,8 @@ class Run:
     def up(self):
         a = self.args
         say(f"run {self.run_id}, work dir {self.workdir}")
-        self.topo = swan.Topology.up(self.run_id, two_paths=a.two_paths, nat=a.nat)
+        self.topo = swan.Topology.up(self.run_id, two_paths=a.two_paths, nat=a.nat,
+                                     two_nodes=getattr(a, "two_nodes", False))
         self.remote = a.remote or self.topo.gw_addr
         self.pki = swan.Pki(os.path.join(self.workdir, "pki")).generate(self.remote, self.topo.gw_dns)
         # The client has no route to the protected network outside a tunnel.

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Network-namespace topologies for the interop harness (see README.md here).
 #
-#   netns.sh up <run-id> [--two-paths] [--nat]   build a topology, print its facts (KEY=VALUE)
+#   netns.sh up <run-id> [--two-paths|--two-nodes] [--nat]
+#                                                build a topology, print its facts (KEY=VALUE)
 #   netns.sh down <run-id>                       kill what runs in it and delete it (idempotent)
-#   netns.sh exec <run-id> <role> <cmd...>       run a command in cli|gw|lan|nat
+#   netns.sh exec <run-id> <role> <cmd...>       run a command in cli|gw|lan|nat|gw2|lan2
 #   netns.sh ns <run-id> <role>                  print a namespace's name
 #   netns.sh facts <run-id>                      print the KEY=VALUE facts of a running topology
 #   netns.sh path-down|path-up <run-id> a|b      take one client uplink down / bring it back
@@ -19,6 +20,12 @@
 #       (198.51.100.2)                                      (198.51.100.1)
 #   with --nat, path A goes through a NAT namespace instead:
 #   cli ── a0 (100.64.0.2) ── in0 (100.64.0.1) nat out0 (192.0.2.254) ── a1 (192.0.2.1) ── gw
+#   with --two-nodes, path B ends at a second gateway node instead, which
+#   holds the public address too (anycast, as behind ECMP or a load
+#   balancer), reaches the services on gw over a control link, and has a
+#   protected network of its own with the same addresses:
+#   cli ── b0 ── path B ── b1 (198.51.100.1, lo 192.0.2.1) ── gw2 ── lan1 ── lan0 ── lan2 (203.0.113.2)
+#   gw ── c0 (10.255.0.1/30) ──────── control link ──────── c1 (10.255.0.2/30) ── gw2
 #
 # The gateway's public address is always GW_ADDR=192.0.2.1; the client
 # reaches it over path A (metric 50) and, with --two-paths, also over path B
@@ -37,6 +44,8 @@ GW_B=198.51.100.1
 NAT_IN=100.64.0.1
 CLI_A_NAT=100.64.0.2
 NAT_OUT=192.0.2.254
+GW_CTL=10.255.0.1
+GW2_CTL=10.255.0.2
 GW_LAN=203.0.113.1
 LAN_HOST=203.0.113.2
 LAN_NET=203.0.113.0/24
@@ -55,7 +64,7 @@ ns_exists() { [[ -e /run/netns/$1 ]]; }
 sysctl_set() { nsx "$1" sysctl -q -w "$2" >/dev/null; }
 
 facts() {
-  local run=$1 nat=$2 two=$3
+  local run=$1 nat=$2 two=$3 nodes=${4:-0}
   cat <<EOF
 RUN_ID=$run
 CLI_NS=$(nsname "$run" cli)
@@ -72,24 +81,30 @@ GW_LAN_ADDR=$GW_LAN
 LAN_HOST=$LAN_HOST
 LAN_NET=$LAN_NET
 POOL4=$POOL4
+GW2_NS=$([[ $nodes == 1 ]] && nsname "$run" gw2 || true)
+LAN2_NS=$([[ $nodes == 1 ]] && nsname "$run" lan2 || true)
+GW_CTL_ADDR=$([[ $nodes == 1 ]] && echo "$GW_CTL" || true)
+GW2_CTL_ADDR=$([[ $nodes == 1 ]] && echo "$GW2_CTL" || true)
 EOF
 }
 
 cmd_up() {
-  local run="" two=0 nat=0
+  local run="" two=0 nat=0 nodes=0
   for arg in "$@"; do
     case $arg in
       --two-paths) two=1 ;;
+      --two-nodes) two=1 nodes=1 ;;
       --nat) nat=1 ;;
       -*) die "unknown option $arg" ;;
       *) [[ -z $run ]] || die "extra argument $arg"; run=$arg ;;
     esac
   done
-  [[ -n $run ]] || die "usage: up <run-id> [--two-paths] [--nat]"
+  [[ -n $run ]] || die "usage: up <run-id> [--two-paths|--two-nodes] [--nat]"
   check_run_id "$run"
-  local cli gw lan natns
+  local cli gw lan natns gw2 lan2
   cli=$(nsname "$run" cli) gw=$(nsname "$run" gw) lan=$(nsname "$run" lan) natns=$(nsname "$run" nat)
-  for ns in "$cli" "$gw" "$lan" "$natns"; do
+  gw2=$(nsname "$run" gw2) lan2=$(nsname "$run" lan2)
+  for ns in "$cli" "$gw" "$lan" "$natns" "$gw2" "$lan2"; do
     ! ns_exists "$ns" || die "namespace $ns exists already (run '$0 down $run')"
   done
   # A half-built topology is removed again before the error is returned.
@@ -97,6 +112,7 @@ cmd_up() {
 
   local namespaces=("$cli" "$gw" "$lan")
   ((nat)) && namespaces+=("$natns")
+  ((nodes)) && namespaces+=("$gw2" "$lan2")
   for ns in "${namespaces[@]}"; do
     ip netns add "$ns"
     nsx "$ns" ip link set lo up
@@ -106,8 +122,12 @@ cmd_up() {
     sysctl_set "$ns" net.ipv6.conf.all.accept_dad=0
     sysctl_set "$ns" net.ipv6.conf.default.accept_dad=0
   done
-  sysctl_set "$gw" net.ipv4.ip_forward=1
-  sysctl_set "$gw" net.ipv6.conf.all.forwarding=1
+  local node
+  for node in "$gw" "$gw2"; do
+    ns_exists "$node" || continue
+    sysctl_set "$node" net.ipv4.ip_forward=1
+    sysctl_set "$node" net.ipv6.conf.all.forwarding=1
+  done
 
   # Path A.
   if ((nat)); then
@@ -140,7 +160,29 @@ EOF
   fi
 
   # Path B.
-  if ((two)); then
+  if ((nodes)); then
+    ip link add b0 netns "$cli" type veth peer name b1 netns "$gw2"
+    nsx "$cli" ip addr add "$CLI_B/24" dev b0
+    nsx "$gw2" ip addr add "$GW_B/24" dev b1
+    nsx "$gw2" ip addr add "$GW_ADDR/32" dev lo
+    nsx "$cli" ip link set b0 up
+    nsx "$gw2" ip link set b1 up
+    nsx "$cli" ip route add "$GW_ADDR/32" via "$GW_B" dev b0 metric 100
+    # The control link: gw2's forwarder reaches etcd and mobility-service on
+    # gw; ike-service on gw reaches gw2's forwarder.
+    ip link add c0 netns "$gw" type veth peer name c1 netns "$gw2"
+    nsx "$gw" ip addr add "$GW_CTL/30" dev c0
+    nsx "$gw2" ip addr add "$GW2_CTL/30" dev c1
+    nsx "$gw" ip link set c0 up
+    nsx "$gw2" ip link set c1 up
+    # gw2's protected network, with the same addresses as gw's.
+    ip link add lan0 netns "$lan2" type veth peer name lan1 netns "$gw2"
+    nsx "$lan2" ip addr add "$LAN_HOST/24" dev lan0
+    nsx "$gw2" ip addr add "$GW_LAN/24" dev lan1
+    nsx "$lan2" ip link set lan0 up
+    nsx "$gw2" ip link set lan1 up
+    nsx "$lan2" ip route add default via "$GW_LAN"
+  elif ((two)); then
     ip link add b0 netns "$cli" type veth peer name b1 netns "$gw"
     nsx "$cli" ip addr add "$CLI_B/24" dev b0
     nsx "$gw" ip addr add "$GW_B/24" dev b1
@@ -160,23 +202,23 @@ EOF
 
   # Record the options so that 'facts', 'path-up' and 'nat-rebind' can see them.
   mkdir -p "/run/$PREFIX"
-  printf 'nat=%s two=%s\n' "$nat" "$two" >"/run/$PREFIX/$run.topology"
+  printf 'nat=%s two=%s nodes=%s\n' "$nat" "$two" "$nodes" >"/run/$PREFIX/$run.topology"
   trap - ERR
-  facts "$run" "$nat" "$two"
+  facts "$run" "$nat" "$two" "$nodes"
 }
 
 topology_opts() {
   local f="/run/$PREFIX/$1.topology"
   [[ -r $f ]] || die "no topology for run $1"
   # shellcheck disable=SC1090
-  . <(sed 's/ /\n/' "$f")
+  . <(tr ' ' '\n' <"$f")
 }
 
 cmd_down() {
   local run=${1:?usage: down <run-id>}
   check_run_id "$run"
   local role ns pids
-  for role in cli gw lan nat; do
+  for role in cli gw lan nat gw2 lan2; do
     ns=$(nsname "$run" "$role")
     ns_exists "$ns" || continue
     # Every process in our namespace is one this harness started.
@@ -252,10 +294,10 @@ cmd_nat_rebind() {
 }
 
 cmd_facts() {
-  local run=${1:?run-id} nat two
+  local run=${1:?run-id} nat two nodes=0
   check_run_id "$run"
   topology_opts "$run"
-  facts "$run" "$nat" "$two"
+  facts "$run" "$nat" "$two" "$nodes"
 }
 
 cmd_list() {
@@ -275,5 +317,5 @@ case $sub in
   path-up) cmd_path up "$@" ;;
   nat-rebind) cmd_nat_rebind "$@" ;;
   list) cmd_list ;;
-  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
 esac

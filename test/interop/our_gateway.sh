@@ -41,6 +41,12 @@
 # OUR_GATEWAY_IKE_REPLICAS=2 (split only): a second ike-service replica,
 # ike-1 (gRPC 127.0.0.1:50055, metrics 9105, log ike-service-1.log) beside
 # ike-0 (ike-service.log); each one's pid is in ike-service[-1].pid.
+# OUR_GATEWAY_SECOND_NODE=1 (split only, topology `netns.sh up --two-nodes`):
+# a second esp-forwarder in GW2_NS, its gRPC on GW2_CTL_ADDR:50054 (vpnctl
+# flags vpnctl-forwarder-b.flags), metrics on 127.0.0.1:9104 in GW2_NS, log
+# esp-forwarder-b.log, pid esp-forwarder-b.pid; it reaches etcd and
+# mobility-service on GW_CTL_ADDR, and every ike-service replica relays
+# through both forwarders.
 set -eu
 gateway=$1
 vpnctl=$2
@@ -120,8 +126,15 @@ for b in ike-service auth-service mobility-service esp-forwarder; do
 done
 [ -x /usr/bin/etcd ] || { echo "our_gateway.sh: /usr/bin/etcd missing (Debian etcd-server)" >&2; exit 1; }
 store="etcd:127.0.0.1:2379"
+second_node=${OUR_GATEWAY_SECOND_NODE:-0}
+if [ "$second_node" = 1 ]; then
+  [ -n "${GW2_NS:-}" ] && [ -n "${GW_CTL_ADDR:-}" ] && [ -n "${GW2_CTL_ADDR:-}" ] || {
+    echo "our_gateway.sh: OUR_GATEWAY_SECOND_NODE=1 needs the --two-nodes topology's facts" >&2
+    exit 1
+  }
+fi
 tools=$(cd "$(dirname "$0")/../../tools" && pwd)
-"$tools/service-pki.sh" "$pki"
+"$tools/service-pki.sh" "$pki" "etcd${GW_CTL_ADDR:+,$GW_CTL_ADDR}"
 # The store_tls section of a service's config: its own etcd identity.
 store_tls() {  # role
   printf 'store_tls:\n  cert_file: "%s"\n  key_file: "%s"\n  ca_file: "%s"\n' \
@@ -137,12 +150,13 @@ write_vpnctl_flags ike-0 127.0.0.1:50051 tls
 write_vpnctl_flags ike-1 127.0.0.1:50055 tls
 write_vpnctl_flags auth 127.0.0.1:50052 tls
 write_vpnctl_flags forwarder 127.0.0.1:50054 tls
+[ "$second_node" != 1 ] || write_vpnctl_flags forwarder-b "$GW2_CTL_ADDR:50054" tls
 pids=""
 stop_all() {
   trap - TERM INT
   stopping=1
   [ -z "${sup:-}" ] || kill -TERM "$sup" 2>/dev/null || true
-  fwd=$(cat "$work/esp-forwarder.pid" 2>/dev/null || true)
+  fwd=$(cat "$work/esp-forwarder.pid" "$work/esp-forwarder-b.pid" 2>/dev/null || true)
   # Services first, the store last.
   for p in $fwd ${ike_pids:-} $pids; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -155,7 +169,8 @@ trap stop_all TERM INT
 # alone, so the ports are fixed.
 mkdir -p "$work/etcd"
 /usr/bin/etcd --name=default --data-dir="$work/etcd/member-data" \
-  --listen-client-urls=https://127.0.0.1:2379 --advertise-client-urls=https://127.0.0.1:2379 \
+  --listen-client-urls="https://127.0.0.1:2379${GW_CTL_ADDR:+,https://$GW_CTL_ADDR:2379}" \
+  --advertise-client-urls=https://127.0.0.1:2379 \
   --listen-peer-urls=http://127.0.0.1:2380 --initial-advertise-peer-urls=http://127.0.0.1:2380 \
   --initial-cluster=default=http://127.0.0.1:2380 --logger=zap \
   --cert-file="$pki/etcd.crt" --key-file="$pki/etcd.key" \
@@ -193,9 +208,12 @@ gateway_key_file: "$IVPN_PKI_DIR/gw.key"
 ca_file: "$IVPN_PKI_DIR/ca.crt"
 crl_files: ["$IVPN_PKI_DIR/ca.crl"]
 CONFIG
+# With a second node, its forwarder reports from across the control link.
+mobility_listen=127.0.0.1:50053
+[ "$second_node" != 1 ] || mobility_listen=0.0.0.0:50053
 cat > "$work/mobility-service.yaml" <<CONFIG
 server:
-  grpc_listen: "127.0.0.1:50053"
+  grpc_listen: "$mobility_listen"
   metrics_listen: "127.0.0.1:9103"
 $(tls mobility-service)
 store: "$store"
@@ -216,6 +234,15 @@ tun_name: "vpn0"
 tun_address: "$tun_address"
 mobility_service: "127.0.0.1:50053"
 CONFIG
+if [ "$second_node" = 1 ]; then
+  sed -e "s|grpc_listen: \"127.0.0.1:50054\"|grpc_listen: \"$GW2_CTL_ADDR:50054\"|" \
+      -e "s|^store: \"etcd:127.0.0.1:2379\"|store: \"etcd:$GW_CTL_ADDR:2379\"|" \
+      -e "s|^mobility_service: \"127.0.0.1:50053\"|mobility_service: \"$GW_CTL_ADDR:50053\"|" \
+      "$work/esp-forwarder.yaml" > "$work/esp-forwarder-b.yaml"
+  forwarders="[\"127.0.0.1:50054\", \"$GW2_CTL_ADDR:50054\"]"
+else
+  forwarders='["127.0.0.1:50054"]'
+fi
 ike_replicas=${OUR_GATEWAY_IKE_REPLICAS:-1}
 case $ike_replicas in 1|2) ;; *) echo "our_gateway.sh: OUR_GATEWAY_IKE_REPLICAS must be 1 or 2" >&2; exit 1 ;; esac
 for r in $(seq 0 $((ike_replicas - 1))); do
@@ -234,7 +261,7 @@ $(store_tls ike-service)
 store_key_file: "$work/store.key"
 auth_service: "127.0.0.1:50052"
 mobility_service: "127.0.0.1:50053"
-forwarders: ["127.0.0.1:50054"]
+forwarders: $forwarders
 gateway_id: "$GW_DNS"
 pool_v4: "$POOL4"
 local_ts: ["$LAN_NET"]
@@ -264,6 +291,12 @@ restarts=${OUR_GATEWAY_FORWARDER_RESTARTS:-3}
   done
 ) &
 sup=$!
+if [ "$second_node" = 1 ]; then
+  ip netns exec "$GW2_NS" "$bin_root/esp-forwarder/esp-forwarder" \
+    --config="$work/esp-forwarder-b.yaml" 2>>"$work/esp-forwarder-b.log" &
+  echo $! > "$work/esp-forwarder-b.pid"
+  pids="$pids $!"
+fi
 for r in $(seq 0 $((ike_replicas - 1))); do
   suffix=$([ "$r" = 0 ] && echo "" || echo "-$r")
   "$bin_root/ike-service/ike-service" --config="$work/ike-service$suffix.yaml" \
@@ -284,7 +317,8 @@ for api in $ike_apis mobility forwarder; do
 done
 # Ready once the forwarder relays to every replica (a replica that started
 # before the forwarder reconnects within its back-off).
-python3 - "$ike_replicas" <<'PY' || { echo "our_gateway.sh: the forwarder does not see every ike-service replica" >&2; stop_all 1; }
+forwarder_sees_replicas() {  # [netns]
+  ${1:+ip netns exec "$1"} python3 - "$ike_replicas" <<'PY'
 import re, sys, time, urllib.request
 want, deadline = float(sys.argv[1]), time.monotonic() + 20
 while time.monotonic() < deadline:
@@ -298,6 +332,13 @@ while time.monotonic() < deadline:
     time.sleep(0.1)
 sys.exit(1)
 PY
+}
+forwarder_sees_replicas ||
+  { echo "our_gateway.sh: the forwarder does not see every ike-service replica" >&2; stop_all 1; }
+if [ "$second_node" = 1 ]; then
+  forwarder_sees_replicas "$GW2_NS" ||
+    { echo "our_gateway.sh: the second node's forwarder does not see every ike-service replica" >&2; stop_all 1; }
+fi
 add_user
 echo "our_gateway.sh: split gateway up (etcd $etcd_pid, services$pids, ike-service$ike_pids, forwarder $(cat "$work/esp-forwarder.pid")), user $user added"
 touch "$IVPN_WORKDIR/gateway.ready"

@@ -101,9 +101,11 @@ class Topology:
             setattr(self, k.lower(), v)
 
     @classmethod
-    def up(cls, run_id, two_paths=False, nat=False):
+    def up(cls, run_id, two_paths=False, nat=False, two_nodes=False):
         cmd = [os.path.join(HERE, "netns.sh"), "up", run_id]
-        if two_paths:
+        if two_nodes:
+            cmd.append("--two-nodes")
+        elif two_paths:
             cmd.append("--two-paths")
         if nat:
             cmd.append("--nat")
@@ -115,7 +117,8 @@ class Topology:
         run([os.path.join(HERE, "netns.sh"), "down", self.run_id], check=False)
 
     def ns(self, role):
-        return {"cli": self.cli_ns, "gw": self.gw_ns, "lan": self.lan_ns, "nat": self.nat_ns}[role]
+        return {"cli": self.cli_ns, "gw": self.gw_ns, "lan": self.lan_ns, "nat": self.nat_ns,
+                "gw2": self.gw2_ns, "lan2": self.lan2_ns}[role]
 
     def exec(self, role, cmd, check=True, timeout=60):
         return run(["ip", "netns", "exec", self.ns(role)] + list(cmd), check=check, timeout=timeout)
