@@ -33,6 +33,16 @@ bool ConsumeCanonicalDecimal(absl::string_view* text, uint64_t* out) {
   return true;
 }
 
+// What an unreadable checkpoint stands for: any outbound number may be in
+// use, so outbound continues at 2^63 (with ESN; no one reaches it) or stops
+// (without ESN: past 2^32, seq_exhausted). Inbound is not known either; 0
+// keeps the SA receiving.
+SeqMarks UnreadableMarks() {
+  SeqMarks marks;
+  marks.outbound_reserved = uint64_t{1} << 63;
+  return marks;
+}
+
 }  // namespace
 
 bool SpiFromSeqKey(absl::string_view key, uint32_t* spi) {
@@ -202,8 +212,10 @@ void SeqCheckpointer::Install(const std::vector<std::shared_ptr<esp::EspSa>>& sa
         plan.known = *marks;
         restored_.Increment();
       } else {
-        Log().Warning("sequence-number checkpoint does not parse; overwriting",
-                      {{"key", kv->key}});
+        plan.known = UnreadableMarks();
+        Log().Error("sequence-number checkpoint does not parse; its outbound numbers count as "
+                    "spent (the SA sends only with ESN, from 2^63)",
+                    {{"key", kv->key}});
       }
     }
     // Before the SA is visible: seed the replay window, and let outbound
@@ -321,7 +333,7 @@ bool SeqCheckpointer::WriteOne(Plan& plan, bool install) {
       absl::StatusOr<store::KeyValue> kv = store_->Get(SeqKey(plan.spi));
       if (kv.ok()) {
         plan.version = kv->version;
-        persisted = DecodeSeqMarks(kv->value).value_or(SeqMarks());
+        persisted = DecodeSeqMarks(kv->value).value_or(UnreadableMarks());
       } else if (absl::IsNotFound(kv.status())) {
         plan.version = 0;
         persisted = SeqMarks();

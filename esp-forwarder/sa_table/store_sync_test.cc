@@ -447,6 +447,33 @@ TEST_F(StoreSyncTest, RestartResumesOutboundAboveEveryNumberUsed) {
   EXPECT_EQ(resumed_other, 4 * kStep);
 }
 
+// A checkpoint that does not parse may hide numbers already used: the SA
+// sends nothing more without ESN, and from 2^63 with it.
+TEST_F(StoreSyncTest, AnUnreadableCheckpointSpendsTheOutboundNumbers) {
+  const ChildSaSpec plain = Spec(0xc0000191, 0xd0000191);
+  const ChildSaSpec esn = Spec(0xc0000192, 0xd0000192, "aes128gcm16-esn");
+  for (const ChildSaSpec* spec : {&plain, &esn}) {
+    ASSERT_TRUE(store_->Put(SeqKey(spec->inbound_spi), "out=5 in=3 damaged").ok());
+    ASSERT_TRUE(PutChildSa(*store_, *sealer_, *spec).ok());
+  }
+  SaTable table;
+  StoreSync sync(store_, sealer_, &table, registry_, CrashOptions());
+  sync.Start();
+  WaitFor(table, [](const SaSnapshot& s) { return s.size() == 2; });
+  bool unreserved = false;
+  EXPECT_EQ(table.Current()->Inbound(plain.inbound_spi)->sa->NextSequence(&unreserved), 0u);
+  uint64_t seq = 0;
+  for (int i = 0; i < 200 && seq == 0; ++i) {
+    seq = table.Current()->Inbound(esn.inbound_spi)->sa->NextSequence(&unreserved);
+    if (seq == 0) absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_GE(seq, uint64_t{1} << 63);
+  absl::optional<SeqMarks> persisted = sync.checkpointer()->Persisted(esn.inbound_spi);
+  ASSERT_TRUE(persisted.has_value()) << "rewritten readable";
+  EXPECT_GT(persisted->outbound_reserved, seq);
+  sync.Stop();
+}
+
 // An SA ike-service announced sends from 1 with no store write (nothing
 // is written or deleted for a short-lived SA); a forwarder restarted after
 // a crash finds no key and resumes above the two blocks it may have used.
