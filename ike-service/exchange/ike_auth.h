@@ -25,17 +25,4 @@ struct AuthServices {
 ExchangeResult HandleIkeAuth(IkeSa& sa, const std::vector<codec::Payload>& request,
                              const ResponderPolicy& policy, const AuthServices& services);
 
-// AUTH for a shared secret (the EAP MSK): prf(prf(secret, "Key Pad for
-// IKEv2"), signed_octets) (RFC 7296 §2.15).
-absl::StatusOr<crypto::Bytes> SharedKeyAuth(uint16_t prf, crypto::ByteSpan secret,
-                                            crypto::ByteSpan signed_octets);
-
-// MACedIDForR/MACedIDForI = prf(SK_p, RestOfIDPayload) (RFC 7296 §2.15).
-absl::StatusOr<crypto::SecretBytes> MacedId(uint16_t prf, crypto::ByteSpan sk_p,
-                                            crypto::ByteSpan id_body);
-// RealMessage | Nonce | MacedId (RFC 7296 §2.15).
-absl::StatusOr<crypto::Bytes> SignedOctets(uint16_t prf, crypto::ByteSpan real_message,
-                                           crypto::ByteSpan nonce, crypto::ByteSpan sk_p,
-                                           crypto::ByteSpan id_body);
-
 }  // namespace vpn::ike

@@ -3,6 +3,8 @@
 namespace vpn::ike {
 namespace {
 
+constexpr char kKeyPad[] = "Key Pad for IKEv2";  // RFC 7296 §2.15, no NUL
+
 // Hands out consecutive slices of a prf+ output, in the order §2.14 and
 // §2.17 take them.
 class KeyStream {
@@ -123,6 +125,43 @@ absl::StatusOr<ChildSaKeys> DeriveChildSaKeys(
   keys.encryption_r = take.Take(sizes->encryption_key);
   keys.integrity_r = take.Take(sizes->integrity_key);
   return keys;
+}
+
+absl::StatusOr<crypto::Bytes> SharedKeyAuth(uint16_t prf, crypto::ByteSpan secret,
+                                            crypto::ByteSpan signed_octets) {
+  absl::StatusOr<crypto::PrfAlgorithm> algorithm = ipsec::PrfAlgorithmFor(prf);
+  if (!algorithm.ok()) return algorithm.status();
+  absl::StatusOr<std::unique_ptr<crypto::Prf>> outer =
+      crypto::GetProvider().NewPrf(*algorithm, secret);
+  if (!outer.ok()) return outer.status();
+  const crypto::SecretBytes pad_key = (*outer)->Compute(crypto::ByteSpan(
+      reinterpret_cast<const uint8_t*>(kKeyPad), sizeof(kKeyPad) - 1));
+  absl::StatusOr<std::unique_ptr<crypto::Prf>> inner =
+      crypto::GetProvider().NewPrf(*algorithm, pad_key.span());
+  if (!inner.ok()) return inner.status();
+  const crypto::SecretBytes auth = (*inner)->Compute(signed_octets);
+  return crypto::Bytes(auth.span().begin(), auth.span().end());
+}
+
+absl::StatusOr<crypto::SecretBytes> MacedId(uint16_t prf, crypto::ByteSpan sk_p,
+                                            crypto::ByteSpan id_body) {
+  absl::StatusOr<crypto::PrfAlgorithm> algorithm = ipsec::PrfAlgorithmFor(prf);
+  if (!algorithm.ok()) return algorithm.status();
+  absl::StatusOr<std::unique_ptr<crypto::Prf>> mac =
+      crypto::GetProvider().NewPrf(*algorithm, sk_p);
+  if (!mac.ok()) return mac.status();
+  return (*mac)->Compute(id_body);
+}
+
+absl::StatusOr<crypto::Bytes> SignedOctets(uint16_t prf, crypto::ByteSpan real_message,
+                                           crypto::ByteSpan nonce, crypto::ByteSpan sk_p,
+                                           crypto::ByteSpan id_body) {
+  absl::StatusOr<crypto::SecretBytes> maced_id = MacedId(prf, sk_p, id_body);
+  if (!maced_id.ok()) return maced_id.status();
+  crypto::Bytes octets(real_message.begin(), real_message.end());
+  octets.insert(octets.end(), nonce.begin(), nonce.end());
+  octets.insert(octets.end(), maced_id->span().begin(), maced_id->span().end());
+  return octets;
 }
 
 }  // namespace vpn::ike

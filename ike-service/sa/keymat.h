@@ -1,5 +1,6 @@
 // Key derivation for IKE and CHILD SAs (RFC 7296 §2.13, §2.14, §2.17,
-// §2.18). All of an SA's keys are derived here and nowhere else.
+// §2.18), and the PRF formulas of the AUTH payload (§2.15). All of an SA's
+// keys are derived here and nowhere else.
 #pragma once
 
 #include <cstdint>
@@ -45,5 +46,18 @@ absl::StatusOr<ChildSaKeys> DeriveChildSaKeys(
     uint16_t ike_prf, crypto::ByteSpan sk_d, const ipsec::TransformSet& esp,
     crypto::ByteSpan shared_secret, crypto::ByteSpan nonce_i,
     crypto::ByteSpan nonce_r);
+
+// AUTH for a shared secret (the EAP MSK): prf(prf(secret, "Key Pad for
+// IKEv2"), signed_octets) (RFC 7296 §2.15).
+absl::StatusOr<crypto::Bytes> SharedKeyAuth(uint16_t prf, crypto::ByteSpan secret,
+                                            crypto::ByteSpan signed_octets);
+
+// MACedIDForR/MACedIDForI = prf(SK_p, RestOfIDPayload) (RFC 7296 §2.15).
+absl::StatusOr<crypto::SecretBytes> MacedId(uint16_t prf, crypto::ByteSpan sk_p,
+                                            crypto::ByteSpan id_body);
+// RealMessage | Nonce | MacedId (RFC 7296 §2.15).
+absl::StatusOr<crypto::Bytes> SignedOctets(uint16_t prf, crypto::ByteSpan real_message,
+                                           crypto::ByteSpan nonce, crypto::ByteSpan sk_p,
+                                           crypto::ByteSpan id_body);
 
 }  // namespace vpn::ike

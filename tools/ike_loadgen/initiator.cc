@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "ike-service/exchange/ike_auth.h"
 #include "ike-service/exchange/nat_detection.h"
+#include "ike-service/sa/keymat.h"
 
 namespace vpn::loadgen {
 namespace {

@@ -4,8 +4,8 @@
 
 #include "common/crypto/mschapv2.h"
 #include "gtest/gtest.h"
-#include "ike-service/exchange/ike_auth.h"
 #include "ike-service/exchange/nat_detection.h"
+#include "ike-service/sa/keymat.h"
 #include "tools/ike_loadgen/eap_peer.h"
 
 namespace vpn::loadgen {
