@@ -21,7 +21,7 @@
 #include "esp-forwarder/dataplane/dataplane.h"
 #include "esp-forwarder/forwarder_service.h"
 #include "esp-forwarder/ike_relay/ike_relay.h"
-#include "esp-forwarder/mobility/mobility_reporter.h"
+#include "esp-forwarder/path_reports/mobility_reporter.h"
 #include "esp-forwarder/io/udp_socket.h"
 #include "esp-forwarder/sa_table/sa_table.h"
 #include "esp-forwarder/sa_table/store_sync.h"

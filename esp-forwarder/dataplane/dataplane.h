@@ -34,7 +34,7 @@ namespace vpn::forwarder {
 
 // Told of every inbound ESP packet that passed its integrity and replay
 // checks, on the worker thread that decrypted it: must not block or
-// allocate (esp-forwarder/mobility/ hands what it needs to its own thread).
+// allocate (esp-forwarder/path_reports/ hands what it needs to its own thread).
 class InboundObserver {
  public:
   virtual ~InboundObserver() = default;

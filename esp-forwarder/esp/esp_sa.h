@@ -63,7 +63,7 @@ struct SaKeys {
 };
 
 // What the forwarder last told mobility-service about one SA (see
-// esp-forwarder/mobility/). Atomics, so a data-plane worker checks and
+// esp-forwarder/path_reports/). Atomics, so a data-plane worker checks and
 // claims them without a lock or an allocation; they live here because this
 // object survives endpoint changes (a new SaEntry keeps its EspSa).
 struct MobilityMarks {

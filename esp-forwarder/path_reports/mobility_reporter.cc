@@ -1,4 +1,4 @@
-#include "esp-forwarder/mobility/mobility_reporter.h"
+#include "esp-forwarder/path_reports/mobility_reporter.h"
 
 #include <time.h>
 

@@ -2,7 +2,7 @@
 // ESP in UDP sent from loopback sockets to a Dataplane (no TUN: decrypted,
 // then dropped as no_tun, after the observer saw it), with a fake
 // vpn.v1.Mobility behind the reporter.
-#include "esp-forwarder/mobility/mobility_reporter.h"
+#include "esp-forwarder/path_reports/mobility_reporter.h"
 #include "common/store/sa_seal.h"
 
 #include <atomic>
