@@ -73,9 +73,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const uint16_t number = data[at + 1] % 40;
     const uint16_t total = data[at + 2] % 40;
     const PayloadType type = static_cast<PayloadType>(data[at + 3]);
-    // Lengths up to 255 * 64 bytes reach the size bound in a few fragments.
+    // A length byte of 192 or more repeats the bytes up to 1024 times, so
+    // two fragments reach the size bound.
     const size_t length = std::min<size_t>(size - at - 5, data[at + 4] % 64);
-    const size_t repeat = data[at + 4] >= 192 ? 64 * (data[at + 4] - 191) : 1;
+    const size_t repeat = data[at + 4] >= 192 ? 16 * (data[at + 4] - 191) : 1;
     at += 5;
     Bytes plain;
     for (size_t r = 0; r < repeat; ++r) plain.insert(plain.end(), data + at, data + at + length);
