@@ -18,6 +18,7 @@
 #include "auth-service/users/user_store.h"
 #include "auth-service/users/users_file.h"
 #include "common/crypto/crypto.h"
+#include "common/fs/read_file.h"
 #include "common/log/log.h"
 #include "common/store/sealer.h"
 #include "common/store/store_factory.h"
@@ -38,7 +39,7 @@ bool Persistent(const AuthServiceConfig& config) {
 absl::StatusOr<std::unique_ptr<GatewaySigner>> LoadSigner(
     const AuthServiceConfig& config, std::string* failed_field) {
   *failed_field = "gateway_cert_file";
-  absl::StatusOr<std::string> chain = ReadPublicFile(config.gateway_cert_file);
+  absl::StatusOr<std::string> chain = fs::ReadFile(config.gateway_cert_file);
   if (!chain.ok()) return chain.status();
   *failed_field = "gateway_key_file";
   absl::StatusOr<std::string> key = ReadSecretFile(config.gateway_key_file);
@@ -55,12 +56,12 @@ absl::StatusOr<std::unique_ptr<GatewaySigner>> LoadSigner(
 absl::StatusOr<std::unique_ptr<CertValidator>> LoadValidator(
     const AuthServiceConfig& config, std::string* failed_field) {
   *failed_field = "ca_file";
-  absl::StatusOr<std::string> cas = ReadPublicFile(config.ca_file);
+  absl::StatusOr<std::string> cas = fs::ReadFile(config.ca_file);
   if (!cas.ok()) return cas.status();
   std::vector<std::string> crls;
   *failed_field = "crl_files";
   for (const std::string& path : config.crl_files) {
-    absl::StatusOr<std::string> crl = ReadPublicFile(path);
+    absl::StatusOr<std::string> crl = fs::ReadFile(path);
     if (!crl.ok()) return crl.status();
     crls.push_back(*std::move(crl));
   }

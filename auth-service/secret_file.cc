@@ -4,11 +4,10 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "common/config/secret_mode.h"
+#include "common/fs/read_file.h"
 
 namespace vpn::auth {
 
@@ -29,16 +28,7 @@ absl::Status CheckSecretFileMode(const std::string& path) {
 
 absl::StatusOr<std::string> ReadSecretFile(const std::string& path) {
   if (absl::Status s = CheckSecretFileMode(path); !s.ok()) return s;
-  return ReadPublicFile(path);
-}
-
-absl::StatusOr<std::string> ReadPublicFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot read file"));
-  }
-  return std::string(std::istreambuf_iterator<char>(in),
-                     std::istreambuf_iterator<char>());
+  return fs::ReadFile(path);
 }
 
 }  // namespace vpn::auth

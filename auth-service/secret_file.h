@@ -14,10 +14,7 @@ namespace vpn::auth {
 // file, mode too loose).
 absl::Status CheckSecretFileMode(const std::string& path);
 
-// CheckSecretFileMode, then the contents.
+// CheckSecretFileMode, then the contents (fs::ReadFile).
 absl::StatusOr<std::string> ReadSecretFile(const std::string& path);
-
-// Any readable file.
-absl::StatusOr<std::string> ReadPublicFile(const std::string& path);
 
 }  // namespace vpn::auth

@@ -1,28 +1,18 @@
 #include "common/rpc/credentials.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
+#include "common/fs/read_file.h"
 
 namespace vpn::rpc {
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read '", path, "'"));
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const TlsFiles& tls) {
   if (!tls.enabled()) return grpc::InsecureServerCredentials();
-  absl::StatusOr<std::string> cert = ReadFile(tls.cert_file);
+  absl::StatusOr<std::string> cert = fs::ReadFile(tls.cert_file);
   if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadFile(tls.key_file);
+  absl::StatusOr<std::string> key = fs::ReadFile(tls.key_file);
   if (!key.ok()) return key.status();
-  absl::StatusOr<std::string> ca = ReadFile(tls.ca_file);
+  absl::StatusOr<std::string> ca = fs::ReadFile(tls.ca_file);
   if (!ca.ok()) return ca.status();
   grpc::SslServerCredentialsOptions options(
       GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
@@ -34,11 +24,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
     const TlsFiles& tls) {
   if (!tls.enabled()) return grpc::InsecureChannelCredentials();
-  absl::StatusOr<std::string> cert = ReadFile(tls.cert_file);
+  absl::StatusOr<std::string> cert = fs::ReadFile(tls.cert_file);
   if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadFile(tls.key_file);
+  absl::StatusOr<std::string> key = fs::ReadFile(tls.key_file);
   if (!key.ok()) return key.status();
-  absl::StatusOr<std::string> ca = ReadFile(tls.ca_file);
+  absl::StatusOr<std::string> ca = fs::ReadFile(tls.ca_file);
   if (!ca.ok()) return ca.status();
   grpc::SslCredentialsOptions options;
   options.pem_root_certs = *ca;

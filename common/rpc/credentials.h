@@ -29,7 +29,4 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
     const TlsFiles& tls);
 
-// Reads a whole file (PEM, keys); the error names the path.
-absl::StatusOr<std::string> ReadFile(const std::string& path);
-
 }  // namespace vpn::rpc

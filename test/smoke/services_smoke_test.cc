@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/fs/read_file.h"
 #include "common/rpc/credentials.h"
 #include "common/rpc/probes.h"
 #include "common/testing/child_process.h"
@@ -205,7 +206,7 @@ TEST(ServiceSmokeTest, MutualTlsRequiresAClientCertificate) {
   EXPECT_FALSE(rpc::CheckHealth(*plaintext, "", absl::Seconds(2)).ok());
 
   grpc::SslCredentialsOptions no_client_cert;
-  no_client_cert.pem_root_certs = *rpc::ReadFile(dir + "/ca.pem");
+  no_client_cert.pem_root_certs = *fs::ReadFile(dir + "/ca.pem");
   auto tls_only = grpc::CreateChannel(target, grpc::SslCredentials(no_client_cert));
   EXPECT_FALSE(rpc::CheckHealth(tls_only, "", absl::Seconds(2)).ok());
 

@@ -9,13 +9,12 @@
 // 2 for bad flags.
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "common/fs/read_file.h"
 #include "tools/ike_loadgen/crypto_floor.h"
 #include "tools/ike_loadgen/load_generator.h"
 
@@ -57,14 +56,6 @@ int Usage(const std::string& message) {
   return 2;
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError("cannot read " + path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 ipsec::TransformSet FirstTransforms(const ike::ProposalPolicy& policy) {
   ipsec::TransformSet t;
   if (!policy.encryption.empty()) {
@@ -82,7 +73,7 @@ int Floor(const InitiatorConfig& config) {
   const crypto::Provider& provider = crypto::GetProvider();
   std::unique_ptr<crypto::PrivateKey> key;
   if (const std::string path = absl::GetFlag(FLAGS_floor_key); !path.empty()) {
-    absl::StatusOr<std::string> pem = ReadFile(path);
+    absl::StatusOr<std::string> pem = fs::ReadFile(path);
     if (!pem.ok()) return Usage(std::string(pem.status().message()));
     absl::StatusOr<std::unique_ptr<crypto::PrivateKey>> loaded = provider.LoadPrivateKeyPem(*pem);
     if (!loaded.ok()) return Usage(absl::StrCat("--floor_key: ", loaded.status().message()));
@@ -139,7 +130,7 @@ int Main() {
   config.verify_signature = absl::GetFlag(FLAGS_verify_signature);
   std::unique_ptr<crypto::TrustStore> trust;
   if (const std::string ca = absl::GetFlag(FLAGS_ca); !ca.empty()) {
-    absl::StatusOr<std::string> pem = ReadFile(ca);
+    absl::StatusOr<std::string> pem = fs::ReadFile(ca);
     if (!pem.ok()) return Usage(std::string(pem.status().message()));
     absl::StatusOr<std::unique_ptr<crypto::TrustStore>> store =
         crypto::GetProvider().NewTrustStore(*pem, "");
