@@ -176,6 +176,8 @@ std::vector<grpc::Service*> AuthComponent::services() {
   return {service_.get()};
 }
 
+v1::Auth::Service* AuthComponent::auth_service() { return service_.get(); }
+
 void AuthComponent::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
   if (sweeper_.joinable()) sweeper_.join();

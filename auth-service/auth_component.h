@@ -15,6 +15,7 @@
 #include "common/rpc/component.h"
 #include "common/rpc/server_options.h"
 #include "prometheus/registry.h"
+#include "proto/vpn/v1/auth.grpc.pb.h"
 
 namespace vpn::store {
 class Store;
@@ -79,6 +80,8 @@ class AuthComponent : public rpc::Component {
 
   std::vector<grpc::Service*> services() override;
   void Stop() override;
+  // For `gateway`, which calls it directly.
+  v1::Auth::Service* auth_service();
 
  private:
   explicit AuthComponent(AuthServiceConfig config);

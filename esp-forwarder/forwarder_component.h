@@ -70,6 +70,9 @@ class ForwarderComponent : public rpc::Component {
 
   std::vector<grpc::Service*> services() override { return {&relay_, service_.get()}; }
   void Stop() override;
+  // For `gateway`, which reaches them directly.
+  IkeRelay* relay() { return &relay_; }
+  v1::Forwarder::Service* forwarder_service() { return service_.get(); }
 
   uint16_t ike_port() const { return ike_socket_->bound().port(); }
   uint16_t natt_port() const { return dataplane_->natt_socket().bound().port(); }

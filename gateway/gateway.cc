@@ -5,19 +5,6 @@
 
 namespace vpn::gateway {
 
-namespace {
-
-// The service of type T a component registers, or null.
-template <typename T>
-T* FindService(rpc::Component& component) {
-  for (grpc::Service* service : component.services()) {
-    if (auto* found = dynamic_cast<T*>(service)) return found;
-  }
-  return nullptr;
-}
-
-}  // namespace
-
 GatewayConfig DefaultGatewayConfig() {
   GatewayConfig config;
   config.server.grpc_listen = kDefaultOperatorSocket;
@@ -90,15 +77,15 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
   absl::StatusOr<std::unique_ptr<auth::AuthComponent>> auth =
       auth::AuthComponent::Create(config.auth, registry);
   if (!auth.ok()) return auth.status();
-  v1::Auth::Service* auth_service = FindService<v1::Auth::Service>(**auth);
-  gateway->components_.push_back(std::move(*auth));
+  gateway->auth_ = std::move(*auth);
+  v1::Auth::Service* auth_service = gateway->auth_->auth_service();
 
   config.mobility.shared_store = gateway->store_;
   absl::StatusOr<std::unique_ptr<mobility::MobilityComponent>> mobility =
       mobility::MobilityComponent::Create(config.mobility, registry);
   if (!mobility.ok()) return mobility.status();
-  v1::Mobility::Service* mobility_service = FindService<v1::Mobility::Service>(**mobility);
-  gateway->components_.push_back(std::move(*mobility));
+  gateway->mobility_ = std::move(*mobility);
+  v1::Mobility::Service* mobility_service = gateway->mobility_->mobility_service();
 
   config.forwarder.shared_store = gateway->store_;
   if (!config.forwarder.mobility_service.empty()) {
@@ -107,9 +94,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
   absl::StatusOr<std::unique_ptr<forwarder::ForwarderComponent>> forwarder =
       forwarder::ForwarderComponent::Create(config.forwarder, registry);
   if (!forwarder.ok()) return forwarder.status();
-  forwarder::IkeRelay* relay = FindService<forwarder::IkeRelay>(**forwarder);
-  v1::Forwarder::Service* forwarder_service = FindService<v1::Forwarder::Service>(**forwarder);
-  gateway->components_.push_back(std::move(*forwarder));
+  gateway->forwarder_ = std::move(*forwarder);
+  forwarder::IkeRelay* relay = gateway->forwarder_->relay();
 
   // ike-service calls auth-service and mobility-service directly, and
   // reaches the forwarder's relay directly: nothing goes over gRPC.
@@ -123,13 +109,13 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(GatewayConfig config) {
   absl::StatusOr<std::unique_ptr<ike::IkeComponent>> ike =
       ike::IkeComponent::Create(config.ike, registry);
   if (!ike.ok()) return ike.status();
-  v1::Management::Service* management = FindService<v1::Management::Service>(**ike);
-  gateway->components_.push_back(std::move(*ike));
+  gateway->ike_ = std::move(*ike);
 
   // What an operator calls; the authorization table grants a Unix socket's
   // callers the operator role, so Auth answers only the user calls here.
   absl::StatusOr<std::unique_ptr<rpc::ServiceHost>> host = rpc::ServiceHost::Start(
-      "gateway", config.server, {management, auth_service, forwarder_service},
+      "gateway", config.server,
+      {gateway->ike_->management_service(), auth_service, gateway->forwarder_->forwarder_service()},
       *gateway->metrics_);
   if (!host.ok()) return host.status();
   gateway->operator_api_ = std::move(*host);
@@ -145,9 +131,15 @@ void Gateway::Stop() {
   // Stopped, then destroyed, in the reverse of their start order: each one
   // calls only those started before it (ike-service's mobility flush thread
   // calls mobility-service), so nothing is called after it is gone.
-  // vector::clear() would destroy them first to last.
-  for (auto it = components_.rbegin(); it != components_.rend(); ++it) (*it)->Stop();
-  while (!components_.empty()) components_.pop_back();
+  const std::vector<rpc::Component*> started_last_first = {ike_.get(), forwarder_.get(),
+                                                           mobility_.get(), auth_.get()};
+  for (rpc::Component* component : started_last_first) {
+    if (component != nullptr) component->Stop();
+  }
+  ike_.reset();
+  forwarder_.reset();
+  mobility_.reset();
+  auth_.reset();
 }
 
 Gateway::~Gateway() { Stop(); }

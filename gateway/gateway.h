@@ -57,8 +57,11 @@ class Gateway {
   std::unique_ptr<rpc::MetricsEndpoint> metrics_;
   store::StoreHandle store_;
   std::unique_ptr<rpc::ServiceHost> operator_api_;
-  // In start order (auth, mobility, forwarder, ike); stopped in reverse.
-  std::vector<std::unique_ptr<rpc::Component>> components_;
+  // Started in this order; stopped in reverse.
+  std::unique_ptr<auth::AuthComponent> auth_;
+  std::unique_ptr<mobility::MobilityComponent> mobility_;
+  std::unique_ptr<forwarder::ForwarderComponent> forwarder_;
+  std::unique_ptr<ike::IkeComponent> ike_;
 };
 
 // The operator's API socket when the config names none.

@@ -60,6 +60,8 @@ class IkeComponent : public rpc::Component {
 
   std::vector<grpc::Service*> services() override { return {management_.get()}; }
   void Stop() override;
+  // For `gateway`, which serves it on the operator's API.
+  v1::Management::Service* management_service() { return management_.get(); }
 
  private:
   IkeComponent() = default;

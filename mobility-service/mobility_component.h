@@ -47,6 +47,8 @@ class MobilityComponent : public rpc::Component {
 
   std::vector<grpc::Service*> services() override { return {service_.get()}; }
   void Stop() override;
+  // For `gateway`, which calls it directly.
+  v1::Mobility::Service* mobility_service() { return service_.get(); }
 
  private:
   MobilityComponent() = default;
