@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
 #include "common/net/ip_endpoint.h"
@@ -197,9 +196,10 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
       component->store_.store.get(),
       [self](uint64_t spi_i, uint64_t spi_r) { return self->engine_->Terminate(spi_i, spi_r); });
   component->transport_->Start();
+  component->record_loop_ = component->RecordLoop();
   component->record_watcher_ = std::thread([self] {
     log::SetThreadName("ike-records");
-    self->WatchRecords();
+    self->record_loop_->Run();
   });
   component->sweeper_ = std::thread([self] {
     log::SetThreadName("ike-sweep");
@@ -211,8 +211,7 @@ absl::StatusOr<std::unique_ptr<IkeComponent>> IkeComponent::Create(
   return component;
 }
 
-void IkeComponent::WatchRecords() {
-  const log::Logger log("ike-service");
+std::unique_ptr<store::WatchLoop> IkeComponent::RecordLoop() {
   auto apply = [this](const store::KeyValue& kv, bool deleted) {
     uint64_t spi_i = 0, spi_r = 0;
     if (!store::ParseIkeSaKey(kv.key, &spi_i, &spi_r)) return;
@@ -220,10 +219,11 @@ void IkeComponent::WatchRecords() {
     v1::IkeSa record;
     if (record.ParseFromString(kv.value)) engine_->ApplyRecord(spi_i, spi_r, &record, kv.version);
   };
+  store::WatchHandlers handlers;
   // Every record as of a (re)list or resync: held SAs whose records are gone
   // are forgotten, and each listed record is applied (a takeover or a
   // delete missed while the watch was down is not lost).
-  auto relist = [this, &apply](const std::vector<store::KeyValue>& kvs, int64_t revision) {
+  handlers.snapshot = [this, apply](const std::vector<store::KeyValue>& kvs, int64_t revision) {
     std::vector<std::pair<uint64_t, uint64_t>> spis;
     for (const store::KeyValue& kv : kvs) {
       uint64_t spi_i = 0, spi_r = 0;
@@ -232,43 +232,19 @@ void IkeComponent::WatchRecords() {
     engine_->ResetStoredRecords(spis, revision);
     for (const store::KeyValue& kv : kvs) apply(kv, false);
   };
-  while (!stopping_.HasBeenNotified()) {
-    absl::StatusOr<store::ListResult> listed = store_.store->List("ike/");
-    if (listed.ok()) relist(listed->kvs, listed->revision);
-    absl::StatusOr<std::unique_ptr<store::Watcher>> watcher =
-        listed.ok() ? store_.store->Watch("ike/", listed->revision + 1)
-                    : absl::StatusOr<std::unique_ptr<store::Watcher>>(listed.status());
-    if (!watcher.ok()) {
-      log.Warning("cannot watch IKE records; retrying", {{"error", watcher.status().message()}});
-      stopping_.WaitForNotificationWithTimeout(absl::Seconds(1));
-      continue;
-    }
-    watch_canceller_.Track(watcher->get());
-    absl::Cleanup untrack = [this] { watch_canceller_.Track(nullptr); };
-    while (!stopping_.HasBeenNotified()) {
-      absl::StatusOr<store::WatchEvent> event = (*watcher)->Next(absl::Milliseconds(500));
-      if (absl::IsDeadlineExceeded(event.status())) continue;
-      if (!event.ok()) break;  // list and watch again
-      switch (event->type) {
-        case store::WatchEvent::Type::kPut:
-          apply(event->kv, false);
-          break;
-        case store::WatchEvent::Type::kDelete:
-          apply(event->kv, true);
-          break;
-        case store::WatchEvent::Type::kResync:
-          relist(event->snapshot, event->revision);
-          break;
-      }
-    }
-  }
+  handlers.put = [apply](const store::KeyValue& kv, int64_t) { apply(kv, false); };
+  handlers.del = [apply](const store::KeyValue& kv, int64_t) { apply(kv, true); };
+  store::WatchLoopOptions options;
+  options.what = "IKE records";
+  return std::make_unique<store::WatchLoop>(store_.store.get(), "ike/", std::move(handlers),
+                                            options);
 }
 
 IkeComponent::~IkeComponent() { Stop(); }
 
 void IkeComponent::Stop() {
   if (!stopping_.HasBeenNotified()) stopping_.Notify();
-  watch_canceller_.Cancel();
+  if (record_loop_ != nullptr) record_loop_->Stop();
   if (sweeper_.joinable()) sweeper_.join();
   if (record_watcher_.joinable()) record_watcher_.join();
   if (transport_ != nullptr) transport_->Stop();

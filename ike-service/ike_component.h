@@ -14,6 +14,7 @@
 #include "common/rpc/component.h"
 #include "common/rpc/server_options.h"
 #include "common/store/store_handle.h"
+#include "common/store/watch_loop.h"
 #include "ike-service/auth_client/authenticator.h"
 #include "ike-service/engine/ike_engine.h"
 #include "ike-service/exchange/responder_policy.h"
@@ -77,11 +78,13 @@ class IkeComponent : public rpc::Component {
   std::unique_ptr<ForwarderLink> transport_;
   std::unique_ptr<ManagementService> management_;
   absl::Notification stopping_;
-  store::WatchCanceller watch_canceller_;  // ends the record watch's wait on Stop()
   std::thread sweeper_;
   std::thread record_watcher_;  // follows IKE records changed elsewhere
 
-  void WatchRecords();
+  // Follows the IKE records: another replica's takeover, mobility-service's
+  // moves and deletes.
+  std::unique_ptr<store::WatchLoop> RecordLoop();
+  std::unique_ptr<store::WatchLoop> record_loop_;
 };
 
 }  // namespace vpn::ike

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -64,31 +63,53 @@ std::string SharedFailures::KeyFor(absl::string_view scope, absl::string_view ke
 std::unique_ptr<SharedFailures> SharedFailures::Start(store::Store* store, size_t max_tracked) {
   std::unique_ptr<SharedFailures> shared(new SharedFailures(store, max_tracked));
   SharedFailures* self = shared.get();
-  int64_t from = 0;
-  if (absl::Status listed = self->List(&from); !listed.ok()) {
+  // The counts before the first attempt, if the store answers now; the loop
+  // lists again (and keeps trying) on its own.
+  if (absl::Status listed = self->List(); !listed.ok()) {
     Log().Warning("cannot read the shared failure counts yet; counting here until the store answers",
                   {{"error", listed.message()}});
   }
-  shared->watcher_ = std::thread([self, from] {
+  store::WatchHandlers handlers;
+  handlers.snapshot = [self](const std::vector<store::KeyValue>& kvs, int64_t) {
+    absl::MutexLock lock(&self->mu_);
+    self->Replace(kvs);
+  };
+  handlers.put = [self](const store::KeyValue& kv, int64_t) {
+    absl::MutexLock lock(&self->mu_);
+    self->Apply(kv);
+  };
+  handlers.del = [self](const store::KeyValue& kv, int64_t revision) {
+    absl::MutexLock lock(&self->mu_);
+    if (auto it = self->cache_.find(kv.key);
+        it != self->cache_.end() && it->second.mod_revision <= revision) {
+      self->cache_.erase(it);
+    }
+  };
+  store::WatchLoopOptions options;
+  options.what = "shared failure counts";
+  shared->loop_ = std::make_unique<store::WatchLoop>(store, kPrefix, std::move(handlers), options);
+  shared->watcher_ = std::thread([self] {
     log::SetThreadName("auth-failures");
-    self->RunWatch(from);
+    self->loop_->Run();
   });
   return shared;
 }
 
-absl::Status SharedFailures::List(int64_t* next_revision) {
+absl::Status SharedFailures::List() {
   absl::StatusOr<store::ListResult> listed = store_->List(kPrefix);
   if (!listed.ok()) return listed.status();
   absl::MutexLock lock(&mu_);
-  cache_.clear();
-  for (const store::KeyValue& kv : listed->kvs) Apply(kv);
-  *next_revision = listed->revision + 1;
+  Replace(listed->kvs);
   return absl::OkStatus();
 }
 
+void SharedFailures::Replace(const std::vector<store::KeyValue>& kvs) {
+  cache_.clear();
+  for (const store::KeyValue& kv : kvs) Apply(kv);
+}
+
 SharedFailures::~SharedFailures() {
-  stop_.Notify();
-  watch_canceller_.Cancel();
+  if (loop_ != nullptr) loop_->Stop();
   if (watcher_.joinable()) watcher_.join();
 }
 
@@ -98,47 +119,6 @@ void SharedFailures::Apply(const store::KeyValue& kv) {
   Cached& cached = cache_[kv.key];
   if (kv.mod_revision < cached.mod_revision) return;  // older than what we have
   cached = {FromRecord(record), kv.mod_revision};
-}
-
-void SharedFailures::RunWatch(int64_t from_revision) {
-  while (!stop_.HasBeenNotified()) {
-    // 0: not listed yet (the store did not answer at start).
-    if (from_revision == 0 && !List(&from_revision).ok()) {
-      stop_.WaitForNotificationWithTimeout(absl::Seconds(1));
-      continue;
-    }
-    absl::StatusOr<std::unique_ptr<store::Watcher>> watcher = store_->Watch(kPrefix, from_revision);
-    if (!watcher.ok()) {
-      Log().Warning("cannot watch the shared failure counts; retrying",
-                    {{"error", watcher.status().message()}});
-      stop_.WaitForNotificationWithTimeout(absl::Seconds(1));
-      continue;
-    }
-    watch_canceller_.Track(watcher->get());
-    absl::Cleanup untrack = [this] { watch_canceller_.Track(nullptr); };
-    while (!stop_.HasBeenNotified()) {
-      absl::StatusOr<store::WatchEvent> event = (*watcher)->Next(absl::Milliseconds(500));
-      if (absl::IsDeadlineExceeded(event.status())) continue;
-      if (!event.ok()) break;  // watch again from the next revision
-      absl::MutexLock lock(&mu_);
-      switch (event->type) {
-        case store::WatchEvent::Type::kPut:
-          Apply(event->kv);
-          break;
-        case store::WatchEvent::Type::kDelete:
-          if (auto it = cache_.find(event->kv.key);
-              it != cache_.end() && it->second.mod_revision <= event->revision) {
-            cache_.erase(it);
-          }
-          break;
-        case store::WatchEvent::Type::kResync:
-          cache_.clear();
-          for (const store::KeyValue& kv : event->snapshot) Apply(kv);
-          break;
-      }
-      from_revision = event->revision + 1;
-    }
-  }
 }
 
 FailureState SharedFailures::CachedState(const std::string& store_key) const {

@@ -21,9 +21,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/store/store.h"
+#include "common/store/watch_loop.h"
 
 namespace vpn::auth::eap {
 
@@ -82,16 +82,15 @@ class SharedFailures {
   void Apply(const store::KeyValue& kv) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The cached state under a store key (empty if none).
   FailureState CachedState(const std::string& store_key) const ABSL_LOCKS_EXCLUDED(mu_);
-  // Replaces the view with the store's records; the revision to watch from.
-  absl::Status List(int64_t* next_revision) ABSL_LOCKS_EXCLUDED(mu_);
-  void RunWatch(int64_t from_revision);
+  // Replaces the view with the store's records.
+  absl::Status List() ABSL_LOCKS_EXCLUDED(mu_);
+  void Replace(const std::vector<store::KeyValue>& kvs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   store::Store* const store_;
   const size_t max_tracked_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);
-  absl::Notification stop_;
-  store::WatchCanceller watch_canceller_;  // ends the watch's wait on stop
+  std::unique_ptr<store::WatchLoop> loop_;
   std::thread watcher_;
 };
 

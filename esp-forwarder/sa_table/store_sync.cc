@@ -2,7 +2,6 @@
 
 #include <cstdlib>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -195,16 +194,60 @@ StoreSync::~StoreSync() { Stop(); }
 
 void StoreSync::Start() {
   if (checkpointer_) checkpointer_->Start();
-  absl::MutexLock lock(&apply_mu_);
-  absl::Status listed = Relist();
+  absl::Status listed;
+  int64_t listed_revision = -1;
+  {
+    absl::MutexLock lock(&apply_mu_);
+    listed = Relist();
+    if (listed.ok()) listed_revision = revision_.load();
+  }
   if (!listed.ok()) {
     Log().Warning("cannot list CHILD SAs; retrying", {{"error", listed.ToString()}});
   }
-  // Listed: the watch starts after that list (an empty store is at
+  store::WatchHandlers handlers;
+  handlers.snapshot = [this](const std::vector<store::KeyValue>& kvs, int64_t revision) {
+    absl::MutexLock lock(&apply_mu_);
+    ApplySnapshot(kvs, revision);
+  };
+  handlers.put = [this](const store::KeyValue& kv, int64_t revision) {
+    store::WatchEvent event;
+    event.revision = revision;
+    event.kv = kv;
+    absl::MutexLock lock(&apply_mu_);
+    Apply(event);
+  };
+  handlers.del = [this](const store::KeyValue& kv, int64_t revision) {
+    store::WatchEvent event;
+    event.type = store::WatchEvent::Type::kDelete;
+    event.revision = revision;
+    event.kv = kv;
+    absl::MutexLock lock(&apply_mu_);
+    Apply(event);
+  };
+  // Many events, one publication.
+  handlers.batch_done = [this] {
+    absl::MutexLock lock(&apply_mu_);
+    InstallPending();
+    table_->Publish();
+    installed_.Set(table_->Current()->size());
+  };
+  handlers.tick = [this] {
+    if (absl::Now() - last_sweep_ < options_.sweep_interval) return;
+    last_sweep_ = absl::Now();
+    absl::MutexLock lock(&apply_mu_);
+    Sweep();
+  };
+  store::WatchLoopOptions options;
+  options.wait = options_.sweep_interval;
+  options.retry = absl::Milliseconds(200);
+  options.what = "CHILD SAs";
+  loop_ = std::make_unique<store::WatchLoop>(store_.get(), store::kChildSaPrefix,
+                                             std::move(handlers), options);
+  // Listed: the watch starts after that listing (an empty store is at
   // revision 0; listing again would drop SAs announced meanwhile).
-  thread_ = std::thread([this, need_list = !listed.ok()] {
+  thread_ = std::thread([this, listed_revision] {
     log::SetThreadName("fwd-store-sync");
-    Run(need_list);
+    loop_->RunFrom(listed_revision);
   });
   offer_thread_ = std::thread([this] {
     log::SetThreadName("fwd-offers");
@@ -214,7 +257,7 @@ void StoreSync::Start() {
 
 void StoreSync::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
-  watch_canceller_.Cancel();
+  if (loop_ != nullptr) loop_->Stop();
   {
     absl::MutexLock lock(&offer_mu_);
     offer_cv_.SignalAll();
@@ -227,15 +270,19 @@ void StoreSync::Stop() {
 absl::Status StoreSync::Relist() {
   absl::StatusOr<store::ListResult> list = store_->List(store::kChildSaPrefix);
   if (!list.ok()) return list.status();
+  ApplySnapshot(list->kvs, list->revision);
+  return absl::OkStatus();
+}
+
+void StoreSync::ApplySnapshot(const std::vector<store::KeyValue>& kvs, int64_t revision) {
   store::WatchEvent resync;
   resync.type = store::WatchEvent::Type::kResync;
-  resync.revision = list->revision;
-  resync.snapshot = std::move(list->kvs);
+  resync.revision = revision;
+  resync.snapshot = kvs;
   Apply(resync);
   InstallPending();
   table_->Publish();
   installed_.Set(table_->Current()->size());
-  return absl::OkStatus();
 }
 
 void StoreSync::ApplyPut(const store::KeyValue& kv) {
@@ -406,60 +453,6 @@ void StoreSync::RunOffers() {
     InstallPending(/*announced=*/true);
     table_->Publish();
     installed_.Set(table_->Current()->size());
-  }
-}
-
-void StoreSync::Run(bool need_list) {
-  std::unique_ptr<store::Watcher> watcher;
-  absl::Cleanup untrack = [this] { watch_canceller_.Track(nullptr); };
-  while (!stop_.HasBeenNotified()) {
-    if (need_list || watcher == nullptr) {
-      if (need_list) {
-        absl::MutexLock lock(&apply_mu_);
-        if (absl::Status listed = Relist(); !listed.ok()) {
-          stop_.WaitForNotificationWithTimeout(absl::Seconds(1));
-          continue;
-        }
-      }
-      auto watch = store_->Watch(store::kChildSaPrefix, revision_.load() + 1);
-      if (!watch.ok()) {
-        Log().Warning("cannot watch CHILD SAs; retrying", {{"error", watch.status().ToString()}});
-        need_list = true;
-        stop_.WaitForNotificationWithTimeout(absl::Seconds(1));
-        continue;
-      }
-      watch_canceller_.Track(nullptr);
-      watcher = std::move(*watch);
-      watch_canceller_.Track(watcher.get());
-      need_list = false;
-    }
-    absl::StatusOr<store::WatchEvent> event = watcher->Next(options_.sweep_interval);
-    if (event.ok()) {
-      absl::MutexLock lock(&apply_mu_);
-      Apply(*event);
-      // Drain whatever else is queued, then publish once.
-      for (int i = 0; i < 1000; ++i) {
-        absl::StatusOr<store::WatchEvent> more = watcher->Next(absl::ZeroDuration());
-        if (!more.ok()) break;
-        Apply(*more);
-      }
-      InstallPending();
-      table_->Publish();
-      installed_.Set(table_->Current()->size());
-    } else if (stop_.HasBeenNotified()) {
-      break;
-    } else if (!absl::IsDeadlineExceeded(event.status())) {
-      Log().Warning("CHILD SA watch broke; re-listing", {{"error", event.status().ToString()}});
-      watch_canceller_.Track(nullptr);
-      watcher.reset();
-      need_list = true;
-      stop_.WaitForNotificationWithTimeout(absl::Milliseconds(200));
-    }
-    if (absl::Now() - last_sweep_ >= options_.sweep_interval) {
-      last_sweep_ = absl::Now();
-      absl::MutexLock lock(&apply_mu_);
-      Sweep();
-    }
   }
 }
 

@@ -26,6 +26,7 @@
 #include "common/store/sa_seal.h"
 #include "common/store/sealer.h"
 #include "common/store/store.h"
+#include "common/store/watch_loop.h"
 #include "esp-forwarder/sa_table/sa_table.h"
 #include "esp-forwarder/sa_table/seq_checkpoint.h"
 #include "prometheus/counter.h"
@@ -85,9 +86,10 @@ class StoreSync {
   SeqCheckpointer* checkpointer() { return checkpointer_.get(); }
 
  private:
-  void Run(bool need_list);
   void RunOffers();
+  // Lists the CHILD records and applies them as a snapshot (under apply_mu_).
   absl::Status Relist();
+  void ApplySnapshot(const std::vector<store::KeyValue>& kvs, int64_t revision);
   void Apply(const store::WatchEvent& event);
   void ApplyPut(const store::KeyValue& kv);
   // Entry for `spi` staged or waiting in pending_.
@@ -105,7 +107,7 @@ class StoreSync {
   SaTable* const table_;
   const StoreSyncOptions options_;
   absl::Notification stop_;
-  store::WatchCanceller watch_canceller_;  // ends Run's wait on Stop()
+  std::unique_ptr<store::WatchLoop> loop_;  // on thread_
   std::thread thread_;
   std::thread offer_thread_;
   absl::Mutex offer_mu_;
@@ -115,7 +117,7 @@ class StoreSync {
   // (the watch thread and the offer thread).
   absl::Mutex apply_mu_;
   std::atomic<int64_t> revision_{0};
-  absl::Time last_sweep_ = absl::InfinitePast();
+  absl::Time last_sweep_ = absl::InfinitePast();  // on thread_
   std::unique_ptr<SeqCheckpointer> checkpointer_;
   // New EspSas (not yet staged) of the events being applied, by SPI: staged
   // by InstallPending() once their sequence-number state is in place.

@@ -144,9 +144,22 @@ MobilityManager::MobilityManager(store::Store* store, Clock* clock,
 MobilityManager::~MobilityManager() { Stop(); }
 
 void MobilityManager::Start() {
+  store::WatchHandlers handlers;
+  handlers.list = [this] { return ListForView(); };
+  handlers.snapshot = [this](const std::vector<store::KeyValue>& kvs, int64_t revision) {
+    ReplaceView(kvs, std::exchange(listed_paths_, {}), revision);
+  };
+  handlers.put = [this](const store::KeyValue& kv, int64_t revision) { ApplyPut(kv, revision); };
+  handlers.del = [this](const store::KeyValue& kv, int64_t revision) {
+    ApplyDelete(kv, revision);
+  };
+  store::WatchLoopOptions options;
+  options.wait = absl::Milliseconds(250);
+  options.what = "SAs";
+  loop_ = std::make_unique<store::WatchLoop>(store_, kIkePrefix, std::move(handlers), options);
   watcher_ = std::thread([this] {
     log::SetThreadName("mob-watch");
-    RunWatch();
+    loop_->Run();
   });
   if (options_.sweep_interval > absl::ZeroDuration()) {
     sweeper_ = std::thread([this] {
@@ -160,45 +173,14 @@ void MobilityManager::Start() {
 
 void MobilityManager::Stop() {
   if (!stopping_.HasBeenNotified()) stopping_.Notify();
-  watch_canceller_.Cancel();
+  if (loop_ != nullptr) loop_->Stop();
   if (sweeper_.joinable()) sweeper_.join();
   if (watcher_.joinable()) watcher_.join();
 }
 
 // ---- The view of the store -------------------------------------------------
 
-void MobilityManager::RunWatch() {
-  bool first = true;
-  while (!stopping_.HasBeenNotified()) {
-    if (!first && stopping_.WaitForNotificationWithTimeout(absl::Seconds(1))) return;
-    first = false;
-    absl::StatusOr<int64_t> revision = Load();
-    if (!revision.ok()) {
-      log_.Warning("cannot list SAs; retrying", {{"error", revision.status().message()}});
-      continue;
-    }
-    absl::StatusOr<std::unique_ptr<store::Watcher>> watcher =
-        store_->Watch(kIkePrefix, *revision + 1);
-    if (!watcher.ok()) {
-      log_.Warning("cannot watch SAs; retrying", {{"error", watcher.status().message()}});
-      continue;
-    }
-    watch_canceller_.Track(watcher->get());
-    while (!stopping_.HasBeenNotified()) {
-      absl::StatusOr<store::WatchEvent> event = (*watcher)->Next(absl::Milliseconds(250));
-      if (absl::IsDeadlineExceeded(event.status())) continue;
-      if (stopping_.HasBeenNotified()) break;
-      if (!event.ok()) {
-        log_.Warning("SA watch broke; listing again", {{"error", event.status().message()}});
-        break;
-      }
-      ApplyEvent(*event);
-    }
-    watch_canceller_.Track(nullptr);
-  }
-}
-
-absl::StatusOr<int64_t> MobilityManager::Load() {
+absl::StatusOr<store::ListResult> MobilityManager::ListForView() {
   // Path records first: one whose SA is absent from the later IKE list is an
   // orphan for sure (an IKE record never comes back).
   absl::StatusOr<store::ListResult> paths = store_->List(kPathPrefix);
@@ -206,15 +188,13 @@ absl::StatusOr<int64_t> MobilityManager::Load() {
   absl::StatusOr<store::ListResult> ike = store_->List(kIkePrefix);
   if (!ike.ok()) return ike.status();
 
-  absl::flat_hash_map<std::string, absl::Time> persisted;
+  listed_paths_.clear();
   for (const store::KeyValue& kv : paths->kvs) {
     PathRecord record;
     if (record.ParseFromString(kv.value)) {
-      persisted[kv.key] = FromTimestamp(record.last_seen());
+      listed_paths_[kv.key] = FromTimestamp(record.last_seen());
     }
   }
-  ReplaceView(ike->kvs, persisted, ike->revision);
-
   absl::flat_hash_map<std::string, bool> live;
   for (const store::KeyValue& kv : ike->kvs) live[PathKeyOf(kv.key)] = true;
   for (const store::KeyValue& kv : paths->kvs) {
@@ -226,13 +206,7 @@ absl::StatusOr<int64_t> MobilityManager::Load() {
                    {{"key", kv.key}, {"error", removed.message()}});
     }
   }
-  size_t tracked;
-  {
-    absl::MutexLock lock(&mu_);
-    tracked = sas_.size();
-  }
-  log_.Info("SA view loaded", {{"revision", ike->revision}, {"tracked", tracked}});
-  return ike->revision;
+  return ike;
 }
 
 void MobilityManager::ReplaceView(
@@ -258,41 +232,32 @@ void MobilityManager::ReplaceView(
   for (const std::string& key : gone) EraseLocked(key);
   applied_revision_ = std::max(applied_revision_, revision);
   PublishGaugesLocked();
+  log_.Info("SA view loaded", {{"revision", revision}, {"tracked", sas_.size()}});
 }
 
-void MobilityManager::ApplyEvent(const store::WatchEvent& event) {
-  switch (event.type) {
-    case store::WatchEvent::Type::kResync:
-      ReplaceView(event.snapshot, {}, event.revision);
-      return;
-    case store::WatchEvent::Type::kPut: {
-      v1::IkeSa record;
-      absl::MutexLock lock(&mu_);
-      if (record.ParseFromString(event.kv.value)) {
-        // A new SA was just established (or first written): seen now.
-        UpsertLocked(event.kv.key, record, event.kv.version, event.kv.mod_revision,
-                     clock_->Now());
-      }
-      applied_revision_ = std::max(applied_revision_, event.revision);
-      PublishGaugesLocked();
-      return;
-    }
-    case store::WatchEvent::Type::kDelete: {
-      {
-        absl::MutexLock lock(&mu_);
-        EraseLocked(event.kv.key);
-        applied_revision_ = std::max(applied_revision_, event.revision);
-        PublishGaugesLocked();
-      }
-      // The SA ended (client DELETE, operator, or our own cleanup): its
-      // path record goes with it.
-      absl::Status removed = store_->Delete(PathKeyOf(event.kv.key)).status();
-      if (!removed.ok() && !absl::IsNotFound(removed)) {
-        log_.Warning("cannot remove path record",
-                     {{"key", event.kv.key}, {"error", removed.message()}});
-      }
-      return;
-    }
+void MobilityManager::ApplyPut(const store::KeyValue& kv, int64_t revision) {
+  v1::IkeSa record;
+  absl::MutexLock lock(&mu_);
+  if (record.ParseFromString(kv.value)) {
+    // A new SA was just established (or first written): seen now.
+    UpsertLocked(kv.key, record, kv.version, kv.mod_revision, clock_->Now());
+  }
+  applied_revision_ = std::max(applied_revision_, revision);
+  PublishGaugesLocked();
+}
+
+void MobilityManager::ApplyDelete(const store::KeyValue& kv, int64_t revision) {
+  {
+    absl::MutexLock lock(&mu_);
+    EraseLocked(kv.key);
+    applied_revision_ = std::max(applied_revision_, revision);
+    PublishGaugesLocked();
+  }
+  // The SA ended (client DELETE, operator, or our own cleanup): its path
+  // record goes with it.
+  absl::Status removed = store_->Delete(PathKeyOf(kv.key)).status();
+  if (!removed.ok() && !absl::IsNotFound(removed)) {
+    log_.Warning("cannot remove path record", {{"key", kv.key}, {"error", removed.message()}});
   }
 }
 

@@ -35,6 +35,7 @@
 #include "absl/time/time.h"
 #include "common/log/log.h"
 #include "common/store/store.h"
+#include "common/store/watch_loop.h"
 #include "mobility-service/outage/outage_policy.h"
 #include "mobility-service/tracker/clock.h"
 #include "mobility-service/tracker/path_record.pb.h"
@@ -120,13 +121,14 @@ class MobilityManager {
   };
   enum class Transition { kMarkDormant, kRevive };
 
-  void RunWatch();
-  // Lists "ike/" and "mobility/", replaces the view; returns the revision.
-  absl::StatusOr<int64_t> Load();
+  // The watch loop's listing: "mobility/" (into listed_paths_, deleting
+  // orphans), then "ike/", which it returns.
+  absl::StatusOr<store::ListResult> ListForView();
   void ReplaceView(const std::vector<store::KeyValue>& ike,
                    const absl::flat_hash_map<std::string, absl::Time>& persisted,
                    int64_t revision);
-  void ApplyEvent(const store::WatchEvent& event);
+  void ApplyPut(const store::KeyValue& kv, int64_t revision);
+  void ApplyDelete(const store::KeyValue& kv, int64_t revision);
   // Inserts or refreshes an SA from its IKE record (under mu_).
   void UpsertLocked(const std::string& key, const v1::IkeSa& record, int64_t version,
                     int64_t mod_revision, absl::Time baseline)
@@ -175,8 +177,11 @@ class MobilityManager {
   absl::Time last_persist_ ABSL_GUARDED_BY(mu_);
 
   absl::Notification stopping_;
-  store::WatchCanceller watch_canceller_;  // ends RunWatch's wait on Stop()
+  std::unique_ptr<store::WatchLoop> loop_;
   std::thread watcher_;
+  // Path records of the last listing, for the snapshot that follows it
+  // (both on the loop's thread).
+  absl::flat_hash_map<std::string, absl::Time> listed_paths_;
   std::thread sweeper_;
 };
 
