@@ -19,7 +19,9 @@ say() { printf '[fuzz] %s\n' "$*"; }
 die() { say "error: $*" >&2; exit 2; }
 usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
-out_base="${FUZZ_OUTPUT_BASE:-$HOME/.cache/vpn-gateway-bazel-fuzz}"
+# One output base per checkout, as Bazel's own default is (a clean clone in
+# another folder must not share it); actions come from the shared disk cache.
+out_base="${FUZZ_OUTPUT_BASE:-$HOME/.cache/vpn-gateway-bazel-fuzz/$(pwd | md5sum | cut -c1-12)}"
 work="${FUZZ_OUT:-/tmp/vpn-fuzz}"
 bazel_main() { flock -o /tmp/vpn-bazel.lock bazel "$@"; }
 # Its own output base; no convenience symlinks, so bazel-bin stays the main
