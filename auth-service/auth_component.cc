@@ -87,6 +87,7 @@ void ReadAuthServiceConfig(config::ConfigReader& reader, AuthServiceConfig* out)
   reader.StringList("crl_files", &out->crl_files);
   reader.Duration("eap_session_ttl", &out->eap_session_ttl);
   reader.Uint("eap_max_sessions", 1, 1000000, &out->eap_max_sessions);
+  reader.Uint("eap_max_sessions_per_address", 1, 1000000, &out->eap_max_sessions_per_address);
   reader.Uint("eap_retries", 0, 5, &out->eap_retries);
   reader.Bool("eap_failure_request", &out->eap_failure_request);
   reader.Uint("max_failures_per_user", 0, 1000000, &out->max_failures_per_user);
@@ -318,6 +319,7 @@ absl::StatusOr<std::unique_ptr<AuthComponent>> AuthComponent::Create(
   eap::SessionOptions session_options;
   session_options.ttl = config.eap_session_ttl;
   session_options.max_sessions = config.eap_max_sessions;
+  session_options.max_sessions_per_address = config.eap_max_sessions_per_address;
   eap::SessionObserver observer;
   observer.on_result = [metrics](absl::string_view r) { metrics->EapResult(r); };
   observer.on_active = [metrics](size_t n) { metrics->EapSessionsActive(n); };

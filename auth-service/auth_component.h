@@ -55,6 +55,7 @@ struct AuthServiceConfig {
   // EAP sessions.
   absl::Duration eap_session_ttl = absl::Seconds(60);
   uint64_t eap_max_sessions = 10000;
+  uint64_t eap_max_sessions_per_address = 128;
   uint64_t eap_retries = 0;          // MSCHAPv2 retries after a wrong password
   bool eap_failure_request = false;  // end with an R=0 Failure request
   // Brute-force protection (eap/brute_force_guard.h): failed attempts per

@@ -17,6 +17,7 @@ struct SessionManager::Session {
   absl::Time deadline;
   bool done = false;     // finished (success or failure)
   bool removed = false;  // swept from the map
+  std::string address_key;  // the client's address bytes; set before it is stored
 
   absl::Mutex mu;
   enum class Phase { kIdentity, kMethod, kDone };
@@ -128,6 +129,7 @@ absl::StatusOr<Result> SessionManager::Start(ByteSpan peer_identity,
     session->peer = PeerForLog(peer_identity);
     session->address.assign(peer_address.begin(), peer_address.end());
   }
+  session->address_key.assign(peer_address.begin(), peer_address.end());
   {
     absl::MutexLock lock(&mu_);
     if (sessions_.size() >= options_.max_sessions) {
@@ -135,6 +137,19 @@ absl::StatusOr<Result> SessionManager::Start(ByteSpan peer_identity,
                    {{"max_sessions", options_.max_sessions}});
       return absl::ResourceExhaustedError(
           absl::StrCat("too many EAP sessions (", options_.max_sessions, ")"));
+    }
+    if (!session->address_key.empty()) {
+      size_t& held = per_address_[session->address_key];
+      if (held >= options_.max_sessions_per_address) {
+        // Per packet an attacker picks the volume: debug level only.
+        log_.Debug("EAP session limit of one address reached",
+                   {{"address", AddressForLog(peer_address)},
+                    {"max_sessions_per_address", options_.max_sessions_per_address}});
+        return absl::ResourceExhaustedError(
+            absl::StrCat("too many EAP sessions from one address (",
+                         options_.max_sessions_per_address, ")"));
+      }
+      ++held;
     }
     session->deadline = Now() + options_.ttl;
     sessions_.emplace(session->id, session);
@@ -155,12 +170,19 @@ std::shared_ptr<SessionManager::Session> SessionManager::Find(
       --active_;
       Report("expired");
     }
-    session->removed = true;
+    ForgetLocked(*session);
     sessions_.erase(it);
     if (observer_.on_active) observer_.on_active(active_);
     return nullptr;
   }
   return session;
+}
+
+void SessionManager::ForgetLocked(Session& session) {
+  session.removed = true;
+  if (session.address_key.empty()) return;
+  auto it = per_address_.find(session.address_key);
+  if (it != per_address_.end() && --it->second == 0) per_address_.erase(it);
 }
 
 void SessionManager::MarkProgress(Session& session, bool done) {
@@ -377,7 +399,7 @@ size_t SessionManager::Sweep() {
         --active_;
         ++expired;
       }
-      session.removed = true;
+      ForgetLocked(session);
       sessions_.erase(it++);
     } else {
       ++it;

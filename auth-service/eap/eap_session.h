@@ -44,6 +44,10 @@ struct SessionOptions {
   absl::Duration ttl = absl::Seconds(60);     // idle time before expiry
   absl::Duration linger = absl::Seconds(10);  // finished sessions kept
   size_t max_sessions = 10000;
+  // Sessions held for one client address (unfinished or lingering), so one
+  // address cannot take the whole table; as ike-service's per-source
+  // half-open limit. Sessions without an address are not counted.
+  size_t max_sessions_per_address = 128;
   std::function<absl::Time()> clock;  // test hook; absl::Now when unset
 };
 
@@ -65,7 +69,8 @@ class SessionManager {
 
   // A new session and its EAP-Request/Identity (kContinue). `peer_address`
   // (4 or 16 bytes, or empty when unknown) goes to the method (PeerInfo).
-  // kResourceExhausted when max_sessions are in use.
+  // kResourceExhausted when max_sessions are in use, or
+  // max_sessions_per_address for `peer_address`.
   absl::StatusOr<Result> Start(ByteSpan peer_identity,
                                ByteSpan peer_address = {});
   // The peer's next EAP response. Unknown or expired sessions and bad
@@ -89,6 +94,8 @@ class SessionManager {
   Result Finish(Session& session, Result::Outcome outcome, uint8_t identifier,
                 const std::string& label, std::string* result_label);
   void MarkProgress(Session& session, bool done);
+  // Takes `session` out of sessions_' accounting (the caller erases it).
+  void ForgetLocked(Session& session) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeSweep();
   void Report(absl::string_view result);
 
@@ -101,6 +108,8 @@ class SessionManager {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Session>> sessions_
       ABSL_GUARDED_BY(mu_);
+  // Stored sessions by client address (Session::address_key).
+  absl::flat_hash_map<std::string, size_t> per_address_ ABSL_GUARDED_BY(mu_);
   size_t active_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_sweep_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };

@@ -100,6 +100,7 @@ class EapSessionTest : public ::testing::Test {
     SessionOptions session_options;
     session_options.ttl = absl::Seconds(60);
     session_options.max_sessions = max_sessions_;
+    session_options.max_sessions_per_address = per_address_;
     session_options.clock = [this] { return now_; };
     SessionObserver observer;
     observer.on_result = [this](absl::string_view r) {
@@ -140,6 +141,7 @@ class EapSessionTest : public ::testing::Test {
   MapCredentials credentials_;
   MsChapV2Options options_;
   size_t max_sessions_ = 100;
+  size_t per_address_ = 128;
   absl::Time now_ = absl::FromUnixSeconds(1700000000);
   std::unique_ptr<SessionManager> manager_;
   std::vector<std::string> results_;
@@ -545,6 +547,26 @@ TEST_F(EapSessionTest, SessionCountIsBounded) {
   EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
   now_ += absl::Seconds(61);
   EXPECT_TRUE(manager_->Start({}).ok());
+}
+
+// One address cannot take the whole table; others still get sessions, and
+// the address gets one again when one of its sessions is swept.
+TEST_F(EapSessionTest, SessionsPerAddressAreBounded) {
+  per_address_ = 2;
+  MakeManager();
+  const Bytes a = {192, 0, 2, 10}, b = {192, 0, 2, 11};
+  ASSERT_TRUE(manager_->Start({}, a).ok());
+  now_ += absl::Seconds(30);
+  ASSERT_TRUE(manager_->Start({}, a).ok());
+  absl::StatusOr<Result> third = manager_->Start({}, a);
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(manager_->Start({}, b).ok());
+  EXPECT_TRUE(manager_->Start({}).ok());  // no address: not counted
+  EXPECT_TRUE(manager_->Start({}).ok());
+  now_ += absl::Seconds(31);  // the first one expires
+  manager_->Sweep();
+  EXPECT_TRUE(manager_->Start({}, a).ok());
+  EXPECT_EQ(manager_->Start({}, a).status().code(), absl::StatusCode::kResourceExhausted);
 }
 
 TEST_F(EapSessionTest, UnknownSessionFails) {
