@@ -63,6 +63,16 @@ ns_exists() { [[ -e /run/netns/$1 ]]; }
 
 sysctl_set() { nsx "$1" sysctl -q -w "$2" >/dev/null; }
 
+# A veth link between two namespaces, addressed and up.
+#   veth NS_A DEV_A ADDR_A/LEN NS_B DEV_B ADDR_B/LEN
+veth() {
+  ip link add "$2" netns "$1" type veth peer name "$5" netns "$4"
+  nsx "$1" ip addr add "$3" dev "$2"
+  nsx "$4" ip addr add "$6" dev "$5"
+  nsx "$1" ip link set "$2" up
+  nsx "$4" ip link set "$5" up
+}
+
 facts() {
   local run=$1 nat=$2 two=$3 nodes=${4:-0}
   cat <<EOF
@@ -151,53 +161,29 @@ EOF
     nsx "$gw" ip link set a1 up
     nsx "$cli" ip route add "$GW_ADDR/32" via "$NAT_IN" dev a0 metric 50
   else
-    ip link add a0 netns "$cli" type veth peer name a1 netns "$gw"
-    nsx "$cli" ip addr add "$CLI_A/24" dev a0
-    nsx "$gw" ip addr add "$GW_ADDR/24" dev a1
-    nsx "$cli" ip link set a0 up
-    nsx "$gw" ip link set a1 up
+    veth "$cli" a0 "$CLI_A/24" "$gw" a1 "$GW_ADDR/24"
     nsx "$cli" ip route add "$GW_ADDR/32" dev a0 metric 50
   fi
 
   # Path B.
   if ((nodes)); then
-    ip link add b0 netns "$cli" type veth peer name b1 netns "$gw2"
-    nsx "$cli" ip addr add "$CLI_B/24" dev b0
-    nsx "$gw2" ip addr add "$GW_B/24" dev b1
+    veth "$cli" b0 "$CLI_B/24" "$gw2" b1 "$GW_B/24"
     nsx "$gw2" ip addr add "$GW_ADDR/32" dev lo
-    nsx "$cli" ip link set b0 up
-    nsx "$gw2" ip link set b1 up
     nsx "$cli" ip route add "$GW_ADDR/32" via "$GW_B" dev b0 metric 100
     # The control link: gw2's forwarder reaches etcd and mobility-service on
     # gw; ike-service on gw reaches gw2's forwarder.
-    ip link add c0 netns "$gw" type veth peer name c1 netns "$gw2"
-    nsx "$gw" ip addr add "$GW_CTL/30" dev c0
-    nsx "$gw2" ip addr add "$GW2_CTL/30" dev c1
-    nsx "$gw" ip link set c0 up
-    nsx "$gw2" ip link set c1 up
+    veth "$gw" c0 "$GW_CTL/30" "$gw2" c1 "$GW2_CTL/30"
     # gw2's protected network, with the same addresses as gw's.
-    ip link add lan0 netns "$lan2" type veth peer name lan1 netns "$gw2"
-    nsx "$lan2" ip addr add "$LAN_HOST/24" dev lan0
-    nsx "$gw2" ip addr add "$GW_LAN/24" dev lan1
-    nsx "$lan2" ip link set lan0 up
-    nsx "$gw2" ip link set lan1 up
+    veth "$lan2" lan0 "$LAN_HOST/24" "$gw2" lan1 "$GW_LAN/24"
     nsx "$lan2" ip route add default via "$GW_LAN"
   elif ((two)); then
-    ip link add b0 netns "$cli" type veth peer name b1 netns "$gw"
-    nsx "$cli" ip addr add "$CLI_B/24" dev b0
-    nsx "$gw" ip addr add "$GW_B/24" dev b1
-    nsx "$cli" ip link set b0 up
-    nsx "$gw" ip link set b1 up
+    veth "$cli" b0 "$CLI_B/24" "$gw" b1 "$GW_B/24"
     nsx "$cli" ip route add "$GW_ADDR/32" via "$GW_B" dev b0 metric 100
   fi
 
-  # Protected network.
-  ip link add lan0 netns "$lan" type veth peer name lan1 netns "$gw"
-  nsx "$lan" ip addr add "$LAN_HOST/24" dev lan0
-  nsx "$gw" ip addr add "$GW_LAN/24" dev lan1
-  nsx "$lan" ip link set lan0 up
-  nsx "$gw" ip link set lan1 up
-  # Replies to virtual IPs (and anything else) go back through the gateway.
+  # Protected network. Replies to virtual IPs (and anything else) go back
+  # through the gateway.
+  veth "$lan" lan0 "$LAN_HOST/24" "$gw" lan1 "$GW_LAN/24"
   nsx "$lan" ip route add default via "$GW_LAN"
 
   # Record the options so that 'facts', 'path-up' and 'nat-rebind' can see them.
