@@ -63,12 +63,14 @@ std::string SharedFailures::KeyFor(absl::string_view scope, absl::string_view ke
 std::unique_ptr<SharedFailures> SharedFailures::Start(store::Store* store, size_t max_tracked) {
   std::unique_ptr<SharedFailures> shared(new SharedFailures(store, max_tracked));
   SharedFailures* self = shared.get();
-  // The counts before the first attempt, if the store answers now; the loop
-  // lists again (and keeps trying) on its own.
-  if (absl::Status listed = self->List(); !listed.ok()) {
+  // The counts before the first attempt, if the store answers now; the
+  // loop watches from there, or lists (and keeps trying) on its own.
+  absl::StatusOr<int64_t> listed = self->List();
+  if (!listed.ok()) {
     Log().Warning("cannot read the shared failure counts yet; counting here until the store answers",
-                  {{"error", listed.message()}});
+                  {{"error", listed.status().message()}});
   }
+  const int64_t from = listed.ok() ? *listed : -1;
   store::WatchHandlers handlers;
   handlers.snapshot = [self](const std::vector<store::KeyValue>& kvs, int64_t) {
     absl::MutexLock lock(&self->mu_);
@@ -88,19 +90,19 @@ std::unique_ptr<SharedFailures> SharedFailures::Start(store::Store* store, size_
   store::WatchLoopOptions options;
   options.what = "shared failure counts";
   shared->loop_ = std::make_unique<store::WatchLoop>(store, kPrefix, std::move(handlers), options);
-  shared->watcher_ = std::thread([self] {
+  shared->watcher_ = std::thread([self, from] {
     log::SetThreadName("auth-failures");
-    self->loop_->Run();
+    self->loop_->RunFrom(from);
   });
   return shared;
 }
 
-absl::Status SharedFailures::List() {
+absl::StatusOr<int64_t> SharedFailures::List() {
   absl::StatusOr<store::ListResult> listed = store_->List(kPrefix);
   if (!listed.ok()) return listed.status();
   absl::MutexLock lock(&mu_);
   Replace(listed->kvs);
-  return absl::OkStatus();
+  return listed->revision;
 }
 
 void SharedFailures::Replace(const std::vector<store::KeyValue>& kvs) {

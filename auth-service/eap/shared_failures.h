@@ -82,8 +82,8 @@ class SharedFailures {
   void Apply(const store::KeyValue& kv) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The cached state under a store key (empty if none).
   FailureState CachedState(const std::string& store_key) const ABSL_LOCKS_EXCLUDED(mu_);
-  // Replaces the view with the store's records.
-  absl::Status List() ABSL_LOCKS_EXCLUDED(mu_);
+  // Replaces the view with the store's records; returns their revision.
+  absl::StatusOr<int64_t> List() ABSL_LOCKS_EXCLUDED(mu_);
   void Replace(const std::vector<store::KeyValue>& kvs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   store::Store* const store_;

@@ -23,7 +23,7 @@ WatchLoop::WatchLoop(Store* store, std::string prefix, WatchHandlers handlers,
       options_(std::move(options)) {}
 
 void WatchLoop::Stop() {
-  if (!stopping_.HasBeenNotified()) stopping_.Notify();
+  if (!stop_requested_.exchange(true)) stopping_.Notify();
   canceller_.Cancel();
 }
 
@@ -31,7 +31,10 @@ absl::StatusOr<int64_t> WatchLoop::List() {
   absl::StatusOr<ListResult> listed = handlers_.list ? handlers_.list() : store_->List(prefix_);
   if (!listed.ok()) return listed.status();
   ++listings_;
-  if (handlers_.snapshot) handlers_.snapshot(listed->kvs, listed->revision);
+  if (handlers_.snapshot) {
+    absl::MutexLockMaybe lock(options_.batch_mutex);
+    handlers_.snapshot(listed->kvs, listed->revision);
+  }
   return listed->revision;
 }
 
@@ -52,38 +55,41 @@ void WatchLoop::Deliver(const WatchEvent& event) {
 void WatchLoop::Run() { RunFrom(-1); }
 
 void WatchLoop::RunFrom(int64_t revision) {
-  bool first = true;
+  bool list = revision < 0;
+  bool wait = false;  // after a failure
   while (!stopping_.HasBeenNotified()) {
-    if (!first && stopping_.WaitForNotificationWithTimeout(options_.retry)) return;
-    if (!first || revision < 0) {
+    if (wait && stopping_.WaitForNotificationWithTimeout(options_.retry)) return;
+    if (list) {
       absl::StatusOr<int64_t> listed = List();
       if (!listed.ok()) {
-        first = false;
+        wait = true;
         Log().Warning("cannot list " + options_.what + "; retrying",
                       {{"prefix", prefix_}, {"error", listed.status().message()}});
         continue;
       }
       revision = *listed;
     }
-    first = false;
-    Follow(revision);
+    list = true;
+    // A watch that broke: list again at once; one that did not open: wait.
+    wait = !Follow(revision);
   }
 }
 
-void WatchLoop::Follow(int64_t revision) {
+bool WatchLoop::Follow(int64_t revision) {
   absl::StatusOr<std::unique_ptr<Watcher>> watcher = store_->Watch(prefix_, revision + 1);
   if (!watcher.ok()) {
     Log().Warning("cannot watch " + options_.what + "; retrying",
                   {{"prefix", prefix_}, {"error", watcher.status().message()}});
-    return;
+    return false;
   }
   canceller_.Track(watcher->get());
   absl::Cleanup untrack = [this] { canceller_.Track(nullptr); };
   absl::Time last_tick = absl::Now();
   while (!stopping_.HasBeenNotified()) {
     absl::StatusOr<WatchEvent> event = (*watcher)->Next(options_.wait);
-    if (stopping_.HasBeenNotified()) return;
+    if (stopping_.HasBeenNotified()) return false;
     if (event.ok()) {
+      absl::MutexLockMaybe lock(options_.batch_mutex);
       Deliver(*event);
       for (size_t i = 1; i < options_.max_batch; ++i) {
         absl::StatusOr<WatchEvent> more = (*watcher)->Next(absl::ZeroDuration());
@@ -94,13 +100,14 @@ void WatchLoop::Follow(int64_t revision) {
     } else if (!absl::IsDeadlineExceeded(event.status())) {
       Log().Warning("watch of " + options_.what + " broke; listing again",
                     {{"prefix", prefix_}, {"error", event.status().message()}});
-      return;
+      return true;
     }
     if (handlers_.tick && absl::Now() - last_tick >= options_.wait) {
       last_tick = absl::Now();
       handlers_.tick();
     }
   }
+  return false;
 }
 
 }  // namespace vpn::store

@@ -1,8 +1,9 @@
 // The one way to follow a prefix of the store: list it, watch from the
 // listing's revision + 1, and hand each change to the caller. When the watch
-// breaks (the store restarted, a network error) or cannot be opened, the
-// loop waits `retry` and lists again: a listing is a snapshot, so nothing
-// that changed while the watch was down is missed. A resync from the store
+// breaks (the store restarted, a network error) the loop lists again at
+// once, and after a failed listing or watch it waits `retry` first: a
+// listing is a snapshot, so nothing that changed while the watch was down
+// is missed. A resync from the store
 // (history compacted) is handed over as a snapshot too.
 //
 //   store::WatchLoop loop(store, "ike/", handlers);
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/store/store.h"
@@ -43,6 +45,10 @@ struct WatchLoopOptions {
   absl::Duration retry = absl::Seconds(1);        // after a failed list or watch
   size_t max_batch = 1000;
   std::string what = "records";  // for log lines: "cannot watch <what>"
+  // Optional: held while a snapshot, or a batch of events and batch_done,
+  // is handed over, so another thread never sees half a batch applied. The
+  // handlers then run with it held (tick does not).
+  absl::Mutex* batch_mutex = nullptr;
 };
 
 class WatchLoop {
@@ -66,13 +72,15 @@ class WatchLoop {
   // Lists and hands over the snapshot; the revision to watch from.
   absl::StatusOr<int64_t> List();
   void Deliver(const WatchEvent& event);
-  // Runs one watch from `revision` + 1 until it breaks or Stop().
-  void Follow(int64_t revision);
+  // Runs one watch from `revision` + 1 until it breaks (true) or cannot be
+  // opened or Stop() (false).
+  bool Follow(int64_t revision);
 
   Store* const store_;
   const std::string prefix_;
   const WatchHandlers handlers_;
   const WatchLoopOptions options_;
+  std::atomic<bool> stop_requested_{false};
   absl::Notification stopping_;
   WatchCanceller canceller_;
   std::atomic<int> listings_{0};

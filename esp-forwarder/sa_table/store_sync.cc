@@ -204,29 +204,33 @@ void StoreSync::Start() {
   if (!listed.ok()) {
     Log().Warning("cannot list CHILD SAs; retrying", {{"error", listed.ToString()}});
   }
+  // The handlers but tick run with apply_mu_ held for a whole batch
+  // (options.batch_mutex): the offer thread, which installs what is pending
+  // as announced (unwritten sequence numbers), must never find an SA that
+  // came by watch in pending_.
   store::WatchHandlers handlers;
   handlers.snapshot = [this](const std::vector<store::KeyValue>& kvs, int64_t revision) {
-    absl::MutexLock lock(&apply_mu_);
+    apply_mu_.AssertHeld();
     ApplySnapshot(kvs, revision);
   };
   handlers.put = [this](const store::KeyValue& kv, int64_t revision) {
+    apply_mu_.AssertHeld();
     store::WatchEvent event;
     event.revision = revision;
     event.kv = kv;
-    absl::MutexLock lock(&apply_mu_);
     Apply(event);
   };
   handlers.del = [this](const store::KeyValue& kv, int64_t revision) {
+    apply_mu_.AssertHeld();
     store::WatchEvent event;
     event.type = store::WatchEvent::Type::kDelete;
     event.revision = revision;
     event.kv = kv;
-    absl::MutexLock lock(&apply_mu_);
     Apply(event);
   };
   // Many events, one publication.
   handlers.batch_done = [this] {
-    absl::MutexLock lock(&apply_mu_);
+    apply_mu_.AssertHeld();
     InstallPending();
     table_->Publish();
     installed_.Set(table_->Current()->size());
@@ -241,6 +245,7 @@ void StoreSync::Start() {
   options.wait = options_.sweep_interval;
   options.retry = absl::Milliseconds(200);
   options.what = "CHILD SAs";
+  options.batch_mutex = &apply_mu_;
   loop_ = std::make_unique<store::WatchLoop>(store_.get(), store::kChildSaPrefix,
                                              std::move(handlers), options);
   // Listed: the watch starts after that listing (an empty store is at
