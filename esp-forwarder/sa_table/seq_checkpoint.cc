@@ -33,13 +33,17 @@ bool ConsumeCanonicalDecimal(absl::string_view* text, uint64_t* out) {
   return true;
 }
 
-// What an unreadable checkpoint stands for: any outbound number may be in
-// use, so outbound continues at 2^63 (with ESN; no one reaches it) or stops
-// (without ESN: past 2^32, seq_exhausted). Inbound is not known either; 0
-// keeps the SA receiving.
+// Outbound numbers from here on count as spent: an SA at or past it sends
+// no more (seq_exhausted drops) until it is rekeyed. No counter gets here;
+// an unreadable checkpoint is read as this mark, since any number below it
+// may have been used. (Jumping there with ESN would not help: the receiver
+// infers the high 32 bits from its window, RFC 4303 Appendix A.)
+constexpr uint64_t kSpentMark = uint64_t{1} << 63;
+
+// Inbound is not known either; 0 keeps the SA receiving.
 SeqMarks UnreadableMarks() {
   SeqMarks marks;
-  marks.outbound_reserved = uint64_t{1} << 63;
+  marks.outbound_reserved = kSpentMark;
   return marks;
 }
 
@@ -214,7 +218,7 @@ void SeqCheckpointer::Install(const std::vector<std::shared_ptr<esp::EspSa>>& sa
       } else {
         plan.known = UnreadableMarks();
         Log().Error("sequence-number checkpoint does not parse; its outbound numbers count as "
-                    "spent (the SA sends only with ESN, from 2^63)",
+                    "spent (the SA sends nothing more until it is rekeyed)",
                     {{"key", kv->key}});
       }
     }
@@ -268,8 +272,8 @@ void SeqCheckpointer::Compute(Plan& plan, const SeqMarks& persisted) const {
   if (!plan.outbound) return;
   // The next block starts at our counter (or above someone else's).
   const uint64_t base = std::max(sa.next_sequence(), plan.floor);
-  if (!sa.params().algorithms.esn && base > kMax32) {
-    // Exhausted (no ESN): nothing left to reserve; seq_exhausted drops.
+  if (base >= kSpentMark || (!sa.params().algorithms.esn && base > kMax32)) {
+    // Exhausted or spent: nothing left to reserve; seq_exhausted drops.
     plan.outbound = false;
     return;
   }
