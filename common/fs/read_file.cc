@@ -25,7 +25,9 @@ absl::Status Failure(const std::string& path, int error) {
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_size) {
   if (path.empty()) return absl::InvalidArgumentError("no file name given");
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer before
+  // fstat could refuse it; it changes nothing for a regular file.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return Failure(path, errno);
   absl::Cleanup close_fd = [fd] { close(fd); };
   struct stat st;

@@ -1,6 +1,7 @@
 #include "common/fs/read_file.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -39,6 +40,11 @@ TEST(ReadFileTest, ErrorsNameTheFileAndTheReason) {
   read = ReadFile("/dev/zero");
   ASSERT_FALSE(read.ok());
   EXPECT_EQ(read.status().message(), "/dev/zero: not a regular file");
+  const std::string fifo = dir + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  read = ReadFile(fifo);  // no writer: must not wait for one
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().message(), fifo + ": not a regular file");
   const std::string big = dir + "/big";
   std::ofstream(big, std::ios::binary) << std::string(1001, 'x');
   read = ReadFile(big, 1000);
