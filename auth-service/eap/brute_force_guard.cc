@@ -39,19 +39,6 @@ absl::Time BruteForceGuard::Now() const {
   return options_.clock ? options_.clock() : absl::Now();
 }
 
-std::string BruteForceGuard::AddressKey(ByteSpan address) {
-  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0,
-                                          0, 0, 0, 0, 0xff, 0xff};
-  if (address.size() == 4) {
-    return std::string(address.begin(), address.end());
-  }
-  if (address.size() != 16) return "";
-  if (address.subspan(0, 12) == ByteSpan(kMapped)) {
-    return std::string(address.begin() + 12, address.end());
-  }
-  return std::string(address.begin(), address.begin() + 8);  // the /64
-}
-
 BruteForceGuard::Entry* BruteForceGuard::Find(Table& table,
                                               const std::string& key,
                                               absl::Time now) {
@@ -179,7 +166,7 @@ bool BruteForceGuard::RecordShared(Table& table, const std::string& key,
 bool BruteForceGuard::Begin(absl::string_view user, ByteSpan address) {
   const absl::Time now = Now();
   const std::string user_key = UserKey(user);
-  const std::string address_key = AddressKey(address);
+  const std::string address_key = ClientAddressKey(address);
   const bool by_user = options_.max_failures_per_user > 0 && !user_key.empty();
   const bool by_address =
       options_.max_failures_per_address > 0 && !address_key.empty();
@@ -205,7 +192,7 @@ void BruteForceGuard::Finish(absl::string_view user, ByteSpan address,
                              Outcome outcome) {
   const absl::Time now = Now();
   const std::string user_key = UserKey(user);
-  const std::string address_key = AddressKey(address);
+  const std::string address_key = ClientAddressKey(address);
   const bool by_user = options_.max_failures_per_user > 0 && !user_key.empty();
   const bool by_address =
       options_.max_failures_per_address > 0 && !address_key.empty();

@@ -74,11 +74,6 @@ class BruteForceGuard : public AttemptLimiter {
   // locked counts. Call it every few seconds.
   void Sweep();
 
-  // The key an address is counted under: 4 bytes for IPv4 (and IPv4-mapped
-  // IPv6), the first 8 bytes for other IPv6; empty (not counted) for
-  // anything else.
-  static std::string AddressKey(ByteSpan address);
-
   // For tests.
   size_t tracked_users() const;
   size_t tracked_addresses() const;

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "auth-service/eap/eap_session.h"
 #include "auth-service/eap/shared_failures.h"
 #include "common/store/embedded_store.h"
 #include "common/store/etcd_launcher.h"
@@ -158,13 +159,13 @@ TEST_F(BruteForceGuardTest, AttemptsInFlightCountAgainstTheLimit) {
 
 TEST_F(BruteForceGuardTest, AddressKeys) {
   const Bytes mapped = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 1};
-  EXPECT_EQ(BruteForceGuard::AddressKey(mapped),
-            BruteForceGuard::AddressKey(kAddressA));
-  EXPECT_EQ(BruteForceGuard::AddressKey(V6(1)), BruteForceGuard::AddressKey(V6(2)));
-  EXPECT_NE(BruteForceGuard::AddressKey(V6(1)),
-            BruteForceGuard::AddressKey(V6(1, 1)));
-  EXPECT_EQ(BruteForceGuard::AddressKey({}), "");
-  EXPECT_EQ(BruteForceGuard::AddressKey(Bytes(5)), "");
+  EXPECT_EQ(ClientAddressKey(mapped),
+            ClientAddressKey(kAddressA));
+  EXPECT_EQ(ClientAddressKey(V6(1)), ClientAddressKey(V6(2)));
+  EXPECT_NE(ClientAddressKey(V6(1)),
+            ClientAddressKey(V6(1, 1)));
+  EXPECT_EQ(ClientAddressKey({}), "");
+  EXPECT_EQ(ClientAddressKey(Bytes(5)), "");
 }
 
 TEST_F(BruteForceGuardTest, Ipv6IsCountedPerSlash64) {

@@ -59,6 +59,19 @@ std::string PeerForLog(ByteSpan id) {
 
 }  // namespace
 
+std::string ClientAddressKey(ByteSpan address) {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0,
+                                          0, 0, 0, 0, 0xff, 0xff};
+  if (address.size() == 4) {
+    return std::string(address.begin(), address.end());
+  }
+  if (address.size() != 16) return "";
+  if (address.subspan(0, 12) == ByteSpan(kMapped)) {
+    return std::string(address.begin() + 12, address.end());
+  }
+  return std::string(address.begin(), address.begin() + 8);  // the /64
+}
+
 std::string AddressForLog(ByteSpan address) {
   char buf[INET6_ADDRSTRLEN] = {};
   if (address.empty()) return "unknown";
@@ -129,7 +142,7 @@ absl::StatusOr<Result> SessionManager::Start(ByteSpan peer_identity,
     session->peer = PeerForLog(peer_identity);
     session->address.assign(peer_address.begin(), peer_address.end());
   }
-  session->address_key.assign(peer_address.begin(), peer_address.end());
+  session->address_key = ClientAddressKey(peer_address);
   {
     absl::MutexLock lock(&mu_);
     if (sessions_.size() >= options_.max_sessions) {

@@ -44,9 +44,10 @@ struct SessionOptions {
   absl::Duration ttl = absl::Seconds(60);     // idle time before expiry
   absl::Duration linger = absl::Seconds(10);  // finished sessions kept
   size_t max_sessions = 10000;
-  // Sessions held for one client address (unfinished or lingering), so one
-  // address cannot take the whole table; as ike-service's per-source
-  // half-open limit. Sessions without an address are not counted.
+  // Sessions held for one client address (ClientAddressKey: an IPv6 /64),
+  // unfinished or lingering, so one address cannot take the whole table; as
+  // ike-service's per-source half-open limit. Sessions without an address
+  // are not counted.
   size_t max_sessions_per_address = 128;
   std::function<absl::Time()> clock;  // test hook; absl::Now when unset
 };
@@ -119,5 +120,10 @@ std::string Printable(absl::string_view text);
 
 // A 4- or 16-byte IP address as text; "unknown" when empty, else hex.
 std::string AddressForLog(ByteSpan address);
+
+// The key a client address is counted under (sessions held, failed
+// attempts): 4 bytes for IPv4 (and IPv4-mapped IPv6), the /64 for other
+// IPv6, since one client holds a whole /64; empty (not counted) otherwise.
+std::string ClientAddressKey(ByteSpan address);
 
 }  // namespace vpn::auth::eap
