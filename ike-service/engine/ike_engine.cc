@@ -368,8 +368,10 @@ bool IkeEngine::Unprotect(IkeSa& sa, const v1::IkeDatagram& datagram,
     return true;
   }
   const auto* skf = last.As<codec::SkfPayload>();
+  FragmentReassembly& reassembly =
+      request.header.response ? sa.response_reassembly : sa.reassembly;
   if (skf == nullptr || !sa.peer_supports_fragmentation ||
-      !sa.reassembly.ValidNumbering(skf->fragment_number, skf->total_fragments)) {
+      !reassembly.ValidNumbering(skf->fragment_number, skf->total_fragments)) {
     *error = "no usable SK or SKF payload";
     return false;
   }
@@ -379,7 +381,7 @@ bool IkeEngine::Unprotect(IkeSa& sa, const v1::IkeDatagram& datagram,
     *error = std::string(plain.status().message());
     return false;
   }
-  switch (sa.reassembly.Add(request.header.message_id, skf->fragment_number,
+  switch (reassembly.Add(request.header.message_id, skf->fragment_number,
                             skf->total_fragments, skf->inner_first_payload, *std::move(plain))) {
     case FragmentReassembly::Outcome::kStored:
     case FragmentReassembly::Outcome::kIgnored:
@@ -391,7 +393,7 @@ bool IkeEngine::Unprotect(IkeSa& sa, const v1::IkeDatagram& datagram,
       break;
   }
   codec::PayloadType first = codec::PayloadType::kNone;
-  const crypto::Bytes whole = sa.reassembly.Take(&first);
+  const crypto::Bytes whole = reassembly.Take(&first);
   codec::DecodeResult<std::vector<codec::Payload>> chain =
       codec::DecodePayloadChain(first, whole);
   if (!chain.ok()) {

@@ -81,7 +81,10 @@ struct IkeSa {
   bool restored = false;
   uint32_t last_response_id = 0;
   std::vector<crypto::Bytes> last_response;
-  FragmentReassembly reassembly;  // of the request being received
+  // Fragments being received: of the client's request, and of its
+  // response to one of the gateway's requests (IDs of either window).
+  FragmentReassembly reassembly;
+  FragmentReassembly response_reassembly;
 
   // Requests the gateway sends (liveness, deletes): its own message IDs.
   uint32_t next_own_request_id = 0;
