@@ -166,7 +166,10 @@ size_t SegmentTcp(const uint8_t* packet, size_t size, uint16_t mss, SegmentSink&
 size_t SegmentUdp(const uint8_t* packet, size_t size, uint16_t mss, SegmentSink& sink) {
   const size_t ip_len = IpHeaderBefore(packet, size, 17);
   const size_t headers = ip_len + 8;
-  if (ip_len == 0 || mss == 0 || size < headers || headers + mss > sink.buffer_size()) return 0;
+  if (ip_len == 0 || mss == 0 || size < headers ||
+      headers + std::min<size_t>(mss, size - headers) > sink.buffer_size()) {
+    return 0;
+  }
   const bool v6 = (packet[0] >> 4) == 6;
   const size_t payload = size - headers;
   const uint16_t id0 = v6 ? 0 : Get16(packet + 4);
