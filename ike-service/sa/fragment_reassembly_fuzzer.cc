@@ -68,7 +68,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FragmentReassembly reassembly;
   Model model;
   size_t at = 0;
-  while (size - at >= 5) {
+  size_t generated = 0;  // bounds an input's cost: enough to pass 64 KiB four times
+  while (size - at >= 5 && generated < 4 * FragmentReassembly::kMaxBytes) {
     const uint32_t message_id = data[at] % 4;
     const uint16_t number = data[at + 1] % 40;
     const uint16_t total = data[at + 2] % 40;
@@ -80,6 +81,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     at += 5;
     Bytes plain;
     for (size_t r = 0; r < repeat; ++r) plain.insert(plain.end(), data + at, data + at + length);
+    generated += plain.size() + 1;
     at += length;
     const Outcome got = reassembly.Add(message_id, number, total, type, plain);
     Check(got == model.Add(message_id, number, total, type, plain));
