@@ -1,9 +1,13 @@
 #include "ike-service/management/management_service.h"
 
+#include <algorithm>
+
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/store/sa_keys.h"
+#include "common/store/watch_loop.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace vpn::ike {
@@ -17,6 +21,20 @@ grpc::Status ToGrpc(const absl::Status& status) {
 google::protobuf::Timestamp Now() {
   return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
       absl::ToUnixNanos(absl::Now()));
+}
+
+// What changed between two versions of an SA's record that an operator
+// sees as an event; none for a refresh (liveness, a path tag).
+absl::optional<v1::SaEvent::Kind> ChangeOf(const v1::IkeSa* before, const v1::IkeSa& after) {
+  if (before == nullptr) return v1::SaEvent::UP;
+  if (before->remote().SerializeAsString() != after.remote().SerializeAsString()) {
+    return v1::SaEvent::ADDRESS_UPDATE;
+  }
+  if (!std::equal(after.child_spis().begin(), after.child_spis().end(),
+                  before->child_spis().begin(), before->child_spis().end())) {
+    return v1::SaEvent::REKEY;
+  }
+  return absl::nullopt;
 }
 
 }  // namespace
@@ -97,56 +115,60 @@ grpc::Status ManagementService::WatchEvents(grpc::ServerContext* context,
     v1::IkeSa sa;
     if (sa.ParseFromString(kv.value)) known[kv.key] = sa;
   }
-  absl::StatusOr<std::unique_ptr<store::Watcher>> watcher =
-      store_->Watch("ike/", current->revision + 1);
-  if (!watcher.ok()) return ToGrpc(watcher.status());
-  while (!context->IsCancelled()) {
-    absl::StatusOr<store::WatchEvent> event = (*watcher)->Next(absl::Milliseconds(500));
-    if (absl::IsDeadlineExceeded(event.status())) continue;
-    if (!event.ok()) return ToGrpc(event.status());
-    if (event->type == store::WatchEvent::Type::kResync) {
-      known.clear();
-      for (const store::KeyValue& kv : event->snapshot) {
-        v1::IkeSa sa;
-        if (sa.ParseFromString(kv.value)) known[kv.key] = sa;
-      }
-      continue;
-    }
+  store::WatchLoop* running = nullptr;
+  auto emit = [&](v1::SaEvent::Kind kind, const v1::IkeSa& sa) {
     v1::SaEvent out;
+    out.set_kind(kind);
     *out.mutable_time() = Now();
-    if (event->type == store::WatchEvent::Type::kDelete) {
-      auto it = known.find(event->kv.key);
-      if (it == known.end()) continue;
-      out.set_kind(v1::SaEvent::DOWN);
-      out.set_initiator_spi(it->second.initiator_spi());
-      out.set_responder_spi(it->second.responder_spi());
-      out.set_eap_identity(it->second.eap_identity());
-      *out.mutable_remote() = it->second.remote();
-      known.erase(it);
-    } else {
+    out.set_initiator_spi(sa.initiator_spi());
+    out.set_responder_spi(sa.responder_spi());
+    out.set_eap_identity(sa.eap_identity());
+    *out.mutable_remote() = sa.remote();
+    if (!writer->Write(out)) running->Stop();  // the caller went away
+  };
+  auto put = [&](const std::string& key, v1::IkeSa sa) {
+    auto it = known.find(key);
+    const v1::IkeSa* before = it == known.end() ? nullptr : &it->second;
+    if (absl::optional<v1::SaEvent::Kind> kind = ChangeOf(before, sa)) emit(*kind, sa);
+    known[key] = std::move(sa);
+  };
+  store::WatchHandlers handlers;
+  handlers.put = [&](const store::KeyValue& kv, int64_t) {
+    v1::IkeSa sa;
+    if (sa.ParseFromString(kv.value)) put(kv.key, std::move(sa));
+  };
+  handlers.del = [&](const store::KeyValue& kv, int64_t) {
+    auto it = known.find(kv.key);
+    if (it == known.end()) return;
+    emit(v1::SaEvent::DOWN, it->second);
+    known.erase(it);
+  };
+  // After a resync or a broken watch: what changed meanwhile, as events.
+  handlers.snapshot = [&](const std::vector<store::KeyValue>& kvs, int64_t) {
+    absl::flat_hash_set<std::string> listed;
+    for (const store::KeyValue& kv : kvs) {
       v1::IkeSa sa;
-      if (!sa.ParseFromString(event->kv.value)) continue;
-      auto it = known.find(event->kv.key);
-      if (it == known.end()) {
-        out.set_kind(v1::SaEvent::UP);
-      } else if (it->second.remote().SerializeAsString() != sa.remote().SerializeAsString()) {
-        out.set_kind(v1::SaEvent::ADDRESS_UPDATE);
-      } else if (it->second.child_spis_size() != sa.child_spis_size() ||
-                 !std::equal(sa.child_spis().begin(), sa.child_spis().end(),
-                             it->second.child_spis().begin())) {
-        out.set_kind(v1::SaEvent::REKEY);
-      } else {
-        known[event->kv.key] = sa;
+      if (!sa.ParseFromString(kv.value)) continue;
+      listed.insert(kv.key);
+      put(kv.key, std::move(sa));
+    }
+    for (auto it = known.begin(); it != known.end();) {
+      if (listed.contains(it->first)) {
+        ++it;
         continue;
       }
-      out.set_initiator_spi(sa.initiator_spi());
-      out.set_responder_spi(sa.responder_spi());
-      out.set_eap_identity(sa.eap_identity());
-      *out.mutable_remote() = sa.remote();
-      known[event->kv.key] = std::move(sa);
+      emit(v1::SaEvent::DOWN, it->second);
+      known.erase(it++);
     }
-    if (!writer->Write(out)) break;
-  }
+  };
+  handlers.tick = [&] {
+    if (context->IsCancelled()) running->Stop();
+  };
+  store::WatchLoopOptions options;
+  options.what = "IKE records (event stream)";
+  store::WatchLoop loop(store_, "ike/", std::move(handlers), options);
+  running = &loop;
+  loop.RunFrom(current->revision);
   return grpc::Status::OK;
 }
 
