@@ -382,11 +382,16 @@ def scenario_forged(ph, results):
         it.ping(t, "cli", t.lan_host, count=3, interval=0.05)
     finally:
         cap.stop()
-    spi_out = int(child["spi_out"], 16)
+    # While the rekey's old SA is still being deleted both are INSTALLED:
+    # take the one the pings went out under.
+    installed = {int(c["spi_out"], 16): c for c in client.list_sas()[0]["children"]
+                 if c.get("state") == "INSTALLED"}
     esp = [p for _, src, sport, dst, dport, p in swan.read_pcap_udp(cap.path)
-           if dst == t.gw_addr and len(p) > 8 and int.from_bytes(p[:4], "big") == spi_out]
+           if dst == t.gw_addr and len(p) > 8 and int.from_bytes(p[:4], "big") in installed]
     if not esp:
-        raise Failure(f"{name}: no ESP with SPI {child['spi_out']} captured on {dev}")
+        raise Failure(f"{name}: no ESP of an installed CHILD SA "
+                      f"({', '.join(c['spi_out'] for c in installed.values())}) captured on {dev}")
+    child = installed[int.from_bytes(esp[-1][:4], "big")]
     fresh = bytearray(esp[-1])
     fresh[4:8] = (int.from_bytes(fresh[4:8], "big") + 100000).to_bytes(4, "big")
     fresh[-1] ^= 0x01
